@@ -1,0 +1,53 @@
+"""Settings from the environment, the one place that reads it.
+
+``ENGAGE_DATABASE_URL`` picks an existing PostgreSQL server; without it an
+embedded server keeps its data under ``ENGAGE_HOME``. ``ENGAGE_KAFKA_BOOTSTRAP``
+makes the log Kafka (the scale-out mode).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from engage.errors import ConfigError
+
+DEFAULT_PARTITIONS = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    home: Path
+    kafka_bootstrap: str | None
+    partitions: int = DEFAULT_PARTITIONS
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ) if env is None else env
+        url = env.get("ENGAGE_DATABASE_URL") or None
+        if url is not None:
+            check_database_url(url)
+        parts = env.get("ENGAGE_PARTITIONS", str(DEFAULT_PARTITIONS))
+        try:
+            partitions = int(parts)
+            if not 1 <= partitions <= 1024:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"ENGAGE_PARTITIONS must be 1 to 1024, got {parts!r}") from None
+        return cls(
+            database_url=url,
+            home=Path(env.get("ENGAGE_HOME") or ".engage"),
+            kafka_bootstrap=env.get("ENGAGE_KAFKA_BOOTSTRAP") or None,
+            partitions=partitions,
+        )
+
+
+def check_database_url(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgres", "postgresql"):
+        raise ConfigError(
+            f"ENGAGE_DATABASE_URL must be a postgresql:// URL, got scheme {parsed.scheme!r}"
+        )

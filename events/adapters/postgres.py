@@ -1,0 +1,220 @@
+"""The ``Log`` port on PostgreSQL, and the dead-letter store.
+
+Each stream is a table. An append locks the partition rows it writes to in
+``log_partitions`` (in partition order, so appenders cannot deadlock), drops
+ids already on the stream, assigns consecutive offsets and NOTIFYs listeners
+on commit. Holding the partition lock until commit is what lets a consumer
+poll ``offset >= n`` without ever skipping a late-committing row.
+"""
+
+from __future__ import annotations
+
+import select
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import psycopg
+from psycopg import sql
+
+from engage.database import connect
+from engage.errors import StorageError
+from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
+from events.partitioning import partition_for
+
+CHANNEL: Final = "engage_log"
+
+# stream -> (table, id column)
+_TABLES: Final = {TOUCHPOINTS: ("touchpoints", "event_id"), TRIGGERS: ("trigger_log", "trigger_id")}
+
+
+def _table(stream: str) -> tuple[str, str]:
+    try:
+        return _TABLES[stream]
+    except KeyError:
+        raise StorageError(f"unknown log stream {stream!r}") from None
+
+
+class PostgresLog:
+    def __init__(self, dsn: str, partitions: int) -> None:
+        self._dsn = dsn
+        self._partitions = partitions
+        self._conn = connect(dsn)
+        self._listener: psycopg.Connection[tuple[object, ...]] | None = None
+
+    @property
+    def partitions(self) -> int:
+        return self._partitions
+
+    def append(self, stream: str, entries: Sequence[Entry]) -> AppendResult:
+        if not entries:
+            return AppendResult()
+        table, id_col = _table(stream)
+        by_partition: dict[int, list[Entry]] = defaultdict(list)
+        seen: set[str] = set()
+        duplicates: list[str] = []
+        for entry in entries:
+            if entry.record_id in seen:
+                duplicates.append(entry.record_id)
+                continue
+            seen.add(entry.record_id)
+            by_partition[partition_for(entry.key, self._partitions)].append(entry)
+        parts = sorted(by_partition)
+        try:
+            with self._conn.transaction():
+                cur = self._conn.cursor()
+                heads = dict(
+                    cur.execute(  # type: ignore[arg-type]
+                        "SELECT partition, head FROM log_partitions"
+                        " WHERE stream = %s AND partition = ANY(%s)"
+                        " ORDER BY partition FOR UPDATE",
+                        (stream, parts),
+                    ).fetchall()
+                )
+                existing = {
+                    str(r[0])
+                    for r in cur.execute(
+                        sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
+                            sql.Identifier(id_col), sql.Identifier(table), sql.Identifier(id_col)
+                        ),
+                        (list(seen),),
+                    )
+                }
+                accepted = 0
+                if stream == TOUCHPOINTS:
+                    columns = sql.SQL(
+                        'partition, "offset", event_id, customer_id, type, occurred_at, payload'
+                    )
+                else:
+                    columns = sql.SQL(
+                        'partition, "offset", trigger_id, customer_id, rule_id, fired_at, payload'
+                    )
+                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), columns)
+                new_heads: list[tuple[int, int]] = []
+                with cur.copy(copy_sql) as copy:
+                    for p in parts:
+                        head = int(heads[p])  # type: ignore[call-overload]
+                        for entry in by_partition[p]:
+                            if entry.record_id in existing:
+                                duplicates.append(entry.record_id)
+                                continue
+                            copy.write_row(
+                                (p, head, entry.record_id, entry.key, entry.type,
+                                 entry.occurred_at, entry.payload)
+                            )
+                            head += 1
+                            accepted += 1
+                        new_heads.append((head, p))
+                cur.executemany(
+                    "UPDATE log_partitions SET head = %s WHERE stream = %s AND partition = %s",
+                    [(h, stream, p) for h, p in new_heads],
+                )
+                if accepted:
+                    cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, stream))
+        except psycopg.Error as exc:
+            raise StorageError(f"appending to the {stream} log failed: {exc}") from None
+        return AppendResult(accepted, duplicates)
+
+    def read(self, stream: str, positions: Mapping[int, int], limit: int) -> list[LogRecord]:
+        table, _ = _table(stream)
+        key_col = "customer_id"
+        parts = sorted(positions)
+        query = sql.SQL(
+            "SELECT t.partition, t.\"offset\", t.{key}, t.payload"
+            " FROM unnest(%s::int[], %s::bigint[]) AS c(p, o)"
+            " CROSS JOIN LATERAL (SELECT partition, \"offset\", {key}, payload FROM {table}"
+            "   WHERE partition = c.p AND \"offset\" >= c.o ORDER BY \"offset\" LIMIT %s) AS t"
+            " ORDER BY t.partition, t.\"offset\""
+        ).format(key=sql.Identifier(key_col), table=sql.Identifier(table))
+        try:
+            with self._conn.transaction():
+                rows = self._conn.execute(
+                    query, (parts, [positions[p] for p in parts], limit)
+                ).fetchall()
+        except psycopg.Error as exc:
+            raise StorageError(f"reading the {stream} log failed: {exc}") from None
+        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload, arg-type]
+
+    def heads(self, stream: str) -> dict[int, int]:
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                "SELECT partition, head FROM log_partitions WHERE stream = %s", (stream,)
+            ).fetchall()
+        return {int(p): int(h) for p, h in rows}  # type: ignore[call-overload]
+
+    def wait(self, timeout: float) -> bool:
+        """LISTEN/NOTIFY: wake as soon as an append commits, poll as a fallback."""
+        if self._listener is None:
+            self._listener = connect(self._dsn, autocommit=True)
+            self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+        got = False
+        for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+            got = True
+        if got:  # drain the burst without blocking
+            ready, _, _ = select.select([self._listener.fileno()], [], [], 0)
+            if ready:
+                for _ in self._listener.notifies(timeout=0.001):
+                    pass
+        return got
+
+    def close(self) -> None:
+        self._conn.close()
+        if self._listener is not None:
+            self._listener.close()
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    received_at: str
+    stage: str
+    source: str | None
+    line_no: int | None
+    event_id: str | None
+    field: str
+    reason: str
+    raw: str
+
+
+DeadLetterRow = tuple[str, str | None, int | None, str | None, str, str, str]
+"""(stage, source, line_no, event_id, field, reason, raw)."""
+
+
+class PostgresDeadLetters:
+    """Rejected inputs with their raw text, so nothing sent is ever silently lost."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        self._conn = conn
+
+    def add(self, rows: Sequence[DeadLetterRow]) -> None:
+        if not rows:
+            return
+        with self._conn.transaction():
+            add_dead_letters(self._conn, rows)
+
+    def list(self, limit: int = 100) -> list[DeadLetter]:
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                "SELECT id, to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                " stage, source, line_no, event_id, field, reason, raw"
+                " FROM dead_letters ORDER BY id DESC LIMIT %s",
+                (limit,),
+            ).fetchall()
+        return [DeadLetter(*r) for r in reversed(rows)]  # type: ignore[arg-type]
+
+    def count(self) -> int:
+        with self._conn.transaction():
+            row = self._conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+        return int(row[0]) if row else 0  # type: ignore[call-overload]
+
+
+def add_dead_letters(
+    conn: psycopg.Connection[tuple[object, ...]], rows: Sequence[DeadLetterRow]
+) -> None:
+    """Write dead letters inside the caller's transaction (the processor's batch)."""
+    with conn.cursor().copy(
+        "COPY dead_letters (stage, source, line_no, event_id, field, reason, raw) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)

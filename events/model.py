@@ -1,0 +1,84 @@
+"""The typed touchpoint model shared by ingest, the codec and the fold.
+
+Times are integer microseconds since the Unix epoch, UTC. The fold and the
+rules compare and subtract times millions of times per second; plain ints keep
+that cheap and make the core independent of ``datetime`` and time zones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+Micros = int
+"""Microseconds since 1970-01-01T00:00:00Z."""
+
+SECOND: Final = 1_000_000
+MINUTE: Final = 60 * SECOND
+HOUR: Final = 60 * MINUTE
+DAY: Final = 24 * HOUR
+
+CHANNELS: Final = ("email", "web", "app", "store", "chat", "phone", "survey", "support", "other")
+
+# type -> (required properties, optional properties, default channel)
+EVENT_TYPES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...], str]]] = {
+    "identify": ((), ("email", "name", "traits"), "other"),
+    "email_sent": (("campaign_id",), ("message_id",), "email"),
+    "email_opened": (("campaign_id",), ("message_id",), "email"),
+    "email_clicked": (("campaign_id",), ("message_id", "url"), "email"),
+    "unsubscribed": ((), ("list",), "email"),
+    "subscribed": ((), ("list",), "email"),
+    "web_visit": (("url",), ("referrer",), "web"),
+    "purchase": (("order_id", "amount"), ("currency", "items"), "web"),
+    "refund": (("order_id", "amount"), (), "web"),
+    "chat_started": (("conversation_id",), (), "chat"),
+    "chat_ended": (("conversation_id",), ("resolved",), "chat"),
+    "support_case_opened": (("case_id",), (), "support"),
+    "support_case_closed": (("case_id",), ("resolution",), "support"),
+    "survey_response": (("survey", "score"), ("comment",), "survey"),
+}
+
+MAX_ID_LENGTH: Final = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Touchpoint:
+    """One immutable customer touchpoint, as validated at ingest.
+
+    ``properties`` holds the typed, known properties of the event's type with
+    their normalised Python values (``amount`` a float, ``currency`` upper-case,
+    ``resolved`` a bool...). ``extra`` keeps unknown properties as strings so
+    nothing an upstream system sent is lost.
+    """
+
+    event_id: str
+    customer_id: str
+    type: str
+    occurred_at: Micros
+    channel: str
+    source: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerEvent:
+    """One fired lifecycle trigger, as it goes to the outbox and the triggers stream.
+
+    A typed value rather than a dict so the rules, the outbox relay and the
+    codec agree on one shape checked by mypy. ``trigger_id`` is deterministic
+    (rule, customer, cause) so a redelivered batch produces the same id and is
+    recognised; ``fired_at`` is event time, never wall-clock time, so a replay
+    fires identical triggers. ``caused_by`` is a tuple so the value stays as
+    immutable as the log it lands on; ``details`` is free-form because each
+    rule kind reports different facts.
+    """
+
+    trigger_id: str
+    rule_id: str
+    rule_version: int
+    kind: str
+    customer_id: str
+    fired_at: Micros
+    caused_by: tuple[str, ...]
+    details: dict[str, Any]

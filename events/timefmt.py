@@ -1,0 +1,48 @@
+"""ISO 8601 <-> integer microseconds, the only place times change shape.
+
+Kept apart from the model so the fold never touches ``datetime``: the fold
+sees integers, the edges (ingest, JSON output, CLI flags) see strings.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from events.model import Micros
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_iso(text: str) -> Micros:
+    """Parse an ISO 8601 timestamp that carries a zone (``Z`` or an offset).
+
+    Raises ``ValueError`` with a reason a person can act on.
+    """
+    if not isinstance(text, str) or not text:
+        raise ValueError("expected an ISO 8601 timestamp string")
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 timestamp") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{text!r} has no time zone; add 'Z' or an offset such as +02:00")
+    return to_micros(value)
+
+
+def to_micros(value: datetime) -> Micros:
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def to_datetime(micros: Micros) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def format_iso(micros: Micros) -> str:
+    """Format as ISO 8601 UTC with a ``Z``: the contract's timestamp form."""
+    text = to_datetime(micros).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def format_optional(micros: Micros | None) -> str | None:
+    return None if micros is None else format_iso(micros)

@@ -1,0 +1,153 @@
+"""The profile store on PostgreSQL (psycopg 3).
+
+Profiles are loaded with one ``= ANY`` query per batch and written with COPY
+into a temporary table followed by one upsert, because per-row round trips
+would cost more than the whole fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import psycopg
+
+from engage.database import connect
+from engage.errors import StorageError
+from events.adapters.postgres import add_dead_letters
+from events.model import Micros, TriggerEvent
+from projections.profile import Profile
+from projections.store import DeadLetterRow
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+class PostgresTransaction:
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+        self._temp_ready = False
+
+    def lock_offsets(self, consumer: str, stream: str, partitions: Iterable[int]) -> dict[int, int]:
+        parts = sorted(partitions)
+        self._conn.execute(
+            'INSERT INTO consumer_offsets (consumer, stream, partition, "offset")'
+            " SELECT %s, %s, p, 0 FROM unnest(%s::int[]) AS p ON CONFLICT DO NOTHING",
+            (consumer, stream, parts),
+        )
+        rows = self._conn.execute(
+            'SELECT partition, "offset" FROM consumer_offsets'
+            " WHERE consumer = %s AND stream = %s AND partition = ANY(%s)"
+            " ORDER BY partition FOR UPDATE",
+            (consumer, stream, parts),
+        ).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    def save_offsets(self, consumer: str, stream: str, offsets: Mapping[int, int]) -> None:
+        if not offsets:
+            return
+        parts = sorted(offsets)
+        self._conn.execute(
+            'UPDATE consumer_offsets AS c SET "offset" = v.o'
+            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, o)"
+            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p",
+            (parts, [offsets[p] for p in parts], consumer, stream),
+        )
+
+    def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, Profile]:
+        if not customer_ids:
+            return {}
+        rows = self._conn.execute(
+            "SELECT customer_id, state::text FROM profiles WHERE customer_id = ANY(%s)",
+            (list(customer_ids),),
+        ).fetchall()
+        return {cid: Profile.from_state(orjson.loads(state)) for cid, state in rows}
+
+    def save_profiles(self, profiles: Sequence[Profile]) -> None:
+        if not profiles:
+            return
+        if not self._temp_ready:
+            self._conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS profiles_in"
+                " (customer_id text, state jsonb, last_seen bigint) ON COMMIT DELETE ROWS"
+            )
+            self._temp_ready = True
+        cur = self._conn.cursor()
+        with cur.copy("COPY profiles_in (customer_id, state, last_seen) FROM STDIN") as copy:
+            for p in profiles:
+                copy.write_row((p.customer_id, orjson.dumps(p).decode(), p.last_seen))
+        cur.execute(
+            "INSERT INTO profiles (customer_id, state, last_seen, updated_at)"
+            " SELECT customer_id, state, last_seen, now() FROM profiles_in"
+            " ON CONFLICT (customer_id) DO UPDATE SET state = EXCLUDED.state,"
+            " last_seen = EXCLUDED.last_seen, updated_at = EXCLUDED.updated_at"
+        )
+
+    def get_clock(self, consumer: str) -> Micros | None:
+        row = self._conn.execute(
+            "SELECT clock FROM processor_clock WHERE consumer = %s", (consumer,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def save_clock(self, consumer: str, clock: Micros) -> None:
+        self._conn.execute(
+            "INSERT INTO processor_clock (consumer, clock) VALUES (%s, %s)"
+            " ON CONFLICT (consumer) DO UPDATE SET clock = GREATEST(processor_clock.clock,"
+            " EXCLUDED.clock)",
+            (consumer, clock),
+        )
+
+    def dead_letter(self, rows: Sequence[DeadLetterRow]) -> None:
+        if rows:
+            add_dead_letters(self._conn, rows)
+
+    def add_outbox(self, triggers: Sequence[TriggerEvent]) -> None:
+        if triggers:
+            raise StorageError("the trigger outbox arrives with the rules engine")
+
+
+class PostgresProfileStore:
+    def __init__(self, dsn: str) -> None:
+        self._conn: Conn = connect(dsn)
+        self._tx = PostgresTransaction(self._conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTransaction]:
+        try:
+            with self._conn.transaction():
+                yield self._tx
+        except psycopg.Error as exc:
+            raise StorageError(f"the profile store failed: {exc}") from None
+
+    def get(self, customer_id: str) -> Profile | None:
+        with self.transaction() as tx:
+            return tx.load_profiles([customer_id]).get(customer_id)
+
+    def clock(self, consumer: str) -> Micros | None:
+        with self.transaction() as tx:
+            return tx.get_clock(consumer)
+
+    def offsets(self, consumer: str, stream: str) -> dict[int, int]:
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                'SELECT partition, "offset" FROM consumer_offsets'
+                " WHERE consumer = %s AND stream = %s",
+                (consumer, stream),
+            ).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    def count(self) -> int:
+        with self._conn.transaction():
+            row = self._conn.execute("SELECT count(*) FROM profiles").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def sample_ids(self, limit: int) -> list[str]:
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                "SELECT customer_id FROM profiles ORDER BY customer_id LIMIT %s", (limit,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,62 @@
+"""The profile store port: profiles, consumer offsets, the clock and the outbox,
+written together in one transaction per batch.
+
+That single transaction is the whole exactly-once story: a batch's effects
+(profiles, dead letters, trigger outbox) and the offsets that say "this batch
+is done" commit or vanish together, so a crash at any instant neither skips
+nor double-applies an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from events.model import Micros, TriggerEvent
+from projections.profile import Profile
+
+DeadLetterRow = tuple[str, str | None, int | None, str | None, str, str, str]
+"""(stage, source, line_no, event_id, field, reason, raw)."""
+
+
+class StoreTransaction(Protocol):
+    def lock_offsets(self, consumer: str, stream: str, partitions: Iterable[int]) -> dict[int, int]:
+        """Lock and return the committed positions (next offset to read, 0 if none).
+
+        The lock serialises processors that share a consumer name, so two of
+        them can never apply the same batch."""
+        ...
+
+    def save_offsets(self, consumer: str, stream: str, offsets: Mapping[int, int]) -> None: ...
+
+    def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, Profile]: ...
+
+    def save_profiles(self, profiles: Sequence[Profile]) -> None: ...
+
+    def get_clock(self, consumer: str) -> Micros | None: ...
+
+    def save_clock(self, consumer: str, clock: Micros) -> None: ...
+
+    def dead_letter(self, rows: Sequence[DeadLetterRow]) -> None: ...
+
+    def add_outbox(self, triggers: Sequence[TriggerEvent]) -> None: ...
+
+
+class ProfileStore(Protocol):
+    def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
+
+    def get(self, customer_id: str) -> Profile | None: ...
+
+    def clock(self, consumer: str) -> Micros | None: ...
+
+    def offsets(self, consumer: str, stream: str) -> dict[int, int]: ...
+
+    def count(self) -> int: ...
+
+    def sample_ids(self, limit: int) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+ProfileState = dict[str, Any]
