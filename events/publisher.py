@@ -68,7 +68,7 @@ class Publisher:
 
     def publish_lines(
         self,
-        lines: Iterable[str],
+        lines: Iterable[str | bytes],
         source: str | None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> PublishReport:
@@ -80,9 +80,20 @@ class Publisher:
         for line_no, line in enumerate(lines, start=1):
             consumed += len(line)
             report.lines = line_no
-            if not line.strip():
+            if isinstance(line, bytes):
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raw = line.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+                    rejections.append(
+                        Rejection(line_no, "(line)", f"not valid UTF-8: {exc.reason} at byte {exc.start}", raw)
+                    )
+                    continue
+            else:
+                text = line
+            if not text.strip():
                 continue
-            item = parse_line(line.rstrip("\r\n"), line_no)
+            item = parse_line(text.rstrip("\r\n"), line_no)
             if isinstance(item, Rejection):
                 rejections.append(item)
             else:

@@ -58,6 +58,10 @@ class Profile:
     window_opens: list[Micros] = field(default_factory=list)
     window_clicks: list[Micros] = field(default_factory=list)
     identity: dict[str, str] = field(default_factory=dict)
+    # per-rule memory owned by the rules engine (last fired, once-keys, cap window).
+    # Values are JSON-ready and treated as immutable: replace them, never mutate,
+    # so ``copy`` can stay shallow here.
+    rule_state: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> Profile:
         """A deep-enough copy: every mutable container is new, so the fold can
@@ -97,6 +101,7 @@ class Profile:
             list(self.window_opens),
             list(self.window_clicks),
             dict(self.identity),
+            dict(self.rule_state),
         )
 
     @property

@@ -136,6 +136,18 @@ class PostgresLog:
             raise StorageError(f"reading the {stream} log failed: {exc}") from None
         return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload, arg-type]
 
+    def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]:
+        """One customer's touchpoints in log order, up to an event time (for timelines and
+        point-in-time reads); PostgreSQL-only, served by an index."""
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                'SELECT partition, "offset", customer_id, payload FROM touchpoints'
+                " WHERE customer_id = %s AND occurred_at <= %s"
+                ' ORDER BY "offset"',
+                (customer_id, (1 << 63) - 1 if until is None else until),
+            ).fetchall()
+        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload, arg-type]
+
     def heads(self, stream: str) -> dict[int, int]:
         with self._conn.transaction():
             rows = self._conn.execute(

@@ -137,6 +137,20 @@ class PostgresProfileStore:
             ).fetchall()
         return {int(p): int(o) for p, o in rows}
 
+    def consumers(self) -> list[tuple[str, str, int]]:
+        """(consumer, stream, records consumed) for every consumer that committed."""
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                'SELECT consumer, stream, sum("offset") FROM consumer_offsets'
+                " GROUP BY consumer, stream ORDER BY consumer, stream"
+            ).fetchall()
+        return [(str(c), str(s), int(n)) for c, s, n in rows]
+
+    def clocks(self) -> dict[str, Micros]:
+        with self._conn.transaction():
+            rows = self._conn.execute("SELECT consumer, clock FROM processor_clock").fetchall()
+        return {str(c): int(t) for c, t in rows}
+
     def count(self) -> int:
         with self._conn.transaction():
             row = self._conn.execute("SELECT count(*) FROM profiles").fetchone()

@@ -1,0 +1,45 @@
+"""The ``engage`` command line: a thin shell over ``engage.runtime.Engine``.
+
+Errors the user can act on are ``EngageError``s and print as one line on
+stderr with a non-zero exit; anything unexpected is also reduced to one line
+(set ``ENGAGE_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from engage.cli import customers, demo, ingest, later, processing
+from engage.cli.app import app
+from engage.errors import EngageError
+
+__all__ = ["app", "main"]
+
+_ = (customers, demo, ingest, later, processing)  # the modules register their commands on import
+
+
+def main() -> None:
+    # Typer's standalone mode handles usage errors and exits itself; what
+    # escapes it is ours to reduce to one line.
+    try:
+        app()
+    except EngageError as exc:
+        print(f"engage: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("engage: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("ENGAGE_DEBUG"):
+            raise
+        print(
+            f"engage: internal error: {type(exc).__name__}: {exc} (set ENGAGE_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        sys.exit(3)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

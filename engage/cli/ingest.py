@@ -1,0 +1,140 @@
+"""``engage publish`` and ``engage dlq``: getting touchpoints in, and seeing what was refused."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import orjson
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from engage.cli.app import app, err, out
+from engage.errors import ConfigError
+from engage.runtime import Engine
+from events.publisher import PublishReport
+
+SHOWN_REJECTIONS = 20
+
+
+def _lines(stream: BinaryIO) -> Iterator[bytes]:
+    yield from stream
+
+
+def print_report(report: PublishReport, source: str | None) -> None:
+    for rejection in report.rejections[:SHOWN_REJECTIONS]:
+        err.print(f"rejected {rejection.message(source or '')}", markup=False)
+    more = report.rejected - min(report.rejected, SHOWN_REJECTIONS)
+    if more:
+        err.print(f"... and {more} more rejected lines; see `engage dlq`", markup=False)
+    if report.duplicate_ids:
+        shown = ", ".join(report.duplicate_ids[:5])
+        extra = "" if report.duplicates <= 5 else f" and {report.duplicates - 5} more"
+        err.print(f"duplicate event_id (stored once): {shown}{extra}", markup=False)
+    out.print(
+        f"accepted {report.accepted}, duplicate {report.duplicates}, rejected {report.rejected}"
+    )
+
+
+@app.command()
+def publish(
+    path: Annotated[
+        str, typer.Argument(help="A JSON Lines file of touchpoints, or - for standard input.")
+    ],
+    source: Annotated[
+        str | None, typer.Option(help="Name recorded with rejected lines (default: the file name).")
+    ] = None,
+) -> None:
+    """Validate JSON Lines touchpoints and append the valid ones to the log.
+
+    Every bad line is reported with its line number, field and reason and kept
+    with its raw text in the dead-letter store (see `engage dlq`); the valid
+    lines around it are still accepted. A repeated event_id is a duplicate:
+    stored once. Exits 0 when nothing was rejected, 1 otherwise.
+    """
+    if path == "-":
+        stream: BinaryIO = sys.stdin.buffer
+        size = None
+        label = source or "stdin"
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"no such file: {path}")
+        stream = file.open("rb")
+        size = file.stat().st_size
+        label = source or file.name
+    with Engine.open() as engine:
+        publisher = engine.publisher()
+        if size is not None and size > 1_000_000:
+            progress = Progress(
+                TextColumn("publishing"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            with progress:
+                task = progress.add_task("publish", total=size)
+                report = publisher.publish_lines(
+                    _lines(stream), label, lambda _n, b: progress.advance(task, b)
+                )
+        else:
+            report = publisher.publish_lines(_lines(stream), label)
+    if stream is not sys.stdin.buffer:
+        stream.close()
+    print_report(report, label)
+    raise typer.Exit(1 if report.rejected else 0)
+
+
+@app.command()
+def dlq(
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many, newest last.")] = 100,
+) -> None:
+    """List the dead-letter store: every rejected input with where, why and its raw text."""
+    with Engine.open() as engine:
+        letters = engine.dead_letters.list(limit)
+        total = engine.dead_letters.count()
+    if json:
+        for letter in letters:
+            sys.stdout.write(
+                orjson.dumps(
+                    {
+                        "id": letter.id,
+                        "received_at": letter.received_at,
+                        "stage": letter.stage,
+                        "source": letter.source,
+                        "line": letter.line_no,
+                        "event_id": letter.event_id,
+                        "field": letter.field,
+                        "reason": letter.reason,
+                        "raw": letter.raw,
+                    }
+                ).decode()
+                + "\n"
+            )
+        return
+    if not letters:
+        out.print("the dead-letter store is empty")
+        return
+    for letter in letters:
+        where = f"{letter.source or '?'}:line {letter.line_no}" if letter.line_no else (
+            letter.source or "?"
+        )
+        out.print(f"#{letter.id} {letter.received_at} [{letter.stage}] {where}: "
+                  f"{letter.field}: {letter.reason}", markup=False)
+        raw = letter.raw if len(letter.raw) <= 200 else letter.raw[:200] + "…"
+        out.print(f"    raw: {raw}", markup=False)
+    if total > len(letters):
+        out.print(f"({len(letters)} of {total} shown; use --limit)")
