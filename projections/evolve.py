@@ -35,6 +35,10 @@ ENGAGEMENT_WEIGHTS: Final = {
 WINDOW_PURCHASES: Final = 90 * DAY
 WINDOW_EMAIL: Final = 60 * DAY
 REACTIVATION_GAP: Final = 30 * DAY
+OUTBOUND: Final = frozenset({"email_sent"})
+"""Touchpoints we send, not ones the customer makes: they are counted and listed,
+but do not make the customer "seen" (first_seen/last_seen), or every subscribed
+customer would look active forever and inactivity would never be noticed."""
 
 Handler = Callable[[Profile, Touchpoint], None]
 
@@ -152,10 +156,11 @@ def apply(p: Profile, e: Touchpoint) -> None:
     p.event_count += 1
     p.counts_by_type[e.type] = p.counts_by_type.get(e.type, 0) + 1
     p.counts_by_channel[e.channel] = p.counts_by_channel.get(e.channel, 0) + 1
-    if p.first_seen is None or t < p.first_seen:
-        p.first_seen = t
-    if p.last_seen is None or t > p.last_seen:
-        p.last_seen = t
+    if e.type not in OUTBOUND:
+        if p.first_seen is None or t < p.first_seen:
+            p.first_seen = t
+        if p.last_seen is None or t > p.last_seen:
+            p.last_seen = t
     weight = ENGAGEMENT_WEIGHTS.get(e.type, 0.0)
     if weight:
         at = p.engagement_at

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from consumers.pipeline import BatchResult
+from consumers.processor import DEFAULT_BATCH
 from engage.cli.app import app, err, out, parse_time_option
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS, TRIGGERS
@@ -29,6 +30,9 @@ def run(
             "timers); the clock is otherwise the latest occurred_at seen."
         ),
     ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Records read per partition per transaction.")
+    ] = DEFAULT_BATCH,
 ) -> None:
     """Process the log: fold touchpoints into customer-360 profiles.
 
@@ -39,7 +43,7 @@ def run(
     """
     now_us = parse_time_option(now, "--now")
     with Engine.open() as engine:
-        processor = engine.processor()
+        processor = engine.processor(batch_size)
         lag = processor.lag()
         started = time.perf_counter()
         stop = threading.Event()

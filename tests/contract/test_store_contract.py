@@ -1,0 +1,67 @@
+"""The profile store's contract: atomic batches, locked offsets, a monotonic clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from engage.errors import EngageError
+from events.log import TOUCHPOINTS
+from projections.adapters.postgres import PostgresProfileStore
+from projections.profile import Profile
+from projections.store import ProfileStore
+
+
+class StoreContract:
+    @pytest.fixture
+    def store(self) -> Iterator[ProfileStore]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def test_profiles_round_trip(self, store: ProfileStore) -> None:
+        p = Profile("c-1", first_seen=1, last_seen=5, event_count=2,
+                    counts_by_type={"purchase": 2}, recent=[("e1", "purchase", "web", 1)],
+                    window_purchases=[(1, 10.5)], purchase_total=21.0, order_count=2)
+        with store.transaction() as tx:
+            tx.save_profiles([p])
+        assert store.get("c-1") == p
+        assert store.get("nobody") is None
+
+    def test_offsets_start_at_zero_and_advance(self, store: ProfileStore) -> None:
+        with store.transaction() as tx:
+            assert tx.lock_offsets("proc", TOUCHPOINTS, [0, 1]) == {0: 0, 1: 0}
+            tx.save_offsets("proc", TOUCHPOINTS, {0: 7, 1: 3})
+        assert store.offsets("proc", TOUCHPOINTS) == {0: 7, 1: 3}
+
+    def test_a_failed_batch_leaves_nothing(self, store: ProfileStore) -> None:
+        class Boom(Exception):
+            pass
+
+        with pytest.raises(Boom), store.transaction() as tx:
+            tx.lock_offsets("proc", TOUCHPOINTS, [0])
+            tx.save_profiles([Profile("c-1", event_count=1)])
+            tx.save_offsets("proc", TOUCHPOINTS, {0: 1})
+            tx.save_clock("proc", 99)
+            raise Boom
+        assert store.get("c-1") is None
+        assert store.offsets("proc", TOUCHPOINTS) == {}
+        assert store.clock("proc") is None
+
+    def test_clock_never_goes_backwards(self, store: ProfileStore) -> None:
+        with store.transaction() as tx:
+            tx.save_clock("proc", 100)
+        with store.transaction() as tx:
+            tx.save_clock("proc", 50)
+        assert store.clock("proc") == 100
+
+    def test_storage_errors_are_engage_errors(self, store: ProfileStore) -> None:
+        with pytest.raises(EngageError), store.transaction() as tx:
+            tx.save_offsets("proc", TOUCHPOINTS, {0: "not a number"})  # type: ignore[dict-item]
+
+
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    def store(self, database: str) -> Iterator[ProfileStore]:
+        opened = PostgresProfileStore(database)
+        yield opened
+        opened.close()
