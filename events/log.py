@@ -56,9 +56,7 @@ class Log(Protocol):
         """Append atomically; entries whose id is already on the stream are duplicates."""
         ...
 
-    def read(
-        self, stream: str, positions: Mapping[int, int], limit: int
-    ) -> list[LogRecord]:
+    def read(self, stream: str, positions: Mapping[int, int], limit: int) -> list[LogRecord]:
         """Records at or after each partition's position, at most ``limit`` per partition,
         in offset order within each partition."""
         ...

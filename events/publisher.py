@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from events.adapters.postgres import DeadLetterRow
 from events.codec import TouchpointCodec
@@ -33,11 +34,10 @@ class PublishReport:
     """Rejections kept in memory for the report; all of them go to the DLQ."""
 
 
-class DeadLetterSink:
+class DeadLetterSink(Protocol):
     """What the publisher needs of a dead-letter store."""
 
-    def add(self, rows: Sequence[DeadLetterRow]) -> None:  # pragma: no cover - protocol
-        raise NotImplementedError
+    def add(self, rows: Sequence[DeadLetterRow]) -> None: ...
 
 
 def rejection_row(rejection: Rejection, source: str | None, stage: str = "ingest") -> DeadLetterRow:
@@ -86,7 +86,12 @@ class Publisher:
                 except UnicodeDecodeError as exc:
                     raw = line.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
                     rejections.append(
-                        Rejection(line_no, "(line)", f"not valid UTF-8: {exc.reason} at byte {exc.start}", raw)
+                        Rejection(
+                            line_no,
+                            "(line)",
+                            f"not valid UTF-8: {exc.reason} at byte {exc.start}",
+                            raw,
+                        )
                     )
                     continue
             else:

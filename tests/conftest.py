@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from engage.config import Settings
-from engage.database import create_database, drop_database, embedded_dsn, migrate
+from engage.database import create_database, drop_database, migrate
 from engage.runtime import Engine
 
 TEST_PARTITIONS = 4
@@ -48,8 +48,12 @@ def database(pg_admin_dsn: str) -> Iterator[str]:
 
 @pytest.fixture
 def settings(database: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database, home=tmp_path / ".engage", kafka_bootstrap=None,
-                    partitions=TEST_PARTITIONS)
+    return Settings(
+        database_url=database,
+        home=tmp_path / ".engage",
+        kafka_bootstrap=None,
+        partitions=TEST_PARTITIONS,
+    )
 
 
 @pytest.fixture

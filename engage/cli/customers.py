@@ -9,14 +9,14 @@ import orjson
 import typer
 from rich.table import Table
 
+from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import app, out, parse_time_option
 from engage.errors import NotFound
 from engage.runtime import Engine
 from events.codec import CodecError
 from events.timefmt import format_iso
-from consumers.pipeline import DEFAULT_CONSUMER
-from projections.profile import Profile
 from projections.evolve import apply
+from projections.profile import Profile
 from projections.view import customer_360
 
 
@@ -57,7 +57,8 @@ def profile(
     as_of: Annotated[
         str | None,
         typer.Option(
-            "--as-of", help="Show the profile as it was at this ISO 8601 instant, folded from the log."
+            "--as-of",
+            help="Show the profile as it was at this ISO 8601 instant, folded from the log.",
         ),
     ] = None,
 ) -> None:
@@ -88,18 +89,30 @@ def timeline(
     """Show one customer's touchpoints (and, once rules run, triggers) in time order."""
     with Engine.open() as engine:
         records = engine.log.customer_history(customer_id)
-        items = [i for i in engine.codec.decode_many([r.payload for r in records])
-                 if not isinstance(i, CodecError)]
+        items = [
+            i
+            for i in engine.codec.decode_many([r.payload for r in records])
+            if not isinstance(i, CodecError)
+        ]
     if not items:
         raise NotFound(f"unknown customer {customer_id!r}")
     items.sort(key=lambda e: e.occurred_at)
     if json:
         for e in items:
-            sys.stdout.write(orjson.dumps({
-                "kind": "touchpoint", "event_id": e.event_id, "type": e.type,
-                "channel": e.channel, "occurred_at": format_iso(e.occurred_at),
-                "source": e.source, "properties": e.properties,
-            }).decode() + "\n")
+            sys.stdout.write(
+                orjson.dumps(
+                    {
+                        "kind": "touchpoint",
+                        "event_id": e.event_id,
+                        "type": e.type,
+                        "channel": e.channel,
+                        "occurred_at": format_iso(e.occurred_at),
+                        "source": e.source,
+                        "properties": e.properties,
+                    }
+                ).decode()
+                + "\n"
+            )
         return
     table = Table(title=f"timeline of {customer_id}")
     for column in ("occurred_at", "type", "channel", "details", "event_id"):

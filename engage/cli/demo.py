@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from consumers.pipeline import BatchResult, DEFAULT_CONSUMER
+from consumers.pipeline import DEFAULT_CONSUMER, BatchResult
 from engage.cli.app import app, err, out
 from engage.runtime import Engine
 from events.synthetic import HistorySpec, estimate_events, generate_lines
@@ -84,8 +84,17 @@ def demo(
         )
         clock = engine.store.clock(DEFAULT_CONSUMER) or 0
         table = Table(title="a few customers")
-        for column in ("customer", "stage", "orders", "spend", "open rate", "click rate",
-                       "nps", "engagement", "subscribed"):
+        for column in (
+            "customer",
+            "stage",
+            "orders",
+            "spend",
+            "open rate",
+            "click rate",
+            "nps",
+            "engagement",
+            "subscribed",
+        ):
             table.add_column(column)
         for customer_id in engine.store.sample_ids(8):
             found = engine.store.get(customer_id)

@@ -129,11 +129,16 @@ def dlq(
         out.print("the dead-letter store is empty")
         return
     for letter in letters:
-        where = f"{letter.source or '?'}:line {letter.line_no}" if letter.line_no else (
-            letter.source or "?"
+        where = (
+            f"{letter.source or '?'}:line {letter.line_no}"
+            if letter.line_no
+            else (letter.source or "?")
         )
-        out.print(f"#{letter.id} {letter.received_at} [{letter.stage}] {where}: "
-                  f"{letter.field}: {letter.reason}", markup=False)
+        out.print(
+            f"#{letter.id} {letter.received_at} [{letter.stage}] {where}: "
+            f"{letter.field}: {letter.reason}",
+            markup=False,
+        )
         raw = letter.raw if len(letter.raw) <= 200 else letter.raw[:200] + "…"
         out.print(f"    raw: {raw}", markup=False)
     if total > len(letters):

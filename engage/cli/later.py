@@ -26,8 +26,9 @@ def _register(name: str, what: str) -> None:
         raise EngageError(f"`engage {name}` is not available in this version yet: it {what}")
 
     command.__doc__ = f"Not available yet: {what}."
-    app.command(name=name, context_settings={"ignore_unknown_options": True,
-                                              "allow_extra_args": True})(command)
+    app.command(
+        name=name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+    )(command)
 
 
 for _name, _what in _LATER.items():

@@ -96,7 +96,7 @@ def status() -> None:
         clocks = engine.store.clocks()
         dlq_size = engine.dead_letters.count()
         profiles = engine.store.count()
-        where = engine.settings.database_url and "ENGAGE_DATABASE_URL" or str(
+        where = (engine.settings.database_url and "ENGAGE_DATABASE_URL") or str(
             engine.settings.home / "pgdata"
         )
     table = Table(title="engage status", show_header=False)

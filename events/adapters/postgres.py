@@ -64,7 +64,7 @@ class PostgresLog:
         try:
             with self._conn.transaction():
                 cur = self._conn.cursor()
-                heads = dict(
+                heads: dict[int, int] = dict(
                     cur.execute(  # type: ignore[arg-type]
                         "SELECT partition, head FROM log_partitions"
                         " WHERE stream = %s AND partition = ANY(%s)"
@@ -94,14 +94,21 @@ class PostgresLog:
                 new_heads: list[tuple[int, int]] = []
                 with cur.copy(copy_sql) as copy:
                     for p in parts:
-                        head = int(heads[p])  # type: ignore[call-overload]
+                        head = int(heads[p])
                         for entry in by_partition[p]:
                             if entry.record_id in existing:
                                 duplicates.append(entry.record_id)
                                 continue
                             copy.write_row(
-                                (p, head, entry.record_id, entry.key, entry.type,
-                                 entry.occurred_at, entry.payload)
+                                (
+                                    p,
+                                    head,
+                                    entry.record_id,
+                                    entry.key,
+                                    entry.type,
+                                    entry.occurred_at,
+                                    entry.payload,
+                                )
                             )
                             head += 1
                             accepted += 1
@@ -121,11 +128,11 @@ class PostgresLog:
         key_col = "customer_id"
         parts = sorted(positions)
         query = sql.SQL(
-            "SELECT t.partition, t.\"offset\", t.{key}, t.payload"
+            'SELECT t.partition, t."offset", t.{key}, t.payload'
             " FROM unnest(%s::int[], %s::bigint[]) AS c(p, o)"
-            " CROSS JOIN LATERAL (SELECT partition, \"offset\", {key}, payload FROM {table}"
-            "   WHERE partition = c.p AND \"offset\" >= c.o ORDER BY \"offset\" LIMIT %s) AS t"
-            " ORDER BY t.partition, t.\"offset\""
+            ' CROSS JOIN LATERAL (SELECT partition, "offset", {key}, payload FROM {table}'
+            '   WHERE partition = c.p AND "offset" >= c.o ORDER BY "offset" LIMIT %s) AS t'
+            ' ORDER BY t.partition, t."offset"'
         ).format(key=sql.Identifier(key_col), table=sql.Identifier(table))
         try:
             with self._conn.transaction():
@@ -134,7 +141,7 @@ class PostgresLog:
                 ).fetchall()
         except psycopg.Error as exc:
             raise StorageError(f"reading the {stream} log failed: {exc}") from None
-        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload, arg-type]
+        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload]
 
     def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]:
         """One customer's touchpoints in log order, up to an event time (for timelines and
@@ -146,7 +153,7 @@ class PostgresLog:
                 ' ORDER BY "offset"',
                 (customer_id, (1 << 63) - 1 if until is None else until),
             ).fetchall()
-        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload, arg-type]
+        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload]
 
     def heads(self, stream: str) -> dict[int, int]:
         with self._conn.transaction():
@@ -208,7 +215,8 @@ class PostgresDeadLetters:
     def list(self, limit: int = 100) -> list[DeadLetter]:
         with self._conn.transaction():
             rows = self._conn.execute(
-                "SELECT id, to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                "SELECT id,"
+                " to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
                 " stage, source, line_no, event_id, field, reason, raw"
                 " FROM dead_letters ORDER BY id DESC LIMIT %s",
                 (limit,),

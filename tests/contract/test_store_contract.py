@@ -19,9 +19,17 @@ class StoreContract:
         raise NotImplementedError
 
     def test_profiles_round_trip(self, store: ProfileStore) -> None:
-        p = Profile("c-1", first_seen=1, last_seen=5, event_count=2,
-                    counts_by_type={"purchase": 2}, recent=[("e1", "purchase", "web", 1)],
-                    window_purchases=[(1, 10.5)], purchase_total=21.0, order_count=2)
+        p = Profile(
+            "c-1",
+            first_seen=1,
+            last_seen=5,
+            event_count=2,
+            counts_by_type={"purchase": 2},
+            recent=[("e1", "purchase", "web", 1)],
+            window_purchases=[(1, 10.5)],
+            purchase_total=21.0,
+            order_count=2,
+        )
         with store.transaction() as tx:
             tx.save_profiles([p])
         assert store.get("c-1") == p

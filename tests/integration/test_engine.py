@@ -27,20 +27,47 @@ GOOD = [
 
 BAD = [
     ("{not json", "(line)", "not valid JSON"),
-    ('{"customer_id": "x", "type": "web_visit", "occurred_at": "2026-01-01T00:00:00Z"}',
-     "event_id", "missing"),
-    (orjson.dumps(event("b3", "x", "page_view", "2026-01-01T00:00:00Z")).decode(), "type",
-     "unknown type"),
-    (orjson.dumps(event("b4", "x", "web_visit", "2026-02-30T00:00:00Z", url="u")).decode(),
-     "occurred_at", "not an ISO 8601"),
-    (orjson.dumps(event("b5", "x", "web_visit", "2026-01-01T00:00:00", url="u")).decode(),
-     "occurred_at", "no time zone"),
-    (orjson.dumps(event("b6", "x", "purchase", "2026-01-01T00:00:00Z", order_id="o",
-                        amount=-1)).decode(), "properties.amount", "0 or more"),
-    (orjson.dumps(event("b7", "x", "purchase", "2026-01-01T00:00:00Z", order_id="o",
-                        amount="12")).decode(), "properties.amount", "must be a number"),
-    (orjson.dumps(event("b8", "x", "survey_response", "2026-01-01T00:00:00Z", survey="nps",
-                        score=11)).decode(), "properties.score", "0 to 10"),
+    (
+        '{"customer_id": "x", "type": "web_visit", "occurred_at": "2026-01-01T00:00:00Z"}',
+        "event_id",
+        "missing",
+    ),
+    (
+        orjson.dumps(event("b3", "x", "page_view", "2026-01-01T00:00:00Z")).decode(),
+        "type",
+        "unknown type",
+    ),
+    (
+        orjson.dumps(event("b4", "x", "web_visit", "2026-02-30T00:00:00Z", url="u")).decode(),
+        "occurred_at",
+        "not an ISO 8601",
+    ),
+    (
+        orjson.dumps(event("b5", "x", "web_visit", "2026-01-01T00:00:00", url="u")).decode(),
+        "occurred_at",
+        "no time zone",
+    ),
+    (
+        orjson.dumps(
+            event("b6", "x", "purchase", "2026-01-01T00:00:00Z", order_id="o", amount=-1)
+        ).decode(),
+        "properties.amount",
+        "0 or more",
+    ),
+    (
+        orjson.dumps(
+            event("b7", "x", "purchase", "2026-01-01T00:00:00Z", order_id="o", amount="12")
+        ).decode(),
+        "properties.amount",
+        "must be a number",
+    ),
+    (
+        orjson.dumps(
+            event("b8", "x", "survey_response", "2026-01-01T00:00:00Z", survey="nps", score=11)
+        ).decode(),
+        "properties.score",
+        "0 to 10",
+    ),
 ]
 
 
@@ -81,8 +108,7 @@ def test_profile_fields_follow_the_contract(engine: Engine) -> None:
     assert ann["first_seen"] == "2026-01-01T09:00:00Z"
     assert ann["last_seen"] == "2026-01-09T12:00:00Z"
     assert ann["last_purchase_at"] == "2026-01-05T12:00:00Z"
-    assert ann["counts_by_channel"] == {"email": 4, "other": 1, "survey": 1, "support": 1,
-                                        "web": 3}
+    assert ann["counts_by_channel"] == {"email": 4, "other": 1, "survey": 1, "support": 1, "web": 3}
     assert ann["lifecycle_stage"] == "new" or ann["lifecycle_stage"] == "active"
     assert [t["event_id"] for t in ann["recent_touchpoints"]][:2] == ["e10", "e9"]
 
@@ -123,9 +149,7 @@ def test_a_poison_record_goes_to_the_dlq_and_the_partition_keeps_flowing(
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
-def test_small_batches_give_the_same_profiles_as_one_batch(
-    engine: Engine, batch_size: int
-) -> None:
+def test_small_batches_give_the_same_profiles_as_one_batch(engine: Engine, batch_size: int) -> None:
     from engage.config import Settings
 
     publish(engine, lines(*GOOD))
@@ -133,8 +157,8 @@ def test_small_batches_give_the_same_profiles_as_one_batch(
     small = profiles_by_id(engine)
     assert small and all(p["event_count"] > 0 for p in small.values())
     # the same events folded in one batch, directly
-    from projections.evolve import fold
     from events.ingest import validate
+    from projections.evolve import fold
 
     events = [validate(e) for e in GOOD]
     for customer_id, state in small.items():

@@ -1,0 +1,5 @@
+"""``python -m engage``."""
+
+from engage.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""``python -m engage.cli``."""
+
+from engage.cli import main
+
+main()

@@ -1,0 +1,105 @@
+"""Crash safety, tested with ``kill -9``, not by hoping.
+
+A processor is killed with SIGKILL several times while it works through a
+history in small batches, restarted each time, and the final profiles must
+equal those of a clean, uninterrupted run in another database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from engage.config import Settings
+from engage.database import create_database, drop_database, migrate
+from engage.runtime import Engine
+from events.log import TOUCHPOINTS
+from events.synthetic import HistorySpec, generate_lines
+from tests.conftest import TEST_PARTITIONS
+from tests.helpers import profiles_by_id
+
+SPEC = HistorySpec(customers=300, days=120, seed=11)
+
+
+@pytest.fixture
+def second_database(pg_admin_dsn: str) -> Iterator[str]:
+    name = f"engage_test_{uuid.uuid4().hex[:12]}"
+    dsn = create_database(pg_admin_dsn, name)
+    migrate(dsn, TEST_PARTITIONS)
+    yield dsn
+    drop_database(pg_admin_dsn, name)
+
+
+def _engine(dsn: str, tmp: str) -> Engine:
+    from pathlib import Path
+
+    return Engine.open(Settings(dsn, Path(tmp), None, TEST_PARTITIONS))
+
+
+def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "engage.cli", "run", "--until-idle", "--batch-size", "25"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+def test_kill_9_mid_batch_then_restart_equals_a_clean_run(
+    database: str, second_database: str, cli_env: dict[str, str], tmp_path: os.PathLike[str]
+) -> None:
+    history = list(generate_lines(SPEC))
+    crashed = _engine(database, str(tmp_path))
+    clean = _engine(second_database, str(tmp_path))
+    try:
+        assert crashed.publisher().publish_lines(history, "crash").accepted == len(history)
+        clean.publisher().publish_lines(history, "clean")
+        total = sum(crashed.log.heads(TOUCHPOINTS).values())
+
+        kills = 0
+        for delay in (0.05, 0.3, 0.11, 0.2, 0.0):
+            before = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
+            proc = _start(cli_env)
+            deadline = time.monotonic() + 60
+            # wait until this run has committed progress, then kill it at an arbitrary moment
+            while time.monotonic() < deadline and proc.poll() is None:
+                now = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
+                if now > before:
+                    break
+                time.sleep(0.01)
+            time.sleep(delay)
+            if proc.poll() is not None:
+                assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
+                break
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            done = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
+            if done >= total:
+                break
+        assert kills >= 2, "the processor finished before it could be killed twice"
+        interrupted = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
+        assert 0 < interrupted < total, "kills should land mid-run"
+
+        final = _start(cli_env)
+        _, stderr = final.communicate(timeout=300)
+        assert final.returncode == 0, stderr.decode()
+        assert sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values()) == total
+
+        clean.processor().run(until_idle=True)
+        after_crashes = profiles_by_id(crashed)
+        expected = profiles_by_id(clean)
+        assert len(after_crashes) == SPEC.customers
+        assert after_crashes == expected
+        assert crashed.store.clock("engage-processor") == clean.store.clock("engage-processor")
+    finally:
+        crashed.close()
+        clean.close()
