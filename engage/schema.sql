@@ -79,3 +79,29 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason      text        NOT NULL,
     raw         text        NOT NULL
 );
+
+-- The transactional outbox: triggers written in the same transaction as the
+-- profiles and offsets that produced them; the relay moves them to the
+-- triggers stream. trigger_id is deterministic, so a redelivery is a no-op.
+CREATE TABLE IF NOT EXISTS trigger_outbox (
+    trigger_id   text        PRIMARY KEY,
+    customer_id  text        NOT NULL,
+    rule_id      text        NOT NULL,
+    fired_at     bigint      NOT NULL,
+    payload      bytea       NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS trigger_outbox_pending ON trigger_outbox (created_at)
+    WHERE published_at IS NULL;
+
+-- Armed timers (inactivity, win-back): one row per customer and rule, rewritten
+-- whenever the customer's profile changes, fired when the clock passes due_at.
+CREATE TABLE IF NOT EXISTS timers (
+    customer_id text   NOT NULL,
+    rule_id     text   NOT NULL,
+    due_at      bigint NOT NULL,
+    PRIMARY KEY (customer_id, rule_id)
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
+CREATE INDEX IF NOT EXISTS trigger_log_customer ON trigger_log (customer_id, fired_at);

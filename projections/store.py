@@ -40,7 +40,19 @@ class StoreTransaction(Protocol):
 
     def dead_letter(self, rows: Sequence[DeadLetterRow]) -> None: ...
 
-    def add_outbox(self, triggers: Sequence[TriggerEvent]) -> None: ...
+    def add_outbox(self, triggers: Sequence[tuple[TriggerEvent, bytes]]) -> None:
+        """Encoded triggers for the relay; a trigger_id already there is ignored."""
+        ...
+
+    def save_timers(
+        self, customer_ids: Sequence[str], timers: Sequence[tuple[str, str, Micros]]
+    ) -> None:
+        """Replace the armed timers of these customers with (customer_id, rule_id, due)."""
+        ...
+
+    def due_customers(self, until: Micros, limit: int) -> list[str]:
+        """Customers with a timer due at or before ``until``."""
+        ...
 
 
 class ProfileStore(Protocol):

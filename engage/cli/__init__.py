@@ -10,13 +10,20 @@ from __future__ import annotations
 import os
 import sys
 
-from engage.cli import customers, demo, ingest, later, processing
+from engage.cli import customers, demo, ingest, later, processing, triggers
 from engage.cli.app import app
 from engage.errors import EngageError
 
 __all__ = ["app", "main"]
 
-_ = (customers, demo, ingest, later, processing)  # the modules register their commands on import
+_ = (
+    customers,
+    demo,
+    ingest,
+    later,
+    processing,
+    triggers,
+)  # the modules register their commands on import
 
 
 def main() -> None:

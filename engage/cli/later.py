@@ -10,7 +10,6 @@ from engage.cli.app import app
 from engage.errors import EngageError
 
 _LATER = {
-    "triggers": "lists or tails fired triggers (arrives with the rules engine)",
     "rules": "lists the loaded rules (arrives with the rules engine)",
     "replay": "rebuilds the projections from the log (arrives with replay)",
     "backtest": "runs rules over history without firing (arrives with replay)",

@@ -155,6 +155,34 @@ class PostgresLog:
             ).fetchall()
         return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload]
 
+    def find_triggers(
+        self,
+        customer_id: str | None = None,
+        rule_id: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> list[LogRecord]:
+        """Triggers on the stream matching the filters, by fired_at; PostgreSQL-only."""
+        clauses = [sql.SQL("TRUE")]
+        params: list[object] = []
+        if customer_id is not None:
+            clauses.append(sql.SQL("customer_id = %s"))
+            params.append(customer_id)
+        if rule_id is not None:
+            clauses.append(sql.SQL("rule_id = %s"))
+            params.append(rule_id)
+        if since is not None:
+            clauses.append(sql.SQL("fired_at >= %s"))
+            params.append(since)
+        params.append(limit if limit is not None else (1 << 62))
+        query = sql.SQL(
+            'SELECT partition, "offset", customer_id, payload FROM trigger_log WHERE {}'
+            " ORDER BY fired_at, trigger_id LIMIT %s"
+        ).format(sql.SQL(" AND ").join(clauses))
+        with self._conn.transaction():
+            rows = self._conn.execute(query, params).fetchall()
+        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload]
+
     def heads(self, stream: str) -> dict[int, int]:
         with self._conn.transaction():
             rows = self._conn.execute(

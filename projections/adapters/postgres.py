@@ -102,9 +102,36 @@ class PostgresTransaction:
         if rows:
             add_dead_letters(self._conn, rows)
 
-    def add_outbox(self, triggers: Sequence[TriggerEvent]) -> None:
-        if triggers:
-            raise StorageError("the trigger outbox arrives with the rules engine")
+    def add_outbox(self, triggers: Sequence[tuple[TriggerEvent, bytes]]) -> None:
+        if not triggers:
+            return
+        self._conn.cursor().executemany(
+            "INSERT INTO trigger_outbox (trigger_id, customer_id, rule_id, fired_at, payload)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (trigger_id) DO NOTHING",
+            [(t.trigger_id, t.customer_id, t.rule_id, t.fired_at, p) for t, p in triggers],
+        )
+
+    def save_timers(
+        self, customer_ids: Sequence[str], timers: Sequence[tuple[str, str, Micros]]
+    ) -> None:
+        if customer_ids:
+            self._conn.execute(
+                "DELETE FROM timers WHERE customer_id = ANY(%s)", (list(customer_ids),)
+            )
+        if timers:
+            with self._conn.cursor().copy(
+                "COPY timers (customer_id, rule_id, due_at) FROM STDIN"
+            ) as copy:
+                for row in timers:
+                    copy.write_row(row)
+
+    def due_customers(self, until: Micros, limit: int) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT customer_id FROM timers WHERE due_at <= %s"
+            " ORDER BY customer_id LIMIT %s",
+            (until, limit),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
 
 class PostgresProfileStore:
