@@ -2,11 +2,19 @@
 
 The embedded processor loop and the Faust agents both hand a batch of log
 records to ``Pipeline.process`` inside a store transaction; nothing else
-knows how a batch becomes profiles.
+knows how a batch becomes profiles and triggers.
+
+Per customer, in log order, the pipeline follows ``rules.harness``: timers due
+strictly before an event fire first, then the event is folded, then the
+on-event rules run. After the batch, timers that the clock has passed fire for
+customers that had no event. The clock used for that is per partition: the
+latest ``occurred_at`` read from it, or the whole clock once the partition is
+caught up, so a timer never fires while its customer's next event is still
+unread on a lagging partition.
 
 Commit order, all inside the caller's single transaction:
 1. poison records (undecodable) go to the dead-letter store;
-2. changed profiles are upserted;
+2. changed profiles are upserted, with their armed timers;
 3. trigger events go to the outbox;
 4. the processor clock advances (never backwards);
 5. the consumer offsets advance past the batch.
@@ -15,20 +23,18 @@ The transaction commits after step 5; a crash anywhere before leaves no trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from events.codec import CodecError, TouchpointCodec
+from events.codec import CodecError, TouchpointCodec, TriggerCodec
 from events.log import TOUCHPOINTS, LogRecord
 from events.model import Micros, Touchpoint, TriggerEvent
 from projections.evolve import apply
 from projections.profile import Profile
 from projections.store import DeadLetterRow, StoreTransaction
+from rules import RuleSet, due_timers, evaluate, fire_due
 
 DEFAULT_CONSUMER = "engage-processor"
-
-Evaluator = Callable[[Profile | None, Profile, Touchpoint, Micros], list[TriggerEvent]]
-"""(before, after, event, now) -> triggers; ``before`` is None for a new customer."""
 
 
 @dataclass(slots=True)
@@ -46,11 +52,13 @@ class Pipeline:
         self,
         codec: TouchpointCodec,
         consumer: str = DEFAULT_CONSUMER,
-        evaluator: Evaluator | None = None,
+        rules: RuleSet | None = None,
+        trigger_codec: TriggerCodec | None = None,
     ) -> None:
         self.codec = codec
         self.consumer = consumer
-        self.evaluator = evaluator
+        self.rules = rules
+        self.trigger_codec = trigger_codec or TriggerCodec()
 
     def process(
         self,
@@ -58,15 +66,17 @@ class Pipeline:
         records: Sequence[LogRecord],
         positions: Mapping[int, int],
         now: Micros | None = None,
+        caught_up: Collection[int] = (),
         stream: str = TOUCHPOINTS,
     ) -> BatchResult:
-        """Apply one batch; ``positions`` are the offsets the batch was read from."""
+        """Apply one batch read from ``positions``; ``caught_up`` names the
+        partitions that had nothing more to read."""
         result = BatchResult(records=len(records))
         decoded = self.codec.decode_many([r.payload for r in records])
         by_customer: dict[str, list[Touchpoint]] = {}
+        partition_of: dict[str, int] = {}
+        watermark: dict[int, Micros] = {}
         poison: list[DeadLetterRow] = []
-        clock = tx.get_clock(self.consumer)
-        batch_max: Micros | None = None
         for record, item in zip(records, decoded, strict=True):
             if isinstance(item, CodecError):
                 poison.append(
@@ -84,40 +94,116 @@ class Pipeline:
             bucket = by_customer.get(item.customer_id)
             if bucket is None:
                 by_customer[item.customer_id] = [item]
+                partition_of[item.customer_id] = record.partition
             else:
                 bucket.append(item)
-            if batch_max is None or item.occurred_at > batch_max:
-                batch_max = item.occurred_at
+            if item.occurred_at > watermark.get(record.partition, -1):
+                watermark[record.partition] = item.occurred_at
         result.poison = len(poison)
         tx.dead_letter(poison)
 
-        candidates = [c for c in (clock, batch_max, now) if c is not None]
-        new_clock = max(candidates) if candidates else None
+        stored_clock = tx.get_clock(self.consumer)
+        candidates = [c for c in (stored_clock, now, *watermark.values()) if c is not None]
+        clock = max(candidates) if candidates else None
         stored = tx.load_profiles(list(by_customer))
-        changed: list[Profile] = []
-        evaluate = self.evaluator
+        changed: dict[str, Profile] = {}
+        rules = self.rules
+        triggers = result.triggers
         for customer_id, events in by_customer.items():
-            before = stored.get(customer_id)
-            profile = Profile(customer_id) if before is None else before
-            for event in events:
-                if evaluate is None:
+            profile = stored.get(customer_id) or Profile(customer_id)
+            if rules is None:
+                for event in events:
                     apply(profile, event)
-                else:
-                    previous = profile.copy() if profile.event_count else None
+            else:
+                for event in events:
+                    triggers.extend(fire_due(rules, profile, event.occurred_at))
+                    before = profile.copy() if profile.event_count else None
                     apply(profile, event)
-                    moment = event.occurred_at if new_clock is None else new_clock
-                    result.triggers.extend(evaluate(previous, profile, event, moment))
+                    moment = event.occurred_at if clock is None else clock
+                    triggers.extend(evaluate(rules, before, profile, event, moment))
             result.events += len(events)
-            changed.append(profile)
+            changed[customer_id] = profile
+
+        if rules is not None and clock is not None:
+            triggers.extend(
+                self._fire_timers(tx, rules, changed, partition_of, watermark, caught_up, clock)
+            )
+
         result.profiles = len(changed)
-        tx.save_profiles(changed)
-        tx.add_outbox(result.triggers)
-        if new_clock is not None:
-            tx.save_clock(self.consumer, new_clock)
-            result.clock = new_clock
+        tx.save_profiles(list(changed.values()))
+        if triggers:
+            payloads = self.trigger_codec.encode_many(triggers)
+            tx.add_outbox(list(zip(triggers, payloads, strict=True)))
+        if clock is not None:
+            tx.save_clock(self.consumer, clock)
+            result.clock = clock
         next_offsets = dict(positions)
         for record in records:
             if record.offset + 1 > next_offsets.get(record.partition, 0):
                 next_offsets[record.partition] = record.offset + 1
         tx.save_offsets(self.consumer, stream, next_offsets)
         return result
+
+    def tick(
+        self, tx: StoreTransaction, partitions: Collection[int], now: Micros | None
+    ) -> BatchResult:
+        """No new records: fire the timers the clock (or ``now``) has passed."""
+        result = BatchResult()
+        if self.rules is None:
+            return result
+        stored_clock = tx.get_clock(self.consumer)
+        candidates = [c for c in (stored_clock, now) if c is not None]
+        if not candidates:
+            return result
+        clock = max(candidates)
+        changed: dict[str, Profile] = {}
+        fired = self._fire_timers(tx, self.rules, changed, {}, {}, partitions, clock)
+        if changed:
+            tx.save_profiles(list(changed.values()))
+        if fired:
+            payloads = self.trigger_codec.encode_many(fired)
+            tx.add_outbox(list(zip(fired, payloads, strict=True)))
+        if clock != stored_clock:
+            tx.save_clock(self.consumer, clock)
+        result.triggers = fired
+        result.profiles = len(changed)
+        result.clock = clock
+        return result
+
+    def _fire_timers(
+        self,
+        tx: StoreTransaction,
+        rules: RuleSet,
+        changed: dict[str, Profile],
+        partition_of: dict[str, int],
+        watermark: Mapping[int, Micros],
+        caught_up: Collection[int],
+        clock: Micros,
+    ) -> list[TriggerEvent]:
+        """Fire timers due before each partition's limit, then re-arm every
+        changed profile's timers. Returns (and appends to nothing) the triggers."""
+        limits = dict(watermark)
+        for p in caught_up:
+            limits[p] = clock
+        # the batch's own customers first: their timers are in memory, maybe unsaved
+        fired: list[TriggerEvent] = []
+        for customer_id, profile in changed.items():
+            limit = limits.get(partition_of[customer_id])
+            if limit is not None:
+                fired.extend(fire_due(rules, profile, limit))
+        due = [(c, p) for c, p in tx.due_customers(limits) if c not in changed]
+        loaded = tx.load_profiles([c for c, _ in due])
+        for customer_id, partition in due:
+            profile = loaded.get(customer_id)
+            if profile is None:
+                continue
+            partition_of[customer_id] = partition
+            fired.extend(fire_due(rules, profile, limits[partition]))
+            changed[customer_id] = profile
+        rows = [
+            (customer_id, rule_id, at, partition_of[customer_id])
+            for customer_id, profile in changed.items()
+            for rule_id, at in due_timers(rules, profile)
+        ]
+        tx.save_timers(list(changed), rows)
+        return fired

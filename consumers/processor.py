@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from consumers.pipeline import BatchResult, Pipeline
+from consumers.relay import OutboxRelay
 from events.log import TOUCHPOINTS, Log
 from events.model import Micros
 from projections.store import ProfileStore
@@ -38,11 +39,13 @@ class Processor:
         store: ProfileStore,
         pipeline: Pipeline,
         batch_size: int = DEFAULT_BATCH,
+        relay: OutboxRelay | None = None,
     ) -> None:
         self.log = log
         self.store = store
         self.pipeline = pipeline
         self.batch_size = batch_size
+        self.relay = relay
 
     def step(self, now: Micros | None = None) -> BatchResult:
         """Process one batch (possibly empty) in one transaction."""
@@ -52,8 +55,12 @@ class Processor:
             )
             records = self.log.read(TOUCHPOINTS, positions, self.batch_size)
             if not records:
-                return BatchResult()
-            return self.pipeline.process(tx, records, positions, now)
+                return self.pipeline.tick(tx, positions.keys(), now)
+            counts: dict[int, int] = {}
+            for record in records:
+                counts[record.partition] = counts.get(record.partition, 0) + 1
+            caught_up = [p for p in positions if counts.get(p, 0) < self.batch_size]
+            return self.pipeline.process(tx, records, positions, now, caught_up)
 
     def lag(self) -> int:
         heads = self.log.heads(TOUCHPOINTS)
@@ -72,6 +79,9 @@ class Processor:
         stats = RunStats()
         while stop is None or not stop.is_set():
             result = self.step(now)
+            if self.relay is not None and (result.triggers or result.records):
+                self.relay.drain()
+            stats.triggers += len(result.triggers) if not result.records else 0
             if result.records:
                 stats.batches += 1
                 stats.events += result.events

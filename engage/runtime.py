@@ -7,10 +7,12 @@ parts; nothing else decides which adapter serves which port.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 from consumers.pipeline import Pipeline
-from consumers.processor import Processor
+from consumers.processor import DEFAULT_BATCH, Processor
+from consumers.relay import OutboxRelay
 from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
 from engage.errors import ConfigError
@@ -18,6 +20,7 @@ from events.adapters.postgres import PostgresDeadLetters, PostgresLog
 from events.codec import TouchpointCodec
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProfileStore
+from rules import RuleSet, default_rules, load_rules
 
 
 @dataclass
@@ -29,9 +32,20 @@ class Engine:
     store: PostgresProfileStore
     dead_letters: PostgresDeadLetters
     codec: TouchpointCodec = field(default_factory=TouchpointCodec)
+    rules: RuleSet | None = None
 
     @classmethod
-    def open(cls, settings: Settings | None = None) -> Engine:
+    def open(
+        cls, settings: Settings | None = None, rules: str | Path | RuleSet | None = None
+    ) -> Engine:
+        """Open the engine; ``rules`` is a rule file, a loaded RuleSet, or None for
+        the shipped default pack. A bad rule file fails here, before any work."""
+        if isinstance(rules, RuleSet):
+            ruleset = rules
+        elif rules is None:
+            ruleset = default_rules()
+        else:
+            ruleset = load_rules(rules)
         settings = Settings.from_env() if settings is None else settings
         if settings.kafka_bootstrap:
             raise ConfigError(
@@ -47,15 +61,23 @@ class Engine:
             log=PostgresLog(dsn, partitions),
             store=PostgresProfileStore(dsn),
             dead_letters=PostgresDeadLetters(connect(dsn)),
+            rules=ruleset,
         )
 
-    def pipeline(self) -> Pipeline:
-        return Pipeline(self.codec)
+    def pipeline(self, *, with_rules: bool = True) -> Pipeline:
+        return Pipeline(self.codec, rules=self.rules if with_rules else None)
 
-    def processor(self, batch_size: int | None = None) -> Processor:
-        if batch_size is None:
-            return Processor(self.log, self.store, self.pipeline())
-        return Processor(self.log, self.store, self.pipeline(), batch_size)
+    def relay(self) -> OutboxRelay:
+        return OutboxRelay(self.dsn, self.log)
+
+    def processor(self, batch_size: int | None = None, *, with_rules: bool = True) -> Processor:
+        return Processor(
+            self.log,
+            self.store,
+            self.pipeline(with_rules=with_rules),
+            DEFAULT_BATCH if batch_size is None else batch_size,
+            self.relay(),
+        )
 
     def publisher(self) -> Publisher:
         return Publisher(self.log, self.dead_letters, self.codec)

@@ -98,10 +98,11 @@ CREATE INDEX IF NOT EXISTS trigger_outbox_pending ON trigger_outbox (created_at)
 -- Armed timers (inactivity, win-back): one row per customer and rule, rewritten
 -- whenever the customer's profile changes, fired when the clock passes due_at.
 CREATE TABLE IF NOT EXISTS timers (
-    customer_id text   NOT NULL,
-    rule_id     text   NOT NULL,
-    due_at      bigint NOT NULL,
+    customer_id text    NOT NULL,
+    rule_id     text    NOT NULL,
+    due_at      bigint  NOT NULL,
+    partition   integer NOT NULL,
     PRIMARY KEY (customer_id, rule_id)
 );
-CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (partition, due_at);
 CREATE INDEX IF NOT EXISTS trigger_log_customer ON trigger_log (customer_id, fired_at);

@@ -45,13 +45,15 @@ class StoreTransaction(Protocol):
         ...
 
     def save_timers(
-        self, customer_ids: Sequence[str], timers: Sequence[tuple[str, str, Micros]]
+        self, customer_ids: Sequence[str], timers: Sequence[tuple[str, str, Micros, int]]
     ) -> None:
-        """Replace the armed timers of these customers with (customer_id, rule_id, due)."""
+        """Replace the armed timers of these customers with
+        (customer_id, rule_id, due, partition) rows."""
         ...
 
-    def due_customers(self, until: Micros, limit: int) -> list[str]:
-        """Customers with a timer due at or before ``until``."""
+    def due_customers(self, limits: Mapping[int, Micros]) -> list[tuple[str, int]]:
+        """(customer_id, partition) with a timer due strictly before its
+        partition's limit."""
         ...
 
 

@@ -24,7 +24,10 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-out = Console(highlight=False, soft_wrap=True)
+import sys  # noqa: E402
+
+# Piped output (CI logs, `| less`) gets wide tables instead of 80-column squeezes.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

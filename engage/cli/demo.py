@@ -11,6 +11,7 @@ from rich.table import Table
 
 from consumers.pipeline import DEFAULT_CONSUMER, BatchResult
 from engage.cli.app import app, err, out
+from engage.cli.rules import RulesOption
 from engage.runtime import Engine
 from events.synthetic import HistorySpec, estimate_events, generate_lines
 from projections.view import customer_360
@@ -36,6 +37,7 @@ def demo(
     bad_lines: Annotated[
         int, typer.Option(help="Deliberately bad lines mixed in, to show the dead-letter store.")
     ] = 12,
+    rules: RulesOption = None,
 ) -> None:
     """Generate a realistic synthetic history and run the engine on it.
 
@@ -47,7 +49,7 @@ def demo(
     """
     spec = HistorySpec(customers=customers, days=days, seed=seed, bad_lines=bad_lines)
     expected = estimate_events(spec)
-    with Engine.open() as engine:
+    with Engine.open(rules=rules) as engine:
         publisher = engine.publisher()
         started = time.perf_counter()
         with _bar("publishing") as progress:
@@ -113,4 +115,15 @@ def demo(
                 "yes" if view["subscribed"] else "no",
             )
         out.print(table)
-        out.print("next: `engage profile c-000001`, `engage status`, `engage dlq`")
+        fired = engine.log.trigger_counts()
+        assert engine.rules is not None
+        per_rule = Table(title=f"triggers fired: {sum(fired.values())}")
+        for column in ("rule", "kind", "audience", "fired"):
+            per_rule.add_column(column)
+        for rule in engine.rules.rules:
+            per_rule.add_row(rule.id, rule.kind, rule.audience, str(fired.get(rule.id, 0)))
+        out.print(per_rule)
+        out.print(
+            "next: `engage profile c-000001`, `engage triggers --rule lifetime-spend-1000`, "
+            "`engage rules`, `engage status`, `engage dlq`"
+        )

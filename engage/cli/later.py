@@ -10,7 +10,6 @@ from engage.cli.app import app
 from engage.errors import EngageError
 
 _LATER = {
-    "rules": "lists the loaded rules (arrives with the rules engine)",
     "replay": "rebuilds the projections from the log (arrives with replay)",
     "backtest": "runs rules over history without firing (arrives with replay)",
     "kpis": "shows the KPI rollups (arrives with replay and KPIs)",

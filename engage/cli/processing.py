@@ -13,6 +13,7 @@ from rich.table import Table
 from consumers.pipeline import BatchResult
 from consumers.processor import DEFAULT_BATCH
 from engage.cli.app import app, err, out, parse_time_option
+from engage.cli.rules import RulesOption
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.timefmt import format_optional
@@ -33,6 +34,7 @@ def run(
     batch_size: Annotated[
         int, typer.Option(min=1, help="Records read per partition per transaction.")
     ] = DEFAULT_BATCH,
+    rules: RulesOption = None,
 ) -> None:
     """Process the log: fold touchpoints into customer-360 profiles.
 
@@ -42,7 +44,7 @@ def run(
     counts nothing twice.
     """
     now_us = parse_time_option(now, "--now")
-    with Engine.open() as engine:
+    with Engine.open(rules=rules) as engine:
         processor = engine.processor(batch_size)
         lag = processor.lag()
         started = time.perf_counter()
@@ -82,7 +84,8 @@ def run(
         rate = stats.events / elapsed if elapsed > 0 else 0.0
         out.print(
             f"processed {stats.events} events in {elapsed:.1f}s ({rate:,.0f} events/s); "
-            f"{stats.poison} undecodable to the DLQ; lag now {processor.lag()}"
+            f"{stats.triggers} triggers fired; {stats.poison} undecodable to the DLQ; "
+            f"lag now {processor.lag()}"
         )
 
 

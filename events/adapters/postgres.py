@@ -183,6 +183,14 @@ class PostgresLog:
             rows = self._conn.execute(query, params).fetchall()
         return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload]
 
+    def trigger_counts(self) -> dict[str, int]:
+        """Triggers on the stream per rule_id."""
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                "SELECT rule_id, count(*) FROM trigger_log GROUP BY rule_id"
+            ).fetchall()
+        return {str(r): int(n) for r, n in rows}  # type: ignore[call-overload]
+
     def heads(self, stream: str) -> dict[int, int]:
         with self._conn.transaction():
             rows = self._conn.execute(

@@ -112,7 +112,7 @@ class PostgresTransaction:
         )
 
     def save_timers(
-        self, customer_ids: Sequence[str], timers: Sequence[tuple[str, str, Micros]]
+        self, customer_ids: Sequence[str], timers: Sequence[tuple[str, str, Micros, int]]
     ) -> None:
         if customer_ids:
             self._conn.execute(
@@ -120,18 +120,22 @@ class PostgresTransaction:
             )
         if timers:
             with self._conn.cursor().copy(
-                "COPY timers (customer_id, rule_id, due_at) FROM STDIN"
+                "COPY timers (customer_id, rule_id, due_at, partition) FROM STDIN"
             ) as copy:
                 for row in timers:
                     copy.write_row(row)
 
-    def due_customers(self, until: Micros, limit: int) -> list[str]:
+    def due_customers(self, limits: Mapping[int, Micros]) -> list[tuple[str, int]]:
+        if not limits:
+            return []
+        parts = sorted(limits)
         rows = self._conn.execute(
-            "SELECT DISTINCT customer_id FROM timers WHERE due_at <= %s"
-            " ORDER BY customer_id LIMIT %s",
-            (until, limit),
+            "SELECT DISTINCT t.customer_id, t.partition FROM timers AS t"
+            " JOIN unnest(%s::int[], %s::bigint[]) AS l(p, lim)"
+            " ON t.partition = l.p AND t.due_at < l.lim",
+            (parts, [limits[p] for p in parts]),
         ).fetchall()
-        return [str(r[0]) for r in rows]
+        return [(str(c), int(p)) for c, p in rows]
 
 
 class PostgresProfileStore:
