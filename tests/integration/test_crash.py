@@ -100,6 +100,10 @@ def test_kill_9_mid_batch_then_restart_equals_a_clean_run(
         assert len(after_crashes) == SPEC.customers
         assert after_crashes == expected
         assert crashed.store.clock("engage-processor") == clean.store.clock("engage-processor")
+        crashed_triggers = sorted(r.payload for r in crashed.log.find_triggers())
+        clean_triggers = sorted(r.payload for r in clean.log.find_triggers())
+        assert clean_triggers, "the history should fire triggers"
+        assert crashed_triggers == clean_triggers
     finally:
         crashed.close()
         clean.close()
