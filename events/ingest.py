@@ -22,6 +22,7 @@ _ENVELOPE: Final = frozenset(
     {"event_id", "customer_id", "type", "occurred_at", "channel", "source", "properties"}
 )
 _CHANNEL_SET: Final = frozenset(CHANNELS)
+MAX_AMOUNT: Final = 1e12
 _SURVEY_RANGES: Final = {"nps": (0, 10), "csat": (1, 5)}
 _STRING_PROPS: Final = frozenset(
     {
@@ -106,6 +107,9 @@ def _amount(props: dict[str, Any]) -> float:
         raise IngestError("properties.amount", "must be a finite number")
     if amount < 0:
         raise IngestError("properties.amount", f"must be 0 or more, got {value}")
+    if amount > MAX_AMOUNT:
+        # sums of near-float-max amounts overflow to inf, which JSON cannot store
+        raise IngestError("properties.amount", f"must be at most {MAX_AMOUNT:.0e}, got {value}")
     return amount
 
 
@@ -170,7 +174,7 @@ def _properties(event_type: str, raw: object) -> tuple[dict[str, Any], dict[str,
         props["amount"] = _amount(raw)
     if event_type == "purchase":
         currency = props.get("currency", "USD")
-        if not (len(currency) == 3 and currency.isalpha()):
+        if not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
             raise IngestError(
                 "properties.currency", f"must be a 3-letter ISO 4217 code, got {currency!r}"
             )

@@ -26,6 +26,10 @@ def parse_iso(text: str) -> Micros:
         raise ValueError(f"{text!r} is not an ISO 8601 timestamp") from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{text!r} has no time zone; add 'Z' or an offset such as +02:00")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range once converted to UTC") from None
     return to_micros(value)
 
 

