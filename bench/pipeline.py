@@ -1,4 +1,7 @@
-"""Benchmark: publish, process (decode, fold, upsert) and profile lookups.
+"""Benchmark: publish, process (decode, fold, rules, upsert) and profile lookups.
+
+Processing runs twice on the same published log (a template copy of the
+database): with the default rule pack, and with rules off as the baseline.
 
     python bench/pipeline.py --events 1000000
 
@@ -21,11 +24,13 @@ import uuid
 from pathlib import Path
 
 import orjson
+import psycopg
+from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engage.config import Settings  # noqa: E402
-from engage.database import create_database, drop_database, migrate  # noqa: E402
+from engage.database import connect, create_database, drop_database, migrate  # noqa: E402
 from engage.runtime import Engine  # noqa: E402
 from events.synthetic import HistorySpec, generate_lines  # noqa: E402
 from projections.view import customer_360  # noqa: E402
@@ -37,7 +42,9 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=200_000, help="about how many events")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--lookups", type=int, default=5_000)
@@ -67,6 +74,7 @@ def main() -> None:
         admin = str(server.get_uri())
     name = f"engage_bench_{uuid.uuid4().hex[:8]}"
     dsn = create_database(admin, name)
+    names = [name]
     try:
         migrate(dsn, args.partitions)
         settings = Settings(dsn, Path(tmp), None, args.partitions)
@@ -75,41 +83,57 @@ def main() -> None:
             report = engine.publisher().publish_lines(lines, "bench")
             publish_s = time.perf_counter() - started
             del lines
+        # the same published log, twice: rules off here, rules on in a copy
+        rules_db = name + "_rules"
+        with connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(rules_db), sql.Identifier(name)
+                )
+            )
+        names.append(rules_db)
+        rules_dsn = psycopg.conninfo.make_conninfo(admin, dbname=rules_db)
 
-            processor = engine.processor(args.batch_size)
-            started = time.perf_counter()
-            stats = processor.run(until_idle=True)
-            process_s = time.perf_counter() - started
-
-            clock = engine.store.clock("engage-processor") or 0
-            ids = engine.store.sample_ids(10**9)
-            rng = random.Random(3)
-            timings: list[float] = []
-            for _ in range(args.lookups):
-                customer_id = rng.choice(ids)
-                t0 = time.perf_counter()
-                found = engine.store.get(customer_id)
-                assert found is not None
-                customer_360(found, clock)
-                timings.append((time.perf_counter() - t0) * 1000)
+        runs: dict[str, float] = {}
+        triggers = 0
+        for label, target, with_rules in (("off", dsn, False), ("on", rules_dsn, True)):
+            with Engine.open(Settings(target, Path(tmp), None, args.partitions)) as engine:
+                processor = engine.processor(args.batch_size, with_rules=with_rules)
+                started = time.perf_counter()
+                stats = processor.run(until_idle=True)
+                runs[label] = stats.events / (time.perf_counter() - started)
+                triggers = max(triggers, stats.triggers)
+                if with_rules:
+                    clock = engine.store.clock("engage-processor") or 0
+                    ids = engine.store.sample_ids(10**9)
+                    rng = random.Random(3)
+                    timings: list[float] = []
+                    for _ in range(args.lookups):
+                        customer_id = rng.choice(ids)
+                        t0 = time.perf_counter()
+                        found = engine.store.get(customer_id)
+                        assert found is not None
+                        customer_360(found, clock)
+                        timings.append((time.perf_counter() - t0) * 1000)
         result = {
             "events": report.accepted,
             "customers": len(ids),
             "partitions": args.partitions,
             "generate_events_per_s": round(report.lines / generate_s),
             "publish_events_per_s": round(report.accepted / publish_s),
-            "process_events_per_s": round(stats.events / process_s),
-            "rules": "off",
+            "process_events_per_s": round(runs["on"]),
+            "process_events_per_s_rules_off": round(runs["off"]),
+            "rules_cost_ratio": round(runs["on"] / runs["off"], 3),
+            "triggers_fired": triggers,
             "lookup_p50_ms": round(_percentile(timings, 0.50), 3),
             "lookup_p99_ms": round(_percentile(timings, 0.99), 3),
-            "publish_s": round(publish_s, 2),
-            "process_s": round(process_s, 2),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}",
         }
         print(orjson.dumps(result).decode())
     finally:
-        drop_database(admin, name)
+        for db in names:
+            drop_database(admin, db)
         if server is not None:
             server.cleanup()
 

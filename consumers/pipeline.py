@@ -32,7 +32,7 @@ from events.model import Micros, Touchpoint, TriggerEvent
 from projections.evolve import apply
 from projections.profile import Profile
 from projections.store import DeadLetterRow, StoreTransaction
-from rules import RuleSet, due_timers, evaluate, fire_timer
+from rules import RuleSet, due_timers, evaluate, fire_due
 
 DEFAULT_CONSUMER = "engage-processor"
 
@@ -116,7 +116,7 @@ class Pipeline:
                     apply(profile, event)
             else:
                 for event in events:
-                    triggers.extend(fire_armed(rules, profile, event.occurred_at))
+                    triggers.extend(fire_due(rules, profile, event.occurred_at))
                     before = profile.copy() if profile.event_count else None
                     apply(profile, event)
                     moment = event.occurred_at if clock is None else clock
@@ -190,7 +190,7 @@ class Pipeline:
         for customer_id, profile in changed.items():
             limit = limits.get(partition_of[customer_id])
             if limit is not None:
-                fired.extend(fire_armed(rules, profile, limit))
+                fired.extend(fire_due(rules, profile, limit))
         due = [(c, p) for c, p in tx.due_customers(limits) if c not in changed]
         loaded = tx.load_profiles([c for c, _ in due])
         for customer_id, partition in due:
@@ -198,7 +198,7 @@ class Pipeline:
             if profile is None:
                 continue
             partition_of[customer_id] = partition
-            fired.extend(fire_armed(rules, profile, limits[partition]))
+            fired.extend(fire_due(rules, profile, limits[partition]))
             changed[customer_id] = profile
         rows = [
             (customer_id, rule_id, at, partition_of[customer_id])
@@ -207,23 +207,3 @@ class Pipeline:
         ]
         tx.save_timers(list(changed), rows)
         return fired
-
-
-MAX_TIMER_ROUNDS = 16
-
-
-def fire_armed(rules: RuleSet, profile: Profile, until: Micros) -> list[TriggerEvent]:
-    """Fire this profile's armed timers due strictly before ``until``, earliest
-    first, re-arming after each, exactly as ``rules.harness`` does with its heap.
-
-    Only armed timers (``due_timers``) are fired, never every anchor that has
-    passed, so a profile's rule memory is the same however the log was batched.
-    """
-    fired: list[TriggerEvent] = []
-    for _ in range(MAX_TIMER_ROUNDS):
-        armed = [(at, rule_id) for rule_id, at in due_timers(rules, profile) if at < until]
-        if not armed:
-            break
-        at, rule_id = min(armed)
-        fired.extend(fire_timer(rules, rule_id, profile, at))
-    return fired

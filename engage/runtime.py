@@ -33,6 +33,7 @@ class Engine:
     dead_letters: PostgresDeadLetters
     codec: TouchpointCodec = field(default_factory=TouchpointCodec)
     rules: RuleSet | None = None
+    _relays: list[OutboxRelay] = field(default_factory=list)
 
     @classmethod
     def open(
@@ -68,7 +69,9 @@ class Engine:
         return Pipeline(self.codec, rules=self.rules if with_rules else None)
 
     def relay(self) -> OutboxRelay:
-        return OutboxRelay(self.dsn, self.log)
+        relay = OutboxRelay(self.dsn, self.log)
+        self._relays.append(relay)
+        return relay
 
     def processor(self, batch_size: int | None = None, *, with_rules: bool = True) -> Processor:
         return Processor(
@@ -85,6 +88,9 @@ class Engine:
     def close(self) -> None:
         self.log.close()
         self.store.close()
+        self.dead_letters.close()
+        for relay in self._relays:
+            relay.close()
 
     def __enter__(self) -> Engine:
         return self

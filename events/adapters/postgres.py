@@ -264,6 +264,9 @@ class PostgresDeadLetters:
             row = self._conn.execute("SELECT count(*) FROM dead_letters").fetchone()
         return int(row[0]) if row else 0  # type: ignore[call-overload]
 
+    def close(self) -> None:
+        self._conn.close()
+
 
 def add_dead_letters(
     conn: psycopg.Connection[tuple[object, ...]], rows: Sequence[DeadLetterRow]

@@ -43,8 +43,10 @@ def test_crossings_fire_once_and_reach_the_stream(engine: Engine) -> None:
         ("lifetime-spend-1000", ("p2",)),
         ("monthly-spend-500", ("p1",)),
     ]
-    publish(engine, lines(event("p3", "ann", "purchase", "2026-01-13T10:00:00Z",
-                                 order_id="o3", amount=900.0)))
+    publish(
+        engine,
+        lines(event("p3", "ann", "purchase", "2026-01-13T10:00:00Z", order_id="o3", amount=900.0)),
+    )
     engine.processor().run(until_idle=True)
     assert len(_stream(engine)) == 3, "no second crossing, no second thank-you"
     assert _pending(engine) == 0
@@ -104,8 +106,9 @@ def test_inactivity_timer_fires_at_its_instant_with_no_further_event(engine: Eng
 
 
 def test_a_new_touchpoint_before_due_rearms_the_timer(engine: Engine) -> None:
-    publish(engine, lines(BUYER[0], event("v1", "ann", "web_visit", "2026-02-01T10:00:00Z",
-                                          url="u")))
+    publish(
+        engine, lines(BUYER[0], event("v1", "ann", "web_visit", "2026-02-01T10:00:00Z", url="u"))
+    )
     engine.processor().run(until_idle=True, now=parse_iso("2026-02-20T00:00:00Z"))
     assert "inactive-30d" not in {t.rule_id for t in _stream(engine)}
     engine.processor().run(until_idle=True, now=parse_iso("2026-03-04T00:00:00Z"))
@@ -114,34 +117,56 @@ def test_a_new_touchpoint_before_due_rearms_the_timer(engine: Engine) -> None:
 
 
 def test_unsubscribed_customers_get_service_triggers_only(engine: Engine) -> None:
-    publish(engine, lines(
-        event("u0", "bob", "unsubscribed", "2026-01-01T10:00:00Z"),
-        event("u1", "bob", "purchase", "2026-01-02T10:00:00Z", order_id="o1", amount=1500.0),
-        event("u2", "bob", "support_case_opened", "2026-01-03T10:00:00Z", case_id="k1"),
-        event("u3", "bob", "support_case_closed", "2026-01-04T10:00:00Z", case_id="k1"),
-        event("u4", "bob", "survey_response", "2026-01-05T10:00:00Z", survey="nps", score=3),
-    ))
+    publish(
+        engine,
+        lines(
+            event("u0", "bob", "unsubscribed", "2026-01-01T10:00:00Z"),
+            event("u1", "bob", "purchase", "2026-01-02T10:00:00Z", order_id="o1", amount=1500.0),
+            event("u2", "bob", "support_case_opened", "2026-01-03T10:00:00Z", case_id="k1"),
+            event("u3", "bob", "support_case_closed", "2026-01-04T10:00:00Z", case_id="k1"),
+            event("u4", "bob", "survey_response", "2026-01-05T10:00:00Z", survey="nps", score=3),
+        ),
+    )
     engine.processor().run(until_idle=True, now=parse_iso("2026-06-01T00:00:00Z"))
     assert sorted(t.rule_id for t in _stream(engine)) == [
-        "detractor-follow-up", "feedback-after-support"]
+        "detractor-follow-up",
+        "feedback-after-support",
+    ]
 
 
 def test_triggers_json_matches_the_contract(engine: Engine, cli_env: dict[str, str]) -> None:
     publish(engine, lines(*BUYER))
     engine.processor().run(until_idle=True)
     result = subprocess.run(
-        [sys.executable, "-m", "engage.cli", "triggers", "--json", "--rule",
-         "lifetime-spend-1000"], env=cli_env, capture_output=True, text=True, timeout=120)
+        [sys.executable, "-m", "engage.cli", "triggers", "--json", "--rule", "lifetime-spend-1000"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     rows = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 1
     row = rows[0]
-    assert set(row) == {"trigger_id", "rule_id", "rule_version", "kind", "customer_id",
-                        "fired_at", "caused_by", "details"}
+    assert set(row) == {
+        "trigger_id",
+        "rule_id",
+        "rule_version",
+        "kind",
+        "customer_id",
+        "fired_at",
+        "caused_by",
+        "details",
+    }
     assert row["rule_id"] == "lifetime-spend-1000" and row["kind"] == "spend_threshold"
     assert row["customer_id"] == "ann" and row["caused_by"] == ["p2"]
     assert row["fired_at"] == "2026-01-12T10:00:00Z" and isinstance(row["details"], dict)
-    listed = subprocess.run([sys.executable, "-m", "engage.cli", "rules", "--json"], env=cli_env,
-                            capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [sys.executable, "-m", "engage.cli", "rules", "--json"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     fired = {r["id"]: r["fired"] for r in map(orjson.loads, listed.stdout.splitlines())}
     assert fired["lifetime-spend-1000"] == 1 and fired["win-back-90d"] == 0
