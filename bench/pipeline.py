@@ -29,11 +29,11 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engage.config import Settings  # noqa: E402
-from engage.database import connect, create_database, drop_database, migrate  # noqa: E402
-from engage.runtime import Engine  # noqa: E402
-from events.synthetic import HistorySpec, generate_lines  # noqa: E402
-from projections.view import customer_360  # noqa: E402
+from engage.config import Settings
+from engage.database import connect, create_database, drop_database, migrate
+from engage.runtime import Engine
+from events.synthetic import HistorySpec, generate_lines
+from projections.view import customer_360
 
 
 def _percentile(values: list[float], q: float) -> float:

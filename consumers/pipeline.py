@@ -194,9 +194,10 @@ class Pipeline:
         due = [(c, p) for c, p in tx.due_customers(limits) if c not in changed]
         loaded = tx.load_profiles([c for c, _ in due])
         for customer_id, partition in due:
-            profile = loaded.get(customer_id)
-            if profile is None:
+            found = loaded.get(customer_id)
+            if found is None:
                 continue
+            profile = found
             partition_of[customer_id] = partition
             fired.extend(fire_due(rules, profile, limits[partition]))
             changed[customer_id] = profile

@@ -12,6 +12,7 @@ import logging
 import warnings
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -48,7 +49,7 @@ def resolve_dsn(settings: Settings) -> str:
     return embedded_dsn(settings.home)
 
 
-def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
+def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[Any, ...]]:
     try:
         return psycopg.connect(dsn, autocommit=autocommit)
     except psycopg.Error as exc:

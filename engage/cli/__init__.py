@@ -22,6 +22,7 @@ _ = (
     ingest,
     later,
     processing,
+    rules,
     triggers,
 )  # the modules register their commands on import
 

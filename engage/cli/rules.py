@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -30,7 +30,7 @@ def list_rules(
         assert engine.rules is not None
         fired = engine.log.trigger_counts()
         ruleset = engine.rules
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rule in ruleset.rules:
         on = ", ".join(rule.types) if rule.on == "event" else "timer"
         if rule.due is not None:

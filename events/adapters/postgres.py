@@ -13,7 +13,7 @@ import select
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
@@ -41,7 +41,7 @@ class PostgresLog:
         self._dsn = dsn
         self._partitions = partitions
         self._conn = connect(dsn)
-        self._listener: psycopg.Connection[tuple[object, ...]] | None = None
+        self._listener: psycopg.Connection[tuple[Any, ...]] | None = None
 
     @property
     def partitions(self) -> int:
@@ -65,7 +65,7 @@ class PostgresLog:
             with self._conn.transaction():
                 cur = self._conn.cursor()
                 heads: dict[int, int] = dict(
-                    cur.execute(  # type: ignore[arg-type]
+                    cur.execute(
                         "SELECT partition, head FROM log_partitions"
                         " WHERE stream = %s AND partition = ANY(%s)"
                         " ORDER BY partition FOR UPDATE",
@@ -141,7 +141,7 @@ class PostgresLog:
                 ).fetchall()
         except psycopg.Error as exc:
             raise StorageError(f"reading the {stream} log failed: {exc}") from None
-        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload]
+        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
     def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]:
         """One customer's touchpoints in log order, up to an event time (for timelines and
@@ -153,7 +153,7 @@ class PostgresLog:
                 ' ORDER BY "offset"',
                 (customer_id, (1 << 63) - 1 if until is None else until),
             ).fetchall()
-        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload]
+        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
     def find_triggers(
         self,
@@ -181,7 +181,7 @@ class PostgresLog:
         ).format(sql.SQL(" AND ").join(clauses))
         with self._conn.transaction():
             rows = self._conn.execute(query, params).fetchall()
-        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]  # type: ignore[call-overload]
+        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
     def trigger_counts(self) -> dict[str, int]:
         """Triggers on the stream per rule_id."""
@@ -189,14 +189,14 @@ class PostgresLog:
             rows = self._conn.execute(
                 "SELECT rule_id, count(*) FROM trigger_log GROUP BY rule_id"
             ).fetchall()
-        return {str(r): int(n) for r, n in rows}  # type: ignore[call-overload]
+        return {str(r): int(n) for r, n in rows}
 
     def heads(self, stream: str) -> dict[int, int]:
         with self._conn.transaction():
             rows = self._conn.execute(
                 "SELECT partition, head FROM log_partitions WHERE stream = %s", (stream,)
             ).fetchall()
-        return {int(p): int(h) for p, h in rows}  # type: ignore[call-overload]
+        return {int(p): int(h) for p, h in rows}
 
     def wait(self, timeout: float) -> bool:
         """LISTEN/NOTIFY: wake as soon as an append commits, poll as a fallback."""
@@ -239,7 +239,7 @@ DeadLetterRow = tuple[str, str | None, int | None, str | None, str, str, str]
 class PostgresDeadLetters:
     """Rejected inputs with their raw text, so nothing sent is ever silently lost."""
 
-    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         self._conn = conn
 
     def add(self, rows: Sequence[DeadLetterRow]) -> None:
@@ -257,19 +257,19 @@ class PostgresDeadLetters:
                 " FROM dead_letters ORDER BY id DESC LIMIT %s",
                 (limit,),
             ).fetchall()
-        return [DeadLetter(*r) for r in reversed(rows)]  # type: ignore[arg-type]
+        return [DeadLetter(*r) for r in reversed(rows)]
 
     def count(self) -> int:
         with self._conn.transaction():
             row = self._conn.execute("SELECT count(*) FROM dead_letters").fetchone()
-        return int(row[0]) if row else 0  # type: ignore[call-overload]
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         self._conn.close()
 
 
 def add_dead_letters(
-    conn: psycopg.Connection[tuple[object, ...]], rows: Sequence[DeadLetterRow]
+    conn: psycopg.Connection[tuple[Any, ...]], rows: Sequence[DeadLetterRow]
 ) -> None:
     """Write dead letters inside the caller's transaction (the processor's batch)."""
     with conn.cursor().copy(

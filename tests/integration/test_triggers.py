@@ -79,8 +79,8 @@ def test_redelivery_of_a_whole_batch_fires_nothing_new(engine: Engine) -> None:
     with engine.store.transaction() as tx:
         tx.lock_offsets("engage-processor", TOUCHPOINTS, range(engine.partitions))
         tx.save_offsets("engage-processor", TOUCHPOINTS, dict.fromkeys(range(engine.partitions), 0))
-    from tests.conftest import TEST_PARTITIONS
     from engage.database import connect
+    from tests.conftest import TEST_PARTITIONS
 
     with connect(engine.dsn) as conn:
         conn.execute("DELETE FROM profiles")

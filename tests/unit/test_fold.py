@@ -251,7 +251,8 @@ def test_sent_emails_do_not_make_a_customer_seen() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="KNOWN LIMITATION (documented): reactivated_at compares a purchase with last_seen *as delivered so far*, "
+    reason="KNOWN LIMITATION (documented): reactivated_at compares a purchase with "
+    "last_seen *as delivered so far*, "
     "so a late web_visit (or a late earlier purchase) changes whether the customer is "
     "'reactivated'",
 )
