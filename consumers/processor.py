@@ -75,6 +75,7 @@ class Processor:
         on_batch: Callable[[BatchResult], None] | None = None,
         stop: threading.Event | None = None,
         idle_wait: float = 1.0,
+        on_idle: Callable[[], object] | None = None,
     ) -> RunStats:
         stats = RunStats()
         while stop is None or not stop.is_set():
@@ -92,5 +93,7 @@ class Processor:
                 continue
             if until_idle:
                 break
+            if on_idle is not None:
+                on_idle()
             self.log.wait(idle_wait)
         return stats

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 import time
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from consumers.pipeline import BatchResult
 from consumers.processor import DEFAULT_BATCH
+from consumers.rule_reload import RuleFileWatcher
 from engage.cli.app import app, err, out, parse_time_option
 from engage.cli.rules import RulesOption
 from engage.runtime import Engine
@@ -74,8 +76,19 @@ def run(
             def report(result: BatchResult) -> None:
                 out.print(f"processed {result.events} events, {result.profiles} profiles")
 
+            watcher = None
+            if rules is not None:
+                watcher = RuleFileWatcher(
+                    Path(rules), processor.pipeline, lambda m: err.print(m, markup=False)
+                )
             try:
-                stats = processor.run(until_idle=False, now=now_us, on_batch=report, stop=stop)
+                stats = processor.run(
+                    until_idle=False,
+                    now=now_us,
+                    on_batch=report,
+                    stop=stop,
+                    on_idle=None if watcher is None else watcher.check,
+                )
             except KeyboardInterrupt:
                 stop.set()
                 err.print("stopped")
