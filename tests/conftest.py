@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,13 +44,26 @@ def pg_admin_dsn() -> Iterator[str]:
 
 
 @pytest.fixture
-def database(pg_admin_dsn: str) -> Iterator[str]:
-    """A fresh, migrated database; yields its DSN."""
-    name = f"engage_test_{uuid.uuid4().hex[:12]}"
-    dsn = create_database(pg_admin_dsn, name)
-    migrate(dsn, TEST_PARTITIONS)
-    yield dsn
-    drop_database(pg_admin_dsn, name)
+def fresh_database(pg_admin_dsn: str) -> Iterator[Callable[[], str]]:
+    """A factory of fresh, migrated databases, all dropped after the test."""
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"engage_test_{uuid.uuid4().hex[:12]}"
+        dsn = create_database(pg_admin_dsn, name)
+        names.append(name)
+        migrate(dsn, TEST_PARTITIONS)
+        return dsn
+
+    yield make
+    for name in names:
+        drop_database(pg_admin_dsn, name)
+
+
+@pytest.fixture
+def database(fresh_database: Callable[[], str]) -> str:
+    """A fresh, migrated database; its DSN."""
+    return fresh_database()
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
 from engage.config import Settings
-from engage.database import create_database, drop_database, migrate
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
 from events.synthetic import HistorySpec, generate_lines
@@ -29,12 +27,8 @@ SPEC = HistorySpec(customers=300, days=120, seed=11)
 
 
 @pytest.fixture
-def second_database(pg_admin_dsn: str) -> Iterator[str]:
-    name = f"engage_test_{uuid.uuid4().hex[:12]}"
-    dsn = create_database(pg_admin_dsn, name)
-    migrate(dsn, TEST_PARTITIONS)
-    yield dsn
-    drop_database(pg_admin_dsn, name)
+def second_database(fresh_database: Callable[[], str]) -> str:
+    return fresh_database()
 
 
 def _engine(dsn: str, tmp: str) -> Engine:
