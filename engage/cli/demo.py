@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -27,6 +27,21 @@ def _bar(label: str) -> Progress:
         console=err,
         transient=False,
     )
+
+
+def _showcase(engine: Engine, clock: int) -> list[dict[str, Any]]:
+    """One customer per lifecycle stage and the top spender, from the first
+    thousand profiles: more telling than the first few ids."""
+    with engine.store.transaction() as tx:
+        profiles = tx.load_profiles(engine.store.sample_ids(1_000))
+    views = [customer_360(p, clock) for p in profiles.values()]
+    chosen: dict[str, dict[str, Any]] = {}
+    for view in views:
+        chosen.setdefault(str(view["lifecycle_stage"]), view)
+    if views:
+        top = max(views, key=lambda v: float(v["lifetime_spend"]))
+        chosen.setdefault("top spender", top)
+    return sorted(chosen.values(), key=lambda v: str(v["customer_id"]))
 
 
 @app.command()
@@ -98,13 +113,9 @@ def demo(
             "subscribed",
         ):
             table.add_column(column)
-        for customer_id in engine.store.sample_ids(8):
-            found = engine.store.get(customer_id)
-            if found is None:
-                continue
-            view = customer_360(found, clock)
+        for view in _showcase(engine, clock):
             table.add_row(
-                customer_id,
+                str(view["customer_id"]),
                 str(view["lifecycle_stage"]),
                 str(view["order_count"]),
                 f"{view['lifetime_spend']:,.2f}",
