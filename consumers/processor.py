@@ -8,7 +8,7 @@ leaves either the whole batch applied or none of it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from consumers.pipeline import BatchResult, Pipeline
@@ -40,19 +40,21 @@ class Processor:
         pipeline: Pipeline,
         batch_size: int = DEFAULT_BATCH,
         relay: OutboxRelay | None = None,
+        partitions: Sequence[int] | None = None,
     ) -> None:
         self.log = log
         self.store = store
         self.pipeline = pipeline
         self.batch_size = batch_size
         self.relay = relay
+        # a worker of a parallel run owns a subset; the row locks on its
+        # offsets keep two processors off the same partition either way
+        self.partitions = list(range(log.partitions)) if partitions is None else list(partitions)
 
     def step(self, now: Micros | None = None) -> BatchResult:
         """Process one batch (possibly empty) in one transaction."""
         with self.store.transaction() as tx:
-            positions = tx.lock_offsets(
-                self.pipeline.consumer, TOUCHPOINTS, range(self.log.partitions)
-            )
+            positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, self.partitions)
             records = self.log.read(TOUCHPOINTS, positions, self.batch_size)
             if not records:
                 return self.pipeline.tick(tx, positions.keys(), now)
@@ -65,7 +67,9 @@ class Processor:
     def lag(self) -> int:
         heads = self.log.heads(TOUCHPOINTS)
         offsets = self.store.offsets(self.pipeline.consumer, TOUCHPOINTS)
-        return sum(max(0, head - offsets.get(p, 0)) for p, head in heads.items())
+        return sum(
+            max(0, head - offsets.get(p, 0)) for p, head in heads.items() if p in self.partitions
+        )
 
     def run(
         self,

@@ -8,6 +8,7 @@ exits.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from importlib.resources import files
@@ -19,8 +20,6 @@ from psycopg import sql
 
 from engage.config import Settings
 from engage.errors import ConfigError, StorageError
-
-SCHEMA_VERSION = "1"
 
 
 def embedded_dsn(home: Path, *, keep_running: bool = False) -> str:
@@ -57,26 +56,48 @@ def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[A
         raise StorageError(f"cannot connect to PostgreSQL: {reason}") from None
 
 
+def _schema() -> tuple[str, str]:
+    ddl = files("engage").joinpath("schema.sql").read_text()
+    return ddl, hashlib.sha256(ddl.encode()).hexdigest()[:16]
+
+
 def migrate(dsn: str, partitions: int) -> int:
     """Create the tables if missing and return the log's partition count.
 
     The partition count is fixed when the log is created: changing it later
     would move customers between partitions and break their ordering.
+
+    When the stored schema fingerprint (a hash of ``schema.sql``) matches, no
+    DDL runs at all: ``CREATE INDEX IF NOT EXISTS`` still takes table locks, and
+    a worker starting up must not lock against workers already processing.
     """
-    ddl = files("engage").joinpath("schema.sql").read_text()
+    ddl, fingerprint = _schema()
     with connect(dsn) as conn:
+        if conn.execute("SELECT to_regclass('engage_meta')").fetchone() != (None,):
+            rows = dict(
+                conn.execute(
+                    "SELECT key, value FROM engage_meta"
+                    " WHERE key IN ('partitions', 'schema_version')"
+                ).fetchall()
+            )
+            if rows.get("schema_version") == fingerprint and "partitions" in rows:
+                return int(rows["partitions"])
         conn.execute("SELECT pg_advisory_xact_lock(4242001)")
         conn.execute(ddl.encode())  # a trusted file shipped with the package
         row = conn.execute("SELECT value FROM engage_meta WHERE key = 'partitions'").fetchone()
         if row is None:
             conn.execute(
-                "INSERT INTO engage_meta (key, value) VALUES ('partitions', %s),"
-                " ('schema_version', %s)",
-                (str(partitions), SCHEMA_VERSION),
+                "INSERT INTO engage_meta (key, value) VALUES ('partitions', %s)",
+                (str(partitions),),
             )
             current = partitions
         else:
             current = int(str(row[0]))
+        conn.execute(
+            "INSERT INTO engage_meta (key, value) VALUES ('schema_version', %s)"
+            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (fingerprint,),
+        )
         for stream in ("touchpoints", "triggers"):
             conn.execute(
                 "INSERT INTO log_partitions (stream, partition)"

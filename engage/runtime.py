@@ -73,13 +73,20 @@ class Engine:
         self._relays.append(relay)
         return relay
 
-    def processor(self, batch_size: int | None = None, *, with_rules: bool = True) -> Processor:
+    def processor(
+        self,
+        batch_size: int | None = None,
+        *,
+        with_rules: bool = True,
+        partitions: list[int] | None = None,
+    ) -> Processor:
         return Processor(
             self.log,
             self.store,
             self.pipeline(with_rules=with_rules),
             DEFAULT_BATCH if batch_size is None else batch_size,
             self.relay(),
+            partitions,
         )
 
     def publisher(self) -> Publisher:

@@ -9,8 +9,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from consumers.parallel import default_workers
 from consumers.pipeline import DEFAULT_CONSUMER, BatchResult
+from consumers.processor import DEFAULT_BATCH
 from engage.cli.app import app, err, out
+from engage.cli.processing import run_shares
 from engage.cli.rules import RulesOption
 from engage.runtime import Engine
 from events.synthetic import HistorySpec, estimate_events, generate_lines
@@ -53,6 +56,9 @@ def demo(
         int, typer.Option(help="Deliberately bad lines mixed in, to show the dead-letter store.")
     ] = 12,
     rules: RulesOption = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes sharing the partitions while processing.")
+    ] = default_workers(),
 ) -> None:
     """Generate a realistic synthetic history and run the engine on it.
 
@@ -85,15 +91,18 @@ def demo(
         processor = engine.processor()
         lag = processor.lag()
         started = time.perf_counter()
-        with _bar("processing") as progress:
-            task = progress.add_task("run", total=lag, rate="")
+        if workers > 1:
+            stats = run_shares(engine, rules, workers, None, DEFAULT_BATCH, lag)
+        else:
+            with _bar("processing") as progress:
+                task = progress.add_task("run", total=lag, rate="")
 
-            def processed(result: BatchResult) -> None:
-                done = progress.tasks[0].completed + result.records
-                rate = done / max(time.perf_counter() - started, 1e-9)
-                progress.update(task, completed=done, rate=f"{rate:,.0f} events/s")
+                def processed(result: BatchResult) -> None:
+                    done = progress.tasks[0].completed + result.records
+                    rate = done / max(time.perf_counter() - started, 1e-9)
+                    progress.update(task, completed=done, rate=f"{rate:,.0f} events/s")
 
-            stats = processor.run(until_idle=True, on_batch=processed)
+                stats = processor.run(until_idle=True, on_batch=processed)
         process_s = time.perf_counter() - started
         out.print(
             f"processed {stats.events} events into {engine.store.count()} profiles in "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +12,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from consumers.parallel import WorkerJob, default_workers, run_parallel, shares
 from consumers.pipeline import BatchResult
-from consumers.processor import DEFAULT_BATCH
+from consumers.processor import DEFAULT_BATCH, RunStats
 from consumers.rule_reload import RuleFileWatcher
 from engage.cli.app import app, err, out, parse_time_option
 from engage.cli.rules import RulesOption
@@ -37,6 +39,14 @@ def run(
         int, typer.Option(min=1, help="Records read per partition per transaction.")
     ] = DEFAULT_BATCH,
     rules: RulesOption = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="With --until-idle: processes sharing the partitions (default: the "
+            "number of cores, at most 4). Each owns a disjoint share of the partitions.",
+        ),
+    ] = default_workers(),
 ) -> None:
     """Process the log: fold touchpoints into customer-360 profiles.
 
@@ -51,7 +61,9 @@ def run(
         lag = processor.lag()
         started = time.perf_counter()
         stop = threading.Event()
-        if until_idle:
+        if until_idle and workers > 1:
+            stats = run_shares(engine, rules, workers, now_us, batch_size, lag)
+        elif until_idle:
             progress = Progress(
                 TextColumn("processing"),
                 BarColumn(),
@@ -100,6 +112,46 @@ def run(
             f"{stats.triggers} triggers fired; {stats.poison} undecodable to the DLQ; "
             f"lag now {processor.lag()}"
         )
+
+
+def run_shares(
+    engine: Engine,
+    rules: str | None,
+    workers: int,
+    now: int | None,
+    batch_size: int,
+    lag: int,
+) -> RunStats:
+    """Run worker processes over disjoint partition shares, with one progress bar."""
+    settings = replace(engine.settings, database_url=engine.dsn)
+    jobs = [
+        WorkerJob(settings, rules, share, now, batch_size)
+        for share in shares(engine.partitions, workers)
+    ]
+    watcher = engine.processor()
+    progress = Progress(
+        TextColumn(f"processing ({len(jobs)} workers)"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    started = time.perf_counter()
+    with progress:
+        task = progress.add_task("run", total=lag, rate="")
+
+        def poll() -> None:
+            done = lag - watcher.lag()
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, rate=f"{rate:,.0f} events/s")
+
+        stats = run_parallel(jobs, poll)
+    # timers that only the whole clock can fire once every share is caught up
+    final = watcher.run(until_idle=True, now=now)
+    stats.triggers += final.triggers
+    return stats
 
 
 @app.command()
