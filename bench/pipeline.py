@@ -29,6 +29,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from consumers.parallel import WorkerJob, run_parallel, shares
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
 from engage.runtime import Engine
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--lookups", type=int, default=5_000)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2, help="for the parallel run")
     args = parser.parse_args()
 
     customers = max(10, args.events // 40)  # the generator gives ~40 events per customer
@@ -84,15 +86,29 @@ def main() -> None:
             publish_s = time.perf_counter() - started
             del lines
         # the same published log, twice: rules off here, rules on in a copy
-        rules_db = name + "_rules"
-        with connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(rules_db), sql.Identifier(name)
+        copies = {}
+        for suffix in ("_rules", "_parallel"):
+            with connect(admin, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(name + suffix), sql.Identifier(name)
+                    )
                 )
-            )
-        names.append(rules_db)
-        rules_dsn = psycopg.conninfo.make_conninfo(admin, dbname=rules_db)
+            names.append(name + suffix)
+            copies[suffix] = psycopg.conninfo.make_conninfo(admin, dbname=name + suffix)
+        rules_dsn = copies["_rules"]
+
+        # rules on, partition-parallel: the path `engage run --until-idle` takes
+        par_settings = Settings(copies["_parallel"], Path(tmp), None, args.partitions)
+        jobs = [
+            WorkerJob(par_settings, None, share, None, args.batch_size)
+            for share in shares(args.partitions, args.workers)
+        ]
+        started = time.perf_counter()
+        par_stats = run_parallel(jobs)
+        with Engine.open(par_settings) as engine:
+            engine.processor(args.batch_size).run(until_idle=True)
+        parallel_rate = par_stats.events / (time.perf_counter() - started)
 
         runs: dict[str, float] = {}
         triggers = 0
@@ -124,6 +140,9 @@ def main() -> None:
             "process_events_per_s": round(runs["on"]),
             "process_events_per_s_rules_off": round(runs["off"]),
             "rules_cost_ratio": round(runs["on"] / runs["off"], 3),
+            "process_events_per_s_parallel": round(parallel_rate),
+            "workers": args.workers,
+            "parallel_speedup": round(parallel_rate / runs["on"], 2),
             "triggers_fired": triggers,
             "lookup_p50_ms": round(_percentile(timings, 0.50), 3),
             "lookup_p99_ms": round(_percentile(timings, 0.99), 3),
