@@ -27,11 +27,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
+from events.dead_letters import DeadLetterRow
 from events.log import TOUCHPOINTS, LogRecord
 from events.model import Micros, Touchpoint, TriggerEvent
 from projections.evolve import apply
 from projections.profile import Profile
-from projections.store import DeadLetterRow, StoreTransaction
+from projections.store import StoreTransaction
 from rules import RuleSet, due_timers, evaluate, fire_due
 
 DEFAULT_CONSUMER = "engage-processor"
@@ -117,6 +118,10 @@ class Pipeline:
             else:
                 for event in events:
                     triggers.extend(fire_due(rules, profile, event.occurred_at))
+                    if event.type not in rules.by_type:
+                        # no rule names this type: no "before" to keep, nothing to judge
+                        apply(profile, event)
+                        continue
                     before = profile.copy() if profile.event_count else None
                     apply(profile, event)
                     moment = event.occurred_at if clock is None else clock
@@ -130,13 +135,8 @@ class Pipeline:
             )
 
         result.profiles = len(changed)
-        tx.save_profiles(list(changed.values()))
-        if triggers:
-            payloads = self.trigger_codec.encode_many(triggers)
-            tx.add_outbox(list(zip(triggers, payloads, strict=True)))
-        if clock is not None:
-            tx.save_clock(self.consumer, clock)
-            result.clock = clock
+        self._write(tx, changed, triggers, clock)
+        result.clock = clock
         next_offsets = dict(positions)
         for record in records:
             if record.offset + 1 > next_offsets.get(record.partition, 0):
@@ -158,17 +158,26 @@ class Pipeline:
         clock = max(candidates)
         changed: dict[str, Profile] = {}
         fired = self._fire_timers(tx, self.rules, changed, {}, {}, partitions, clock)
-        if changed:
-            tx.save_profiles(list(changed.values()))
-        if fired:
-            payloads = self.trigger_codec.encode_many(fired)
-            tx.add_outbox(list(zip(fired, payloads, strict=True)))
-        if clock != stored_clock:
-            tx.save_clock(self.consumer, clock)
+        self._write(tx, changed, fired, None if clock == stored_clock else clock)
         result.triggers = fired
         result.profiles = len(changed)
         result.clock = clock
         return result
+
+    def _write(
+        self,
+        tx: StoreTransaction,
+        changed: dict[str, Profile],
+        triggers: list[TriggerEvent],
+        clock: Micros | None,
+    ) -> None:
+        """Steps 2–4 of the commit order: profiles, outbox, clock."""
+        tx.save_profiles(list(changed.values()))
+        if triggers:
+            payloads = self.trigger_codec.encode_many(triggers)
+            tx.add_outbox(list(zip(triggers, payloads, strict=True)))
+        if clock is not None:
+            tx.save_clock(self.consumer, clock)
 
     def _fire_timers(
         self,

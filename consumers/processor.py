@@ -86,12 +86,11 @@ class Processor:
             result = self.step(now)
             if self.relay is not None and (result.triggers or result.records):
                 self.relay.drain()
-            stats.triggers += len(result.triggers) if not result.records else 0
+            stats.triggers += len(result.triggers)  # batches and timer-only ticks alike
             if result.records:
                 stats.batches += 1
                 stats.events += result.events
                 stats.poison += result.poison
-                stats.triggers += len(result.triggers)
                 if on_batch is not None:
                     on_batch(result)
                 continue

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from functools import cache
@@ -308,7 +309,7 @@ def _as_batch_schema(item: AvroSchema) -> AvroSchema:
 T = TypeVar("T")
 
 
-class _SingleObjectCodec(Generic[T]):
+class _SingleObjectCodec(ABC, Generic[T]):
     """Single-object framing and batch decoding, shared by both event kinds.
 
     Subclasses only map between their value type and the Avro record dict.
@@ -337,15 +338,16 @@ class _SingleObjectCodec(Generic[T]):
 
     # -- mapping, per subclass
 
-    def _to_record(self, value: T) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _to_record(self, value: T) -> dict[str, Any]: ...
 
-    def _from_record(self, record: dict[str, Any]) -> T:
-        raise NotImplementedError
+    @abstractmethod
+    def _from_record(self, record: dict[str, Any]) -> T: ...
 
+    @abstractmethod
     def _key(self, value: T) -> str:
         """The value's id, so an encode error names the event it is about."""
-        raise NotImplementedError
+        ...
 
     # -- encoding
 

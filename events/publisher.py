@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from events.adapters.postgres import DeadLetterRow
 from events.codec import TouchpointCodec
+from events.dead_letters import DeadLetterRow, DeadLetterSink
 from events.ingest import Rejection, parse_line
 from events.log import TOUCHPOINTS, Entry, Log
 from events.model import Touchpoint
@@ -32,12 +31,6 @@ class PublishReport:
 
     KEEP = 1_000
     """Rejections kept in memory for the report; all of them go to the DLQ."""
-
-
-class DeadLetterSink(Protocol):
-    """What the publisher needs of a dead-letter store."""
-
-    def add(self, rows: Sequence[DeadLetterRow]) -> None: ...
 
 
 def rejection_row(rejection: Rejection, source: str | None, stage: str = "ingest") -> DeadLetterRow:

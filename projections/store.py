@@ -13,11 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from events.dead_letters import DeadLetterRow
 from events.model import Micros, TriggerEvent
 from projections.profile import Profile
-
-DeadLetterRow = tuple[str, str | None, int | None, str | None, str, str, str]
-"""(stage, source, line_no, event_id, field, reason, raw)."""
 
 
 class StoreTransaction(Protocol):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engage.errors import ConfigError
 from events.model import Micros
@@ -38,3 +41,33 @@ def parse_time_option(value: str | None, option: str) -> Micros | None:
         return parse_iso(value)
     except ValueError as exc:
         raise ConfigError(f"{option}: {exc}") from None
+
+
+class RateBar:
+    """A progress bar that shows events/s: the one used by run, publish in the
+    demo, and parallel runs, so they all read the same."""
+
+    def __init__(self, label: str, total: int, *, transient: bool = True) -> None:
+        self._progress = Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=transient,
+        )
+        self._task = self._progress.add_task(label, total=total, rate="")
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> RateBar:
+        self._progress.start()
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, done: int, total: int | None = None) -> None:
+        rate = done / max(time.perf_counter() - self._started, 1e-9)
+        self._progress.update(self._task, completed=done, total=total, rate=f"{rate:,.0f} events/s")

@@ -15,7 +15,7 @@ from engage.errors import NotFound
 from engage.runtime import Engine
 from events.codec import CodecError
 from events.timefmt import format_iso
-from projections.evolve import apply
+from projections.evolve import fold
 from projections.profile import Profile
 from projections.view import customer_360
 
@@ -23,14 +23,12 @@ from projections.view import customer_360
 def _as_of(engine: Engine, customer_id: str, at: int) -> Profile | None:
     """Fold the customer's events up to ``at`` from the log: the profile as it was."""
     records = engine.log.customer_history(customer_id, until=at)
-    profile: Profile | None = None
-    for item in engine.codec.decode_many([r.payload for r in records]):
-        if isinstance(item, CodecError):
-            continue
-        if profile is None:
-            profile = Profile(customer_id)
-        apply(profile, item)
-    return profile
+    events = [
+        item
+        for item in engine.codec.decode_many([r.payload for r in records])
+        if not isinstance(item, CodecError)
+    ]
+    return fold(None, events, customer_id) if events else None
 
 
 def _render(view: dict[str, Any]) -> None:

@@ -6,30 +6,17 @@ import time
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from consumers.parallel import default_workers
-from consumers.pipeline import DEFAULT_CONSUMER, BatchResult
+from consumers.pipeline import DEFAULT_CONSUMER
 from consumers.processor import DEFAULT_BATCH
-from engage.cli.app import app, err, out
-from engage.cli.processing import run_shares
+from engage.cli.app import RateBar, app, out
+from engage.cli.processing import process_until_idle
 from engage.cli.rules import RulesOption
 from engage.runtime import Engine
 from events.synthetic import HistorySpec, estimate_events, generate_lines
 from projections.view import customer_360
-
-
-def _bar(label: str) -> Progress:
-    return Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    )
 
 
 def _showcase(engine: Engine, clock: int) -> list[dict[str, Any]]:
@@ -73,36 +60,19 @@ def demo(
     with Engine.open(rules=rules) as engine:
         publisher = engine.publisher()
         started = time.perf_counter()
-        with _bar("publishing") as progress:
-            task = progress.add_task("publish", total=expected + bad_lines, rate="")
-
-            def published(lines: int, _bytes: int) -> None:
-                rate = lines / max(time.perf_counter() - started, 1e-9)
-                progress.update(task, completed=lines, rate=f"{rate:,.0f} events/s")
-
-            report = publisher.publish_lines(generate_lines(spec), "demo", published)
-            progress.update(task, total=report.lines, completed=report.lines)
+        with RateBar("publishing", expected + bad_lines, transient=False) as bar:
+            report = publisher.publish_lines(
+                generate_lines(spec), "demo", lambda lines, _bytes: bar.update(lines)
+            )
+            bar.update(report.lines, total=report.lines)
         publish_s = time.perf_counter() - started
         out.print(
             f"published: accepted {report.accepted}, duplicate {report.duplicates}, "
             f"rejected {report.rejected} (see `engage dlq`) in {publish_s:.1f}s "
             f"({report.lines / publish_s:,.0f} lines/s)"
         )
-        processor = engine.processor()
-        lag = processor.lag()
         started = time.perf_counter()
-        if workers > 1:
-            stats = run_shares(engine, rules, workers, None, DEFAULT_BATCH, lag)
-        else:
-            with _bar("processing") as progress:
-                task = progress.add_task("run", total=lag, rate="")
-
-                def processed(result: BatchResult) -> None:
-                    done = progress.tasks[0].completed + result.records
-                    rate = done / max(time.perf_counter() - started, 1e-9)
-                    progress.update(task, completed=done, rate=f"{rate:,.0f} events/s")
-
-                stats = processor.run(until_idle=True, on_batch=processed)
+        stats = process_until_idle(engine, rules, workers, None, DEFAULT_BATCH, transient=False)
         process_s = time.perf_counter() - started
         out.print(
             f"processed {stats.events} events into {engine.store.count()} profiles in "

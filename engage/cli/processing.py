@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from consumers.parallel import WorkerJob, default_workers, run_parallel, shares
 from consumers.pipeline import BatchResult
-from consumers.processor import DEFAULT_BATCH, RunStats
+from consumers.processor import DEFAULT_BATCH, Processor, RunStats
 from consumers.rule_reload import RuleFileWatcher
-from engage.cli.app import app, err, out, parse_time_option
+from engage.cli.app import RateBar, app, err, out, parse_time_option
 from engage.cli.rules import RulesOption
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS, TRIGGERS
@@ -61,27 +60,8 @@ def run(
         lag = processor.lag()
         started = time.perf_counter()
         stop = threading.Event()
-        if until_idle and workers > 1:
-            stats = run_shares(engine, rules, workers, now_us, batch_size, lag)
-        elif until_idle:
-            progress = Progress(
-                TextColumn("processing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-            )
-            with progress:
-                task = progress.add_task("run", total=lag, rate="")
-
-                def advance(result: BatchResult) -> None:
-                    done = progress.tasks[0].completed + result.records
-                    rate = done / max(time.perf_counter() - started, 1e-9)
-                    progress.update(task, completed=done, rate=f"{rate:,.0f} events/s")
-
-                stats = processor.run(until_idle=True, now=now_us, on_batch=advance)
+        if until_idle:
+            stats = process_until_idle(engine, rules, workers, now_us, batch_size)
         else:
             err.print(f"processing (lag {lag}); waiting for new events, Ctrl-C to stop")
 
@@ -114,40 +94,50 @@ def run(
         )
 
 
-def run_shares(
+def process_until_idle(
     engine: Engine,
     rules: str | None,
     workers: int,
     now: int | None,
     batch_size: int,
-    lag: int,
+    *,
+    transient: bool = True,
 ) -> RunStats:
-    """Run worker processes over disjoint partition shares, with one progress bar."""
+    """Process everything pending behind a progress bar, in one process or in
+    ``workers`` processes over disjoint partition shares."""
+    processor = engine.processor(batch_size)
+    lag = processor.lag()
+    if workers > 1:
+        return _run_shares(engine, processor, rules, workers, now, batch_size, lag, transient)
+    with RateBar("processing", lag, transient=transient) as bar:
+        done = 0
+
+        def advance(result: BatchResult) -> None:
+            nonlocal done
+            done += result.records
+            bar.update(done)
+
+        return processor.run(until_idle=True, now=now, on_batch=advance)
+
+
+def _run_shares(
+    engine: Engine,
+    watcher: Processor,
+    rules: str | None,
+    workers: int,
+    now: int | None,
+    batch_size: int,
+    lag: int,
+    transient: bool,
+) -> RunStats:
     settings = replace(engine.settings, database_url=engine.dsn)
     jobs = [
         WorkerJob(settings, rules, share, now, batch_size)
         for share in shares(engine.partitions, workers)
     ]
-    watcher = engine.processor()
-    progress = Progress(
-        TextColumn(f"processing ({len(jobs)} workers)"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
-    started = time.perf_counter()
-    with progress:
-        task = progress.add_task("run", total=lag, rate="")
-
-        def poll() -> None:
-            done = lag - watcher.lag()
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            progress.update(task, completed=done, rate=f"{rate:,.0f} events/s")
-
-        stats = run_parallel(jobs, poll)
+    with RateBar(f"processing ({len(jobs)} workers)", lag, transient=transient) as bar:
+        stats = run_parallel(jobs, lambda: bar.update(lag - watcher.lag()))
+        bar.update(lag - watcher.lag())
     # timers that only the whole clock can fire once every share is caught up
     final = watcher.run(until_idle=True, now=now)
     stats.triggers += final.triggers

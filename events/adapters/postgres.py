@@ -20,6 +20,7 @@ from psycopg import sql
 
 from engage.database import connect
 from engage.errors import StorageError
+from events.dead_letters import DeadLetterRow
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
 from events.partitioning import partition_for
 
@@ -230,10 +231,6 @@ class DeadLetter:
     field: str
     reason: str
     raw: str
-
-
-DeadLetterRow = tuple[str, str | None, int | None, str | None, str, str, str]
-"""(stage, source, line_no, event_id, field, reason, raw)."""
 
 
 class PostgresDeadLetters:

@@ -17,9 +17,9 @@ import psycopg
 from engage.database import connect
 from engage.errors import StorageError
 from events.adapters.postgres import add_dead_letters
+from events.dead_letters import DeadLetterRow
 from events.model import Micros, TriggerEvent
 from projections.profile import Profile
-from projections.store import DeadLetterRow
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
