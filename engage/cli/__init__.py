@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from engage.cli import customers, demo, ingest, later, processing, rules, triggers
+from engage.cli import customers, demo, ingest, kpis, later, processing, rules, triggers
 from engage.cli.app import app
 from engage.errors import EngageError
 
@@ -20,6 +20,7 @@ _ = (
     customers,
     demo,
     ingest,
+    kpis,
     later,
     processing,
     rules,
