@@ -10,7 +10,17 @@ from __future__ import annotations
 import os
 import sys
 
-from engage.cli import customers, demo, ingest, kpis, later, processing, rules, triggers
+from engage.cli import (
+    customers,
+    demo,
+    ingest,
+    kpis,
+    later,
+    processing,
+    replay,
+    rules,
+    triggers,
+)
 from engage.cli.app import app
 from engage.errors import EngageError
 
@@ -23,6 +33,7 @@ _ = (
     kpis,
     later,
     processing,
+    replay,
     rules,
     triggers,
 )  # the modules register their commands on import
