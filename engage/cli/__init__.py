@@ -11,8 +11,10 @@ import os
 import sys
 
 from engage.cli import (
+    backtest,
     customers,
     demo,
+    export,
     ingest,
     kpis,
     later,
@@ -27,8 +29,10 @@ from engage.errors import EngageError
 __all__ = ["app", "main"]
 
 _ = (
+    backtest,
     customers,
     demo,
+    export,
     ingest,
     kpis,
     later,

@@ -10,8 +10,6 @@ from engage.cli.app import app
 from engage.errors import EngageError
 
 _LATER = {
-    "backtest": "runs rules over history without firing (arrives with replay)",
-    "export": "writes events, profiles or triggers for other tools (arrives with replay)",
     "worker": "starts a Faust worker (arrives with Kafka mode)",
     "serve": "starts the HTTP API and dashboard (arrives with the HTTP API)",
 }
