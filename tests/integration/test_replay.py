@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,16 +98,29 @@ def test_swap_is_atomic_under_a_running_processor(
         live.run(until_idle=True)
         stop = threading.Event()
         errors: list[str] = []
+        reads: list[int] = []
 
+        def recorded(work: Callable[[], None]) -> Callable[[], None]:
+            def run() -> None:
+                try:
+                    work()
+                except Exception as exc:  # any failure in a thread fails the test
+                    errors.append(f"{work.__name__}: {exc!r}")
+
+            return run
+
+        @recorded
         def live_loop() -> None:
             live.run(until_idle=False, stop=stop, idle_wait=0.05)
 
+        @recorded
         def publish_rest() -> None:
             with Engine.open(settings) as publisher_engine:
                 publisher = publisher_engine.publisher()
                 for i in range(half, len(history), 400):
                     publisher.publish_lines(history[i : i + 400], "rest")
 
+        @recorded
         def read_loop() -> None:
             with connect(dsn, autocommit=True) as conn:
                 while not stop.is_set():
@@ -118,6 +132,7 @@ def test_swap_is_atomic_under_a_running_processor(
                         (DEFAULT_CONSUMER,),
                     ).fetchone()
                     assert row is not None
+                    reads.append(1)
                     if row[0] != row[1]:
                         errors.append(f"profiles count {row[0]} events, offsets say {row[1]}")
 
@@ -128,12 +143,13 @@ def test_swap_is_atomic_under_a_running_processor(
             replay(engine, workers=2, batch_size=150)
         finally:
             threads[1].join()
-            live.run(until_idle=True)
+            time.sleep(0.5)  # let the live processor and the reader see the last appends
             stop.set()
             for thread in threads:
                 thread.join()
         live.run(until_idle=True)
         assert errors == []
+        assert len(reads) > 10
         assert live.lag() == 0
         after = profiles_by_id(engine)
         stream = sorted(r.payload for r in engine.log.find_triggers())
