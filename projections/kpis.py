@@ -265,11 +265,19 @@ class KpiBatch:
             seen = None if before is None or before[1] is None else before[1] // DAY
             if seen is None or seen < day:  # seen today already: active in every period
                 active = delta.active
-                for grain in GRAINS:
-                    number = period(grain, day)
-                    if seen is None or period(grain, seen) < number:
-                        k = (grain, number, stage)
-                        active[k] = active.get(k, 0) + 1
+                k = ("day", day, stage)
+                active[k] = active.get(k, 0) + 1
+                week = (day + 3) // 7
+                if seen is None or (seen + 3) // 7 < week:
+                    k = ("week", week, stage)
+                    active[k] = active.get(k, 0) + 1
+                month = _month(day)
+                if seen is None or _month(seen) < month:
+                    k = ("month", month, stage)
+                    active[k] = active.get(k, 0) + 1
+                if seen is None:
+                    k = ("all", 0, stage)
+                    active[k] = active.get(k, 0) + 1
         last = self._last
         start = t if last is None or t > last else last
         self._last = start
@@ -298,7 +306,7 @@ def _add_interval(acc: dict[tuple[int, str], int], m: Marks, start: Micros, end:
     count, last, first, react = m
     if end <= start:
         return
-    if start // DAY == end // DAY and (
+    if (
         count == 0
         or last is None
         or (
@@ -307,6 +315,12 @@ def _add_interval(acc: dict[tuple[int, str], int], m: Marks, start: Micros, end:
             and (react is None or not start < react + QUIET < end)
         )
     ):
+        # no stage edge inside: one stage from start to end
+        first_day, end_day = start // DAY, end // DAY
+        if first_day != end_day:
+            stage = stage_at(count, last, first, react, start)
+            acc[(first_day, stage)] = acc.get((first_day, stage), 0) + 1
+            acc[(end_day, stage)] = acc.get((end_day, stage), 0) - 1
         return
     steps = [step for step in stage_steps(m, start) if step[0] < end]
     _add_steps(acc, steps, 1)
