@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -158,3 +162,43 @@ def test_swap_is_atomic_under_a_running_processor(
         clean.processor().run(until_idle=True)
         assert after == profiles_by_id(clean)
         assert stream == sorted(r.payload for r in clean.log.find_triggers())
+
+
+def test_a_replay_killed_mid_build_leaves_the_live_version_and_restarts_clean(
+    engine: Engine, cli_env: dict[str, str]
+) -> None:
+    engine.publisher().publish_lines(generate_lines(SPEC), "replay")
+    engine.processor().run(until_idle=True)
+    live = profiles_by_id(engine)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engage.cli", "replay", "--workers", "1", "--batch-size", "20"],
+        env={**cli_env, "ENGAGE_DATABASE_URL": engine.dsn},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        built = 0
+        with connect(engine.dsn, autocommit=True) as conn:
+            while built == 0 and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+                exists = conn.execute("SELECT to_regclass('engage_replay_2.profiles')").fetchone()
+                if exists is not None and exists[0] is not None:
+                    row = conn.execute("SELECT count(*) FROM engage_replay_2.profiles").fetchone()
+                    built = 0 if row is None else int(row[0])
+        assert proc.poll() is None, "the replay finished before it could be killed"
+        assert 0 < built < SPEC.customers
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert profiles_by_id(engine) == live  # the live version never saw the build
+    with connect(engine.dsn) as conn:
+        version = conn.execute(
+            "SELECT value FROM engage_meta WHERE key = 'projection_version'"
+        ).fetchone()
+    assert version is None
+    result = replay(engine, workers=2)  # the lock died with the process; the build restarts
+    assert result.version == 2
+    assert profiles_by_id(engine) == live
