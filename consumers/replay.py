@@ -90,8 +90,10 @@ def replay(
     keep_old: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
-    """Rebuild, catch up, swap. ``rules`` is the rule file the workers load (the
-    engine's rules otherwise); ``on_progress(done, total)`` reports records."""
+    """Rebuild, catch up, swap. ``rules`` is the rule file ``engine`` was opened
+    with (None: the default pack): spawned workers load it by path, and the live
+    processor should run the same rules, or the rebuilt rule memory is for
+    others. ``on_progress(done, total)`` reports records read."""
     versions = PostgresVersions(engine.dsn)
     try:
         build = versions.begin()
