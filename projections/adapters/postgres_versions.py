@@ -50,6 +50,7 @@ from engage.errors import EngageError, StorageError
 
 PROJECTION_TABLES: Final = (
     "consumer_offsets",
+    "partition_writers",
     "processor_clock",
     "profiles",
     "timers",
@@ -59,7 +60,14 @@ PROJECTION_TABLES: Final = (
     "kpi_triggers",
 )
 """Everything the processor derives from the log, in lock order: consumer_offsets
-first, because every processor batch locks it first."""
+first, because every processor batch locks it first. A table missing from the
+database (``partition_writers`` arrives with the processor's profile cache) is
+skipped. ``partition_writers`` must move with the profiles: the new version's
+writer tokens are the replay's, so a live processor's in-memory profiles are
+seen to be stale after the swap and reloaded."""
+
+_BY_CONSUMER: Final[tuple[str, ...]] = ("consumer_offsets", "partition_writers", "processor_clock")
+"""Tables keyed by consumer: other consumers' rows are carried into the new version."""
 
 REPORT_TABLES: Final = ("trigger_outbox", "dead_letters")
 """Created empty in a build so a replay's triggers and poison records stay in it."""
@@ -77,6 +85,8 @@ class Build:
     schema: str
     dsn: str
     """The DSN whose connections read and write this build's tables."""
+    tables: tuple[str, ...] = PROJECTION_TABLES
+    """The projection tables it holds, in lock order."""
 
 
 def with_search_path(dsn: str, schema: str) -> str:
@@ -104,6 +114,15 @@ class PostgresVersions:
         self._conn = connect(dsn, autocommit=True)
         self._locked = False
 
+    def _tables(self) -> tuple[str, ...]:
+        present = {
+            str(r[0])
+            for r in self._conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (LIVE,)
+            ).fetchall()
+        }
+        return tuple(t for t in PROJECTION_TABLES if t in present)
+
     def live_version(self) -> int:
         row = self._conn.execute(
             "SELECT value FROM engage_meta WHERE key = 'projection_version'"
@@ -118,6 +137,7 @@ class PostgresVersions:
         self._locked = True
         version = self.live_version() + 1
         schema = report_schema(version)
+        tables = self._tables()
         try:
             with self._conn.transaction():
                 # a build left by an interrupted replay is never live: start afresh
@@ -125,7 +145,7 @@ class PostgresVersions:
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
                 )
                 self._conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-                for table in PROJECTION_TABLES + REPORT_TABLES:
+                for table in tables + REPORT_TABLES:
                     self._conn.execute(
                         sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
                             sql.Identifier(schema, table), sql.Identifier(LIVE, table)
@@ -133,7 +153,7 @@ class PostgresVersions:
                     )
         except psycopg.Error as exc:
             raise StorageError(f"creating the replay's tables failed: {exc}") from None
-        return Build(version, schema, with_search_path(self._dsn, schema))
+        return Build(version, schema, with_search_path(self._dsn, schema), tables)
 
     def swap(self, build: Build, consumer: str, catch_up: Callable[[], object]) -> None:
         """Make ``build`` the live version in one transaction (see the module doc).
@@ -144,10 +164,10 @@ class PostgresVersions:
         retired = retired_schema(build.version - 1)
         try:
             with conn.transaction():
-                self._lock_live()
+                self._lock_live(build.tables)
                 catch_up()
                 # other consumers' positions and clocks are not the replay's to rebuild
-                for table in ("consumer_offsets", "processor_clock"):
+                for table in (t for t in _BY_CONSUMER if t in build.tables):
                     conn.execute(
                         sql.SQL(
                             "INSERT INTO {} SELECT * FROM {} WHERE consumer <> %s"
@@ -159,13 +179,13 @@ class PostgresVersions:
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(retired))
                 )
                 conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(retired)))
-                for table in PROJECTION_TABLES:
+                for table in build.tables:
                     conn.execute(
                         sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
                             sql.Identifier(LIVE, table), sql.Identifier(retired)
                         )
                     )
-                for table in PROJECTION_TABLES:
+                for table in build.tables:
                     conn.execute(
                         sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
                             sql.Identifier(build.schema, table), sql.Identifier(LIVE)
@@ -179,7 +199,7 @@ class PostgresVersions:
         except psycopg.Error as exc:
             raise StorageError(f"swapping in the replayed projections failed: {exc}") from None
 
-    def _lock_live(self) -> None:
+    def _lock_live(self, tables: tuple[str, ...]) -> None:
         """Lock every live projection table without ever waiting while holding one.
 
         ``consumer_offsets`` is waited for (holding nothing yet), which lets an
@@ -190,7 +210,7 @@ class PostgresVersions:
         savepoint gives everything back and the swap tries again shortly, so
         readers never fail; the swap just waits for a quiet moment."""
         conn = self._conn
-        first, *rest = PROJECTION_TABLES
+        first, *rest = tables
         offsets = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
             sql.Identifier(LIVE, first)
         )
