@@ -151,9 +151,33 @@ class PostgresVersions:
                             sql.Identifier(schema, table), sql.Identifier(LIVE, table)
                         )
                     )
+                    self._name_indexes_as_live(schema, table)
         except psycopg.Error as exc:
             raise StorageError(f"creating the replay's tables failed: {exc}") from None
         return Build(version, schema, with_search_path(self._dsn, schema), tables)
+
+    def _name_indexes_as_live(self, schema: str, table: str) -> None:
+        """Give the build's indexes the live ones' names. ``LIKE`` names copied
+        indexes itself (``timers_partition_due_at_idx`` for ``timers_due``),
+        and once swapped in, a later ``migrate`` would add ``CREATE INDEX IF
+        NOT EXISTS timers_due`` again beside it: one more duplicate index per
+        replay."""
+        query = (
+            "SELECT i.relname, regexp_replace(pg_get_indexdef(x.indexrelid), '^.* USING ', '')"
+            " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+            " JOIN pg_class t ON t.oid = x.indrelid"
+            " JOIN pg_namespace n ON n.oid = t.relnamespace"
+            " WHERE n.nspname = %s AND t.relname = %s"
+        )
+        live = {d: str(n) for n, d in self._conn.execute(query, (LIVE, table)).fetchall()}
+        for name, definition in self._conn.execute(query, (schema, table)).fetchall():
+            wanted = live.get(definition)
+            if wanted is not None and wanted != name:
+                self._conn.execute(
+                    sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                        sql.Identifier(schema, str(name)), sql.Identifier(wanted)
+                    )
+                )
 
     def swap(self, build: Build, consumer: str, catch_up: Callable[[], object]) -> None:
         """Make ``build`` the live version in one transaction (see the module doc).

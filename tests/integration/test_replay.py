@@ -24,6 +24,7 @@ from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id
 
 SPEC = HistorySpec(customers=150, days=150, seed=3)
+INDEXES = "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'public'"
 
 
 def _table(dsn: str, query: str) -> list[tuple[Any, ...]]:
@@ -51,9 +52,11 @@ def test_replay_rebuilds_identical_projections_and_fires_nothing(engine: Engine)
     outbox = _table(engine.dsn, "SELECT trigger_id, published_at FROM trigger_outbox")
     assert stream and len(live) == SPEC.customers
 
+    indexes = _table(engine.dsn, INDEXES)
     result = replay(engine, workers=2, batch_size=333)
 
     assert result.version == 2
+    assert _table(engine.dsn, INDEXES) == indexes  # same names: migrations keep matching
     rebuilt = profiles_by_id(engine)
     assert rebuilt.keys() == live.keys()
     for customer_id, state in live.items():
