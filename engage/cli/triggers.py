@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
@@ -12,23 +12,10 @@ from rich.table import Table
 from engage.cli.app import app, out, parse_time_option
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
+from events.contract import trigger_json
 from events.log import TRIGGERS, LogRecord
 from events.model import TriggerEvent
 from events.timefmt import format_iso
-
-
-def trigger_json(t: TriggerEvent) -> dict[str, Any]:
-    """The trigger contract of DESIGN.md (field names are public)."""
-    return {
-        "trigger_id": t.trigger_id,
-        "rule_id": t.rule_id,
-        "rule_version": t.rule_version,
-        "kind": t.kind,
-        "customer_id": t.customer_id,
-        "fired_at": format_iso(t.fired_at),
-        "caused_by": list(t.caused_by),
-        "details": t.details,
-    }
 
 
 def _decode(codec: TriggerCodec, records: list[LogRecord]) -> list[TriggerEvent]:
