@@ -14,6 +14,7 @@ from events.codec import CodecError, TouchpointCodec, TriggerCodec
 from events.contract import touchpoint_json, trigger_json
 from events.log import LogRecord
 from events.model import Micros, Touchpoint
+from events.timefmt import format_iso
 from projections.evolve import fold
 from projections.profile import Profile
 from projections.store import ProfileStore
@@ -78,7 +79,9 @@ def timeline(
     log: CustomerHistory, codec: TouchpointCodec, customer_id: str
 ) -> list[dict[str, Any]]:
     """Touchpoints and the triggers they caused, in time order (a trigger after
-    the touchpoints of its instant)."""
+    the touchpoints of its instant). A touchpoint item is flat (``kind``
+    "touchpoint"); a trigger item is ``{"kind": "trigger", "occurred_at",
+    "trigger": <trigger JSON>}``."""
     items: list[tuple[Micros, int, dict[str, Any]]] = [
         (e.occurred_at, 0, touchpoint_json(e)) for e in touchpoints(log, codec, customer_id)
     ]
@@ -87,6 +90,12 @@ def timeline(
     for t in trigger_codec.decode_many([r.payload for r in records]):
         if isinstance(t, CodecError):
             continue
-        items.append((t.fired_at, 1, {"kind": "trigger", **trigger_json(t)}))
+        # nested, so the trigger's own ``kind`` field keeps its contract meaning
+        item = {
+            "kind": "trigger",
+            "occurred_at": format_iso(t.fired_at),
+            "trigger": trigger_json(t),
+        }
+        items.append((t.fired_at, 1, item))
     items.sort(key=lambda item: (item[0], item[1]))
     return [item for _, _, item in items]

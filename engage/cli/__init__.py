@@ -10,7 +10,18 @@ from __future__ import annotations
 import os
 import sys
 
-from engage.cli import customers, demo, ingest, later, processing, rules, triggers
+from engage.cli import (
+    customers,
+    demo,
+    ingest,
+    keys,
+    later,
+    processing,
+    rules,
+    serve,
+    triggers,
+    webhooks,
+)
 from engage.cli.app import app
 from engage.errors import EngageError
 
@@ -20,10 +31,13 @@ _ = (
     customers,
     demo,
     ingest,
+    keys,
     later,
     processing,
     rules,
+    serve,
     triggers,
+    webhooks,
 )  # the modules register their commands on import
 
 

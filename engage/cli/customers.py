@@ -85,8 +85,9 @@ def timeline(
                 item["occurred_at"], item["type"], item["channel"], details, item["event_id"]
             )
         else:
-            details = ", ".join(f"{k}={v}" for k, v in item["details"].items())
+            t = item["trigger"]
+            details = ", ".join(f"{k}={v}" for k, v in t["details"].items())
             table.add_row(
-                item["fired_at"], f"trigger {item['rule_id']}", "-", details, item["trigger_id"]
+                item["occurred_at"], f"trigger {t['rule_id']}", "-", details, t["trigger_id"]
             )
     out.print(table)

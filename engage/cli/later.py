@@ -15,7 +15,6 @@ _LATER = {
     "kpis": "shows the KPI rollups (arrives with replay and KPIs)",
     "export": "writes events, profiles or triggers for other tools (arrives with replay)",
     "worker": "starts a Faust worker (arrives with Kafka mode)",
-    "serve": "starts the HTTP API and dashboard (arrives with the HTTP API)",
 }
 
 
