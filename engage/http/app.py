@@ -194,7 +194,8 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         if found.scope != scope:
             raise HTTPException(
                 403,
-                f"this key has scope {found.scope!r}; this endpoint needs {'an' if scope == 'ingest' else 'a'} {scope} key",
+                f"this key has scope {found.scope!r}; this endpoint needs "
+                + ("an ingest key" if scope == "ingest" else "a read key"),
             )
         return found
 
