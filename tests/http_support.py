@@ -117,3 +117,36 @@ def api_client(settings: Settings, config: ServeConfig | None = None) -> Iterato
     app = create_app(settings, config or ServeConfig(process=False, deliver=False, pool_size=2))
     with TestClient(app) as client:
         yield Api(client, ingest, read)
+
+
+@contextmanager
+def live_server(settings: Settings, config: ServeConfig) -> Iterator[str]:
+    """The app under a real uvicorn server on a loopback port, in a thread."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, config), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, what="uvicorn to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def make_keys(settings: Settings) -> tuple[str, str]:
+    keys = ApiKeys(str(settings.database_url))
+    try:
+        return keys.create("shop", "ingest")[1], keys.create("dashboard", "read")[1]
+    finally:
+        keys.close()

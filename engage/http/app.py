@@ -94,7 +94,11 @@ def _errors(codes: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": models.Error, "description": text} for code, text in codes.items()}
 
 
-AUTH_ERRORS: Final = {401: "No API key, or an unknown or revoked one.", 403: "Wrong scope."}
+AUTH_ERRORS: Final = {
+    401: "No API key, or an unknown or revoked one.",
+    403: "Wrong scope.",
+    422: "A bad parameter.",
+}
 
 
 def _encode_cursor(positions: dict[int, int]) -> str:

@@ -136,6 +136,13 @@ def test_bad_json_and_bad_shapes(api: Api, engine: Engine) -> None:
     empty = api.post(b"")
     assert empty.status_code == 400
     assert api.post([]).json() == {"accepted": 0, "duplicate": 0, "rejected": 0, "results": []}
+    # found by schemathesis: a NUL in an id used to crash the dead-letter write
+    nul = api.post([_purchase("a\u0000b", "ann"), _purchase("x", "a\u0000b")])
+    assert nul.status_code == 200
+    assert [r["reason"] for r in nul.json()["results"]] == [
+        "must not contain NUL (\\u0000) characters"
+    ] * 2
+    assert engine.dead_letters.list()[-2].event_id == "a\\u0000b"
     assert sum(engine.log.heads(TOUCHPOINTS).values()) == 0
 
 
