@@ -175,7 +175,7 @@ def test_customer_360_as_of_timeline_and_search(api: Api, engine: Engine) -> Non
     )
     engine.processor().run(until_idle=True)
     view = api.get("/v1/customers/ann").json()
-    assert CONTRACT_KEYS <= set(view)
+    assert set(view) >= CONTRACT_KEYS
     assert view["lifetime_spend"] == 100 and view["order_count"] == 2
     past = api.get("/v1/customers/ann", params={"as_of": "2026-03-05T00:00:00Z"}).json()
     assert past["lifetime_spend"] == 40 and past["order_count"] == 1
