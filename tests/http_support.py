@@ -150,3 +150,50 @@ def make_keys(settings: Settings) -> tuple[str, str]:
         return keys.create("shop", "ingest")[1], keys.create("dashboard", "read")[1]
     finally:
         keys.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextmanager
+def chromium_page() -> Iterator[Any]:
+    """A Playwright page in Debian's chromium (CI installs it in .ci/run)."""
+    import os
+
+    import pytest
+
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            raise AssertionError(f"{CHROMIUM} is missing; .ci/run installs it")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            yield page
+        finally:
+            browser.close()
+
+
+def assert_not_blank(png: bytes) -> None:
+    """A screenshot with real content: many colours, no single colour dominating."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 24) or []
+    total = image.width * image.height
+    assert len(colours) > 50, f"only {len(colours)} colours: a blank page?"
+    assert max(n for n, _ in colours) < 0.95 * total, "one colour covers the page"

@@ -44,13 +44,22 @@ function tiles(status) {
 
 function lineChart(stats) {
   const width = 1100, height = 260, left = 44, bottom = 24, top = 10;
-  const buckets = [...new Set(stats.series.flatMap((s) => s.points.map((p) => p[0])))].sort();
+  const seen = [...new Set(stats.series.flatMap((s) => s.points.map((p) => p[0])))].sort();
+  // every bucket between the first and the last, so quiet periods show as zero
+  const step = { hour: 3600e3, day: 86400e3, week: 7 * 86400e3 }[stats.bucket] || 86400e3;
+  const buckets = [];
+  if (seen.length) {
+    const last = Date.parse(seen[seen.length - 1]);
+    for (let t = Date.parse(seen[0]); t <= last && buckets.length < 2000; t += step) {
+      buckets.push(new Date(t).toISOString().replace(".000Z", "Z"));
+    }
+  }
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img", "aria-label": "triggers per rule over time" });
   if (!buckets.length) {
     svg.append(el("text", { x: 20, y: 40 }, "no triggers yet"));
     return svg;
   }
-  const max = Math.max(1, ...stats.series.flatMap((s) => s.points.map((p) => p[1])));
+  const max = Math.max(4, ...stats.series.flatMap((s) => s.points.map((p) => p[1])));
   const x = (i) => left + (buckets.length === 1 ? (width - left) / 2 : (i * (width - left - 10)) / (buckets.length - 1));
   const y = (v) => top + (height - top - bottom) * (1 - v / max);
   for (let t = 0; t <= 4; t++) {
@@ -58,14 +67,18 @@ function lineChart(stats) {
     svg.append(el("line", { x1: left, x2: width, y1: y(v), y2: y(v), stroke: "#e6e9ef" }));
     svg.append(el("text", { x: 4, y: y(v) + 4 }, Math.round(v)));
   }
-  const step = Math.max(1, Math.ceil(buckets.length / 8));
-  buckets.forEach((b, i) => { if (i % step === 0) svg.append(el("text", { x: x(i) - 30, y: height - 6 }, b.slice(0, 10))); });
+  const every = Math.max(1, Math.ceil(buckets.length / 8));
+  buckets.forEach((b, i) => {
+    if (i % every === 0) svg.append(el("text", { x: x(i), y: height - 6, "text-anchor": i === 0 ? "start" : "middle" }, stats.bucket === "hour" ? b.slice(5, 16) : b.slice(0, 10)));
+  });
   stats.series.forEach((s, n) => {
     const byBucket = new Map(s.points.map((p) => [p[0], p[1]]));
     const pts = buckets.map((b, i) => `${x(i)},${y(byBucket.get(b) || 0)}`).join(" ");
     const color = COLORS[n % COLORS.length];
     svg.append(el("polyline", { points: pts, fill: "none", stroke: color, "stroke-width": 2 }, el("title", {}, s.rule_id)));
-    if (buckets.length === 1) svg.append(el("circle", { cx: x(0), cy: y(byBucket.get(buckets[0]) || 0), r: 4, fill: color }));
+    buckets.forEach((b, i) => {
+      if (byBucket.has(b)) svg.append(el("circle", { cx: x(i), cy: y(byBucket.get(b)), r: 3, fill: color }, el("title", {}, `${s.rule_id} ${b.slice(0, 10)}: ${byBucket.get(b)}`)));
+    });
   });
   return svg;
 }
