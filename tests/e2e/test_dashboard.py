@@ -18,12 +18,14 @@ def test_dashboard_shows_the_engine_and_one_customer(
 ) -> None:
     publish(
         engine,
-        lines(
-            event("e1", "ann-1", "purchase", "2026-03-01T10:00:00Z", order_id="o1", amount=120),
-            event("e2", "ann-1", "email_opened", "2026-03-02T10:00:00Z", campaign_id="spring"),
-            event("e3", "bob-2", "purchase", "2026-03-03T10:00:00Z", order_id="o2", amount=7),
-        )
-        + ['{"event_id": "broken", "customer_id": "ann-1", "type": "teleport"}'],
+        [
+            *lines(
+                event("e1", "ann-1", "purchase", "2026-03-01T10:00:00Z", order_id="o1", amount=120),
+                event("e2", "ann-1", "email_opened", "2026-03-02T10:00:00Z", campaign_id="spring"),
+                event("e3", "bob-2", "purchase", "2026-03-03T10:00:00Z", order_id="o2", amount=7),
+            ),
+            '{"event_id": "broken", "customer_id": "ann-1", "type": "teleport"}',
+        ],
     )
     engine.processor().run(until_idle=True)
     ingest, read = make_keys(settings)
