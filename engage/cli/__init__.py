@@ -11,12 +11,16 @@ import os
 import sys
 
 from engage.cli import (
+    backtest,
     customers,
     demo,
+    export,
     ingest,
     keys,
+    kpis,
     later,
     processing,
+    replay,
     rules,
     serve,
     triggers,
@@ -28,12 +32,16 @@ from engage.errors import EngageError
 __all__ = ["app", "main"]
 
 _ = (
+    backtest,
     customers,
     demo,
+    export,
     ingest,
     keys,
+    kpis,
     later,
     processing,
+    replay,
     rules,
     serve,
     triggers,
