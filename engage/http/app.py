@@ -33,6 +33,7 @@ from engage.errors import EngageError
 from engage.http import models
 from engage.http.ingest import IngestRefused, ingest_body
 from engage.http.keys import ApiKey, ApiKeys
+from engage.http.kpi_view import pyramid
 from engage.http.metrics import Metrics
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
@@ -40,6 +41,7 @@ from events.contract import trigger_json
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.model import DAY, HOUR
 from events.timefmt import format_iso, format_optional, parse_iso
+from projections.adapters.postgres_kpis import read_kpis
 from projections.queries import customer_view, timeline
 from rules import RuleSet
 
@@ -447,6 +449,28 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
                 "series": [{"rule_id": r, "points": p} for r, p in sorted(series.items())],
             }
         )
+
+    @app.get(
+        "/v1/kpis",
+        summary="KPI rollups per period, from lifecycle stage and channel to the business",
+        description=(
+            "The processor keeps the KPIs current as it folds (`engage kpis --json` prints "
+            "the same report). `pyramid` condenses the all-time totals into levels from "
+            "the whole business down to one customer, for the dashboard."
+        ),
+        responses={200: {"model": models.Kpis}, **_errors(AUTH_ERRORS)},
+    )
+    def get_kpis(
+        _: Annotated[ApiKey, Depends(read_key)],
+        by: Annotated[str, Query(pattern="^(day|week|month)$")] = "week",
+        last: Annotated[int | None, Query(ge=1, le=1000, description="Latest N periods")] = None,
+    ) -> Response:
+        with state["pool"].borrow() as engine:
+            report = read_kpis(engine.dsn, DEFAULT_CONSUMER, by)
+        if last is not None:
+            report["periods"] = report["periods"][-last:]
+        report["pyramid"] = pyramid(report)
+        return _json(report)
 
     @app.get(
         "/v1/dlq",

@@ -141,3 +141,18 @@ class Status(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class PyramidLevel(BaseModel):
+    name: str
+    values: list[list[str | float | int | None]]
+
+
+class Kpis(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    by: str
+    as_of: str | None
+    periods: list[dict[str, Any]]
+    total: dict[str, Any]
+    pyramid: list[PyramidLevel]

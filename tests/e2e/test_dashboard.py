@@ -48,7 +48,11 @@ def test_dashboard_shows_the_engine_and_one_customer(
         assert "first-purchase-thank-you (2)" in page.inner_text("#trigger-legend")
         dlq = page.inner_text("#dlq")
         assert "unknown type 'teleport'" in dlq and "broken" in dlq
-        assert "not available" in page.inner_text("#kpis") or page.is_visible("#kpis svg")
+        page.wait_for_selector("#kpis svg")
+        pyramid = page.inner_text("#kpis")
+        assert "Business" in pyramid and "net revenue: 127" in pyramid
+        assert "Lifecycle stages" in pyramid and "Per customer" in pyramid
+        assert "2026-02-23" in page.inner_text("#kpi-periods")  # the week of March 1st
 
         page.fill("#search", "ann")
         page.click("#search-form button")

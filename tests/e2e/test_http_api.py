@@ -264,3 +264,29 @@ def test_health_metrics_status_and_openapi(api: Api, engine: Engine) -> None:
     page = api.client.get("/")
     assert page.status_code == 200 and "Engage dashboard" in page.text
     assert api.client.get("/static/app.js").status_code == 200
+
+
+def test_kpis_are_the_processor_kept_report_with_a_pyramid(api: Api, engine: Engine) -> None:
+    from consumers.pipeline import DEFAULT_CONSUMER
+    from projections.adapters.postgres_kpis import read_kpis
+
+    api.post(
+        [
+            _purchase("e1", "ann", "2026-03-02T10:00:00Z", 40),
+            _purchase("e2", "bob", "2026-03-03T10:00:00Z", 60),
+            event("e3", "bob", "survey_response", "2026-03-04T10:00:00Z", survey="nps", score=10),
+        ]
+    )
+    engine.processor().run(until_idle=True)
+    assert api.get("/v1/kpis", key=api.ingest_key).status_code == 403
+    got = api.get("/v1/kpis", params={"by": "day"}).json()
+    pyramid = got.pop("pyramid")
+    assert got == orjson.loads(orjson.dumps(read_kpis(engine.dsn, DEFAULT_CONSUMER, "day")))
+    assert [level["name"] for level in pyramid][0] == "Business"
+    business = dict(pyramid[0]["values"])
+    assert business == {"net revenue": 100.0, "active customers": 2, "NPS": 100.0}
+    per_customer = dict(pyramid[-1]["values"])
+    assert per_customer["net revenue"] == 50.0 and per_customer["orders"] == 1.0
+    last = api.get("/v1/kpis", params={"by": "day", "last": 1}).json()
+    assert [p["period"] for p in last["periods"]] == ["2026-03-04"]
+    assert api.get("/v1/kpis", params={"by": "year"}).status_code == 422

@@ -104,19 +104,27 @@ function pyramid(kpis) {
     const shape = `${width / 2 - (width / 2 - top)},${yTop} ${width / 2 + (width / 2 - top)},${yTop} ${width / 2 + (width / 2 - bot)},${yBot} ${width / 2 - (width / 2 - bot)},${yBot}`;
     svg.append(el("polygon", { points: shape, fill: COLORS[i % COLORS.length], opacity: 0.9 }));
     svg.append(el("text", { x: width / 2, y: yTop + 22, "text-anchor": "middle", class: "pyramid-label" }, level.name));
-    const values = level.values.map(([k, v]) => `${k}: ${fmt(v)}`).join("   ·   ");
+    const values = level.values.map(([k, v]) => `${k}: ${k.includes("rate") && typeof v === "number" ? (v * 100).toFixed(1) + "%" : fmt(v)}`).join("   ·   ");
     svg.append(el("text", { x: width / 2, y: yTop + 42, "text-anchor": "middle", class: "pyramid-label" }, values));
   });
   return svg;
 }
 
 async function loadKpis() {
-  const kpis = await api("/v1/kpis");
+  const kpis = await api("/v1/kpis?by=week&last=8");
   if (kpis === null) {
     $("kpis").replaceChildren(el("p", { class: "muted" }, "KPIs are not available in this version of the server."));
     return;
   }
-  $("kpis").replaceChildren(pyramid(kpis));
+  const head = el("tr", {}, ...["week of", "active", "new", "purchases", "net revenue", "AOV", "open rate", "NPS", "triggers"].map((h) => el("th", {}, h)));
+  const rows = kpis.periods.slice(-8).reverse().map((p) => {
+    const b = p.business;
+    const rate = b.open_rate === null ? "–" : (b.open_rate * 100).toFixed(1) + "%";
+    const fired = Object.values(p.triggers_by_rule).reduce((a, n) => a + n, 0);
+    return el("tr", {}, ...[p.period, b.active_customers, b.new_customers, b.purchases, b.net_revenue, b.average_order_value, rate, b.nps, fired].map((v) => el("td", {}, fmt(v))));
+  });
+  const table = el("table", { class: "grid", id: "kpi-periods" }, el("thead", {}, head), el("tbody", {}, ...rows));
+  $("kpis").replaceChildren(pyramid(kpis), el("h4", {}, `Latest weeks (clock ${kpis.as_of || "–"})`), table);
 }
 
 async function loadDlq() {
