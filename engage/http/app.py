@@ -360,8 +360,10 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         description=(
             "Triggers in log order (per customer: in order). Start without a cursor (from "
             "the beginning) or with cursor=latest (only new ones), then pass each "
-            "response's next_cursor to continue exactly where you stopped; an empty page "
-            "returns the same cursor. Filters apply within the feed."
+            "response's next_cursor to continue exactly where you stopped. With filters, a "
+            "page may be empty while has_more is true (a stretch without matches was "
+            "skipped): keep following next_cursor. At the end of the feed an empty page "
+            "returns the same cursor, to poll again later."
         ),
         responses={
             200: {"model": models.TriggerPage},

@@ -69,7 +69,7 @@ function lineChart(stats) {
   }
   const every = Math.max(1, Math.ceil(buckets.length / 8));
   buckets.forEach((b, i) => {
-    if (i % every === 0) svg.append(el("text", { x: x(i), y: height - 6, "text-anchor": i === 0 ? "start" : "middle" }, stats.bucket === "hour" ? b.slice(5, 16) : b.slice(0, 10)));
+    if (i % every === 0) svg.append(el("text", { x: x(i), y: height - 6, "text-anchor": i === 0 ? "start" : i >= buckets.length - every ? "end" : "middle" }, stats.bucket === "hour" ? b.slice(5, 16) : b.slice(0, 10)));
   });
   stats.series.forEach((s, n) => {
     const byBucket = new Map(s.points.map((p) => [p[0], p[1]]));
