@@ -65,6 +65,14 @@ class Engine:
             rules=ruleset,
         )
 
+    @property
+    def stream(self) -> PostgresLog:
+        """The log events are published to and read from (the HTTP trigger feed,
+        webhook delivery, heads and lag). It is the PostgreSQL log until Kafka
+        mode lands, when it becomes the Kafka log; ``self.log`` keeps serving
+        PostgreSQL-only queries such as a customer's history."""
+        return self.log
+
     def pipeline(self, *, with_rules: bool = True) -> Pipeline:
         return Pipeline(self.codec, rules=self.rules if with_rules else None)
 

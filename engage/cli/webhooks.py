@@ -39,7 +39,7 @@ def add(
     """Subscribe URL to triggers fired from now on (or --from-start). Prints the
     signing secret: keep it to verify deliveries."""
     with Engine.open() as engine:
-        heads = engine.log.heads(TRIGGERS)
+        heads = engine.stream.heads(TRIGGERS)
         start = dict.fromkeys(heads, 0) if from_start else heads
         store = WebhookStore(engine.dsn)
         try:
@@ -167,13 +167,13 @@ def deliver(
     policy = DeliveryPolicy(timeout_s=timeout, max_attempts=max_attempts, base_backoff_s=backoff)
     with Engine.open() as engine:
         if until_idle:
-            tried = deliver_until_idle(engine.dsn, engine.log, policy)
+            tried = deliver_until_idle(engine.dsn, engine.stream, policy)
             out.print(f"made {sum(tried.values())} delivery attempts")
             return
         err.print("delivering webhooks; Ctrl-C to stop")
         stop = threading.Event()
         deliverer = WebhookDeliverer(
-            engine.dsn, engine.log, policy, on_error=lambda m: err.print(m, markup=False)
+            engine.dsn, engine.stream, policy, on_error=lambda m: err.print(m, markup=False)
         )
         try:
             deliverer.run(stop)

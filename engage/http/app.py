@@ -152,7 +152,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
             engine = Engine.open(settings, config.rules)
             own.append(engine)
             deliverer = WebhookDeliverer(
-                engine.dsn, engine.log, config.policy, poll_s=config.poll_s, on_error=log.warning
+                engine.dsn, engine.stream, config.policy, poll_s=config.poll_s, on_error=log.warning
             )
             threads.append(
                 threading.Thread(target=deliverer.run, args=(stop,), daemon=True, name="webhooks")
@@ -384,9 +384,9 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         since_us = _parse_time(since, "since")
         codec = TriggerCodec()
         with state["pool"].borrow() as engine:
-            partitions = engine.log.partitions
+            partitions = engine.stream.partitions
             if cursor == "latest":
-                positions = engine.log.heads(TRIGGERS)
+                positions = engine.stream.heads(TRIGGERS)
                 positions = {p: positions.get(p, 0) for p in range(partitions)}
             elif cursor:
                 positions = _decode_cursor(cursor, partitions)
@@ -396,7 +396,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
             has_more = False
             for _scan in range(FEED_SCAN):
                 per = max(limit, 200)
-                records = engine.log.read(TRIGGERS, positions, per)
+                records = engine.stream.read(TRIGGERS, positions, per)
                 if not records:
                     break
                 decoded = codec.decode_many([r.payload for r in records])
@@ -518,7 +518,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
     @app.get("/healthz", summary="Liveness and database reachability", response_model=models.Health)
     def healthz() -> Response:
         with state["pool"].borrow() as engine:
-            engine.log.heads(TOUCHPOINTS)
+            engine.stream.heads(TOUCHPOINTS)
         return _json({"status": "ok"})
 
     @app.get(
@@ -542,12 +542,12 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
 
 
 def status_of(engine: Engine) -> dict[str, Any]:
-    heads = engine.log.heads(TOUCHPOINTS)
+    heads = engine.stream.heads(TOUCHPOINTS)
     offsets = engine.store.offsets(DEFAULT_CONSUMER, TOUCHPOINTS)
     lag = sum(max(0, h - offsets.get(p, 0)) for p, h in heads.items())
     return {
         "log_events": sum(heads.values()),
-        "triggers": sum(engine.log.heads(TRIGGERS).values()),
+        "triggers": sum(engine.stream.heads(TRIGGERS).values()),
         "profiles": engine.store.count(),
         "dead_letters": engine.dead_letters.count(),
         "lag": lag,

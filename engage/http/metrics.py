@@ -74,8 +74,8 @@ class Metrics(Collector):
         if self._pool is None:
             return
         with self._pool.borrow() as engine:
-            heads = engine.log.heads(TOUCHPOINTS)
-            trigger_heads = engine.log.heads(TRIGGERS)
+            heads = engine.stream.heads(TOUCHPOINTS)
+            trigger_heads = engine.stream.heads(TRIGGERS)
             consumers = engine.store.consumers()
             dlq = engine.dead_letters.count()
             per_rule = engine.store.trigger_counts()
