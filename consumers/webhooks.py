@@ -166,8 +166,8 @@ class _Sender(threading.Thread):
                     if wait > 0:
                         self.wake.wait(wait)
                         self.wake.clear()
-        except EngageError as exc:
-            self.error = str(exc)
+        except Exception as exc:  # a dropped connection: the deliverer restarts this sender
+            self.error = f"{type(exc).__name__}: {exc}"
         finally:
             if locked:
                 # the connection may be gone; the lock goes with it then
@@ -197,21 +197,18 @@ class WebhookDeliverer:
         self._senders: dict[int, _Sender] = {}
 
     def run(self, stop: threading.Event) -> None:
-        """Until ``stop`` is set; the log must be used by this thread only."""
+        """Until ``stop`` is set; the log must be used by this thread only.
+
+        A database error ends the run (after stopping the senders): the caller
+        reopens its connections and runs again."""
         store = WebhookStore(self.dsn)
         try:
             while not stop.is_set():
-                try:
-                    subs = store.subscriptions()
-                    self._reconcile(subs)
-                    for sub_id, n in feed(store, self.log, subs).items():
-                        if n and sub_id in self._senders:
-                            self._senders[sub_id].wake.set()
-                except EngageError as exc:
-                    if self.on_error is not None:
-                        self.on_error(f"webhook delivery: {exc}")
-                    stop.wait(self.poll_s)
-                    continue
+                subs = store.subscriptions()
+                self._reconcile(subs)
+                for sub_id, n in feed(store, self.log, subs).items():
+                    if n and sub_id in self._senders:
+                        self._senders[sub_id].wake.set()
                 self.log.wait(self.poll_s)
         finally:
             for sender in self._senders.values():

@@ -8,6 +8,7 @@ each element to ``events.ingest.parse_object``, the one validator.
 """
 
 import base64
+import contextlib
 import logging
 import queue
 import threading
@@ -18,6 +19,7 @@ from importlib.resources import files
 from typing import Annotated, Any, Final
 
 import orjson
+import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -29,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from consumers.pipeline import DEFAULT_CONSUMER
 from consumers.webhooks import DeliveryPolicy, WebhookDeliverer
 from engage.config import Settings
-from engage.errors import EngageError
+from engage.errors import EngageError, StorageError
 from engage.http import models
 from engage.http.ingest import IngestRefused, ingest_body
 from engage.http.keys import ApiKey, ApiKeys
@@ -65,27 +67,51 @@ class ServeConfig:
 
 
 class EnginePool:
-    """A few Engines, each used by one thread at a time."""
+    """A few Engines, each used by one thread at a time.
+
+    An engine whose request failed with a storage error is replaced by a fresh
+    one, so a database restart costs the requests in flight, not the server.
+    """
 
     def __init__(self, settings: Settings, size: int, rules: RuleSet | None) -> None:
+        self._settings = settings
+        self._rules = rules
         self._free: queue.Queue[Engine] = queue.Queue()
         self._all: list[Engine] = []
+        self._lock = threading.Lock()
         for _ in range(size):
             engine = Engine.open(settings, rules)
             self._all.append(engine)
             self._free.put(engine)
+        self.dsn = self._all[0].dsn
 
     @contextmanager
     def borrow(self) -> Iterator[Engine]:
         engine = self._free.get()
         try:
             yield engine
+        except (StorageError, psycopg.Error):
+            engine = self._renew(engine)
+            raise
         finally:
             self._free.put(engine)
 
+    def _renew(self, old: Engine) -> Engine:
+        try:
+            fresh = Engine.open(self._settings, self._rules)
+        except EngageError as exc:  # still down: keep the old one, try again next time
+            log.warning("reconnecting to the database failed: %s", exc)
+            return old
+        with self._lock:
+            self._all[self._all.index(old)] = fresh
+        with contextlib.suppress(Exception):
+            old.close()
+        return fresh
+
     def close(self) -> None:
-        for engine in self._all:
-            engine.close()
+        with self._lock:
+            for engine in self._all:
+                engine.close()
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -139,23 +165,21 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
     async def lifespan(_: FastAPI) -> Any:
         pool = EnginePool(settings, config.pool_size, config.rules)
         state["pool"] = pool
-        state["keys"] = ApiKeys(pool._all[0].dsn)
+        state["keys"] = ApiKeys(pool.dsn)
         metrics.bind(pool)
         stop = threading.Event()
         threads: list[threading.Thread] = []
-        own: list[Engine] = []
         if config.process:
-            engine = Engine.open(settings, config.rules)
-            own.append(engine)
-            threads.append(threading.Thread(target=_process, args=(engine, stop), daemon=True))
-        if config.deliver:
-            engine = Engine.open(settings, config.rules)
-            own.append(engine)
-            deliverer = WebhookDeliverer(
-                engine.dsn, engine.stream, config.policy, poll_s=config.poll_s, on_error=log.warning
-            )
             threads.append(
-                threading.Thread(target=deliverer.run, args=(stop,), daemon=True, name="webhooks")
+                threading.Thread(
+                    target=_process, args=(settings, config, stop), daemon=True, name="processor"
+                )
+            )
+        if config.deliver:
+            threads.append(
+                threading.Thread(
+                    target=_deliver, args=(settings, config, stop), daemon=True, name="webhooks"
+                )
             )
         for t in threads:
             t.start()
@@ -165,8 +189,6 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
             stop.set()
             for t in threads:
                 t.join(timeout=15)
-            for engine in own:
-                engine.close()
             state["keys"].close()
             pool.close()
 
@@ -235,6 +257,11 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         log.warning("request failed: %s", exc)
         return _json({"error": str(exc)}, 503)
 
+    @app.exception_handler(psycopg.Error)
+    async def database_error(_: Request, exc: psycopg.Error) -> Response:
+        log.warning("request failed: %s", exc)
+        return _json({"error": "the database is unavailable; retry shortly"}, 503)
+
     event_schema = _event_schema()
 
     @app.post(
@@ -267,7 +294,11 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
                         "schema": {
                             "oneOf": [
                                 event_schema,
-                                {"type": "array", "items": event_schema, "maxItems": 50},
+                                {
+                                    "type": "array",
+                                    "items": event_schema,
+                                    "maxItems": config.max_events,
+                                },
                             ]
                         }
                     }
@@ -555,13 +586,32 @@ def status_of(engine: Engine) -> dict[str, Any]:
     }
 
 
-def _process(engine: Engine, stop: threading.Event) -> None:
-    """The embedded processor, inside ``engage serve``: restarts after a failure."""
+def _process(settings: Settings, config: ServeConfig, stop: threading.Event) -> None:
+    """The embedded processor, inside ``engage serve``: on a database error it
+    reopens its connections and carries on from the committed offsets."""
     while not stop.is_set():
         try:
-            engine.processor().run(until_idle=False, stop=stop, idle_wait=0.5)
-        except EngageError as exc:
-            log.warning("processor: %s; retrying", exc)
+            with Engine.open(settings, config.rules) as engine:
+                engine.processor().run(until_idle=False, stop=stop, idle_wait=0.5)
+        except (EngageError, psycopg.Error) as exc:
+            log.warning("processor: %s; restarting", exc)
+            stop.wait(2.0)
+
+
+def _deliver(settings: Settings, config: ServeConfig, stop: threading.Event) -> None:
+    """Webhook delivery, inside ``engage serve``, restarted the same way."""
+    while not stop.is_set():
+        try:
+            with Engine.open(settings, config.rules) as engine:
+                WebhookDeliverer(
+                    engine.dsn,
+                    engine.stream,
+                    config.policy,
+                    poll_s=config.poll_s,
+                    on_error=log.warning,
+                ).run(stop)
+        except (EngageError, psycopg.Error) as exc:
+            log.warning("webhook delivery: %s; restarting", exc)
             stop.wait(2.0)
 
 

@@ -40,6 +40,7 @@ class ApiKeys:
     """The key store on PostgreSQL."""
 
     def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
         self._conn = connect(dsn, autocommit=True)
 
     def create(self, name: str, scope: str) -> tuple[ApiKey, str]:
@@ -63,12 +64,24 @@ class ApiKeys:
         return ApiKey(int(row[0]), name, scope, prefix, str(row[1]), None), key
 
     def lookup(self, key: str) -> ApiKey | None:
-        """The live key with this value, or None (unknown or revoked)."""
-        row = self._conn.execute(
+        """The live key with this value, or None (unknown or revoked).
+
+        Every request asks the database (no cache), so a revoked key stops
+        working at once; a dropped connection is reopened once."""
+        query = (
             "SELECT id, name, scope, prefix, created_at::text, revoked_at::text FROM api_keys"
-            " WHERE key_hash = %s AND revoked_at IS NULL",
-            (hash_key(key),),
-        ).fetchone()
+            " WHERE key_hash = %s AND revoked_at IS NULL"
+        )
+        digest = hash_key(key)
+        try:
+            row = self._conn.execute(query, (digest,)).fetchone()
+        except psycopg.OperationalError:
+            self._conn.close()
+            self._conn = connect(self._dsn, autocommit=True)
+            try:
+                row = self._conn.execute(query, (digest,)).fetchone()
+            except psycopg.Error as exc:
+                raise StorageError(f"checking the API key failed: {exc}") from None
         return None if row is None else ApiKey(*_typed(row))
 
     def all(self) -> list[ApiKey]:

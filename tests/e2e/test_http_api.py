@@ -290,3 +290,24 @@ def test_kpis_are_the_processor_kept_report_with_a_pyramid(api: Api, engine: Eng
     last = api.get("/v1/kpis", params={"by": "day", "last": 1}).json()
     assert [p["period"] for p in last["periods"]] == ["2026-03-04"]
     assert api.get("/v1/kpis", params={"by": "year"}).status_code == 422
+
+
+def test_the_server_reconnects_after_the_database_drops_its_connections(
+    settings: Settings, engine: Engine
+) -> None:
+    import psycopg
+
+    config = ServeConfig(process=False, deliver=False, pool_size=1)
+    with api_client(settings, config) as api:
+        assert api.post([_purchase("e1", "ann")]).status_code == 200
+        with psycopg.connect(engine.dsn, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        first = api.get("/v1/status")
+        assert first.status_code in (200, 503)  # the request in flight may fail...
+        if first.status_code == 503:
+            assert first.json() == {"error": "the database is unavailable; retry shortly"}
+        assert api.get("/v1/status").status_code == 200  # ...the server does not
+        assert api.post([_purchase("e2", "ann")]).json()["accepted"] == 1
