@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from consumers.pipeline import DEFAULT_CONSUMER
+from consumers.webhook_store import WebhookStore
 from events.log import TOUCHPOINTS, TRIGGERS
 
 if TYPE_CHECKING:
@@ -80,6 +81,11 @@ class Metrics(Collector):
             dlq = engine.dead_letters.count()
             per_rule = engine.store.trigger_counts()
             offsets = engine.store.offsets(DEFAULT_CONSUMER, TOUCHPOINTS)
+            hooks = WebhookStore(engine.dsn)
+            try:
+                queued = hooks.counts()
+            finally:
+                hooks.close()
         log_events = sum(heads.values())
         yield CounterMetricFamily("engage_log_events", "Touchpoints on the log", value=log_events)
         yield CounterMetricFamily(
@@ -105,6 +111,14 @@ class Metrics(Collector):
         for rule, n in per_rule.items():
             rules.add_metric([rule], n)
         yield rules
+        webhooks = GaugeMetricFamily(
+            "engage_webhook_deliveries",
+            "Queued webhook deliveries per subscription and state (pending, delivered, dead)",
+            labels=["subscription", "state"],
+        )
+        for (sub_id, state), n in sorted(queued.items()):
+            webhooks.add_metric([str(sub_id), state], n)
+        yield webhooks
         with self._lock:
             ingested = self._ingested["accepted"]
         ingest_rate, process_rate = self._rates(time.monotonic(), ingested, processed)

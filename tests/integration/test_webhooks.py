@@ -85,6 +85,17 @@ def test_retries_until_the_receiver_recovers_and_signs_every_attempt(engine: Eng
         assert store.counts() == {(sub.id, "delivered"): 1}
     finally:
         store.close()
+    from engage.http.app import EnginePool
+    from engage.http.metrics import Metrics
+
+    metrics = Metrics()
+    pool = EnginePool(engine.settings, 1, None)
+    try:
+        metrics.bind(pool)
+        text = metrics.render()[0].decode()
+    finally:
+        pool.close()
+    assert f'engage_webhook_deliveries{{state="delivered",subscription="{sub.id}"}} 1.0' in text
 
 
 def test_gives_up_after_max_attempts_then_retry_requeues(engine: Engine) -> None:
