@@ -189,7 +189,7 @@ class Pipeline:
             tx.add_outbox(list(zip(triggers, payloads, strict=True)))
         kpis = KpiBatch() if kpis is None else kpis
         kpis.count_triggers(triggers)
-        tx.save_kpis(kpis.delta)
+        tx.save_kpis(kpis.finish())
         if clock is not None:
             tx.save_clock(self.consumer, clock)
 

@@ -131,14 +131,13 @@ def replay(
             progress()
         finally:
             store.close()
-        if not keep_old:
-            versions.drop_retired(build.version - 1)
+        kept_old = keep_old or not versions.drop_retired(build.version - 1)
         return ReplayResult(
             version=build.version,
             report_schema=build.schema,
             events=stats.events,
             poison=versions.poison(build),
-            kept_old=keep_old,
+            kept_old=kept_old,
             stats=stats,
             rules=versions.report(build),
         )

@@ -35,6 +35,8 @@ transaction, for anything that caches projection state to check.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -63,6 +65,9 @@ REPORT_TABLES: Final = ("trigger_outbox", "dead_letters")
 """Created empty in a build so a replay's triggers and poison records stay in it."""
 
 _REPLAY_LOCK: Final = 4242002
+LOCK_PATIENCE: Final = 120.0
+"""Seconds a swap keeps retrying for its locks before it gives up (and the
+live version stays as it was)."""
 LIVE: Final = "public"
 
 
@@ -139,11 +144,7 @@ class PostgresVersions:
         retired = retired_schema(build.version - 1)
         try:
             with conn.transaction():
-                conn.execute(
-                    sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-                        sql.SQL(", ").join(sql.Identifier(LIVE, t) for t in PROJECTION_TABLES)
-                    )
-                )
+                self._lock_live()
                 catch_up()
                 # other consumers' positions and clocks are not the replay's to rebuild
                 for table in ("consumer_offsets", "processor_clock"):
@@ -178,16 +179,77 @@ class PostgresVersions:
         except psycopg.Error as exc:
             raise StorageError(f"swapping in the replayed projections failed: {exc}") from None
 
-    def drop_retired(self, version: int) -> None:
-        """Drop a retired version (after the swap's commit, so readers wait less)."""
-        try:
-            self._conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                    sql.Identifier(retired_schema(version))
-                )
-            )
-        except psycopg.Error as exc:
-            raise StorageError(f"dropping the retired projections failed: {exc}") from None
+    def _lock_live(self) -> None:
+        """Lock every live projection table without ever waiting while holding one.
+
+        ``consumer_offsets`` is waited for (holding nothing yet), which lets an
+        in-flight processor batch finish and queues the next. The rest are
+        taken with NOWAIT: a reader whose single statement reads two projection
+        tables locks them in its own order, and a swap that waited for one
+        while holding another could deadlock with it. When one is busy, the
+        savepoint gives everything back and the swap tries again shortly, so
+        readers never fail; the swap just waits for a quiet moment."""
+        conn = self._conn
+        first, *rest = PROJECTION_TABLES
+        offsets = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+            sql.Identifier(LIVE, first)
+        )
+        others = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT").format(
+            sql.SQL(", ").join(sql.Identifier(LIVE, t) for t in rest)
+        )
+        deadline = time.monotonic() + LOCK_PATIENCE
+        while True:
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        sql.SQL("SET LOCAL lock_timeout = {}").format(
+                            sql.Literal(f"{LOCK_PATIENCE:.0f}s")
+                        )
+                    )
+                    conn.execute(offsets)
+                    conn.execute(others)
+                    conn.execute("SET LOCAL lock_timeout = 0")
+                return
+            except psycopg.errors.LockNotAvailable:
+                if time.monotonic() > deadline:
+                    raise StorageError(
+                        "could not lock the live projections for the swap within "
+                        f"{LOCK_PATIENCE:.0f}s: a long transaction holds them; try again"
+                    ) from None
+                time.sleep(random.uniform(0.005, 0.05))
+
+    def drop_retired(self, version: int, patience: float = 30.0) -> bool:
+        """Drop a retired version, after the swap has committed; False if it
+        could not within ``patience`` seconds (it then stays, harmless).
+
+        Statements that queued behind the swap still touch the old tables for a
+        moment while they re-resolve names, so the tables are locked with
+        NOWAIT and the drop retried, never waiting while holding a lock."""
+        schema = retired_schema(version)
+        conn = self._conn
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                with conn.transaction():
+                    tables = conn.execute(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+                    ).fetchall()
+                    if tables:
+                        conn.execute(
+                            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT").format(
+                                sql.SQL(", ").join(sql.Identifier(schema, t) for (t,) in tables)
+                            )
+                        )
+                    conn.execute(
+                        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                    )
+                return True
+            except psycopg.errors.LockNotAvailable:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(random.uniform(0.005, 0.05))
+            except psycopg.Error as exc:
+                raise StorageError(f"dropping the retired projections failed: {exc}") from None
 
     def report(self, build: Build) -> list[tuple[str, int, int, int]]:
         """Per rule: (rule_id, would fire in the replay, fired live, same trigger_id both)."""

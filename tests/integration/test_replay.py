@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,16 +102,29 @@ def test_swap_is_atomic_under_a_running_processor(
         live.run(until_idle=True)
         stop = threading.Event()
         errors: list[str] = []
+        reads: list[int] = []
 
+        def recorded(work: Callable[[], None]) -> Callable[[], None]:
+            def run() -> None:
+                try:
+                    work()
+                except Exception as exc:  # any failure in a thread fails the test
+                    errors.append(f"{work.__name__}: {exc!r}")
+
+            return run
+
+        @recorded
         def live_loop() -> None:
             live.run(until_idle=False, stop=stop, idle_wait=0.05)
 
+        @recorded
         def publish_rest() -> None:
             with Engine.open(settings) as publisher_engine:
                 publisher = publisher_engine.publisher()
                 for i in range(half, len(history), 400):
                     publisher.publish_lines(history[i : i + 400], "rest")
 
+        @recorded
         def read_loop() -> None:
             with connect(dsn, autocommit=True) as conn:
                 while not stop.is_set():
@@ -118,6 +136,7 @@ def test_swap_is_atomic_under_a_running_processor(
                         (DEFAULT_CONSUMER,),
                     ).fetchone()
                     assert row is not None
+                    reads.append(1)
                     if row[0] != row[1]:
                         errors.append(f"profiles count {row[0]} events, offsets say {row[1]}")
 
@@ -128,12 +147,13 @@ def test_swap_is_atomic_under_a_running_processor(
             replay(engine, workers=2, batch_size=150)
         finally:
             threads[1].join()
-            live.run(until_idle=True)
+            time.sleep(0.5)  # let the live processor and the reader see the last appends
             stop.set()
             for thread in threads:
                 thread.join()
         live.run(until_idle=True)
         assert errors == []
+        assert len(reads) > 10
         assert live.lag() == 0
         after = profiles_by_id(engine)
         stream = sorted(r.payload for r in engine.log.find_triggers())
@@ -142,3 +162,43 @@ def test_swap_is_atomic_under_a_running_processor(
         clean.processor().run(until_idle=True)
         assert after == profiles_by_id(clean)
         assert stream == sorted(r.payload for r in clean.log.find_triggers())
+
+
+def test_a_replay_killed_mid_build_leaves_the_live_version_and_restarts_clean(
+    engine: Engine, cli_env: dict[str, str]
+) -> None:
+    engine.publisher().publish_lines(generate_lines(SPEC), "replay")
+    engine.processor().run(until_idle=True)
+    live = profiles_by_id(engine)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engage.cli", "replay", "--workers", "1", "--batch-size", "20"],
+        env={**cli_env, "ENGAGE_DATABASE_URL": engine.dsn},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        built = 0
+        with connect(engine.dsn, autocommit=True) as conn:
+            while built == 0 and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+                exists = conn.execute("SELECT to_regclass('engage_replay_2.profiles')").fetchone()
+                if exists is not None and exists[0] is not None:
+                    row = conn.execute("SELECT count(*) FROM engage_replay_2.profiles").fetchone()
+                    built = 0 if row is None else int(row[0])
+        assert proc.poll() is None, "the replay finished before it could be killed"
+        assert 0 < built < SPEC.customers
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert profiles_by_id(engine) == live  # the live version never saw the build
+    with connect(engine.dsn) as conn:
+        version = conn.execute(
+            "SELECT value FROM engage_meta WHERE key = 'projection_version'"
+        ).fetchone()
+    assert version is None
+    result = replay(engine, workers=2)  # the lock died with the process; the build restarts
+    assert result.version == 2
+    assert profiles_by_id(engine) == live
