@@ -115,7 +115,9 @@ def kafka_prefix() -> str:
 
 
 @pytest.fixture
-def kafka_settings(database: str, tmp_path: Path, kafka_bootstrap: str, kafka_prefix: str) -> Settings:
+def kafka_settings(
+    database: str, tmp_path: Path, kafka_bootstrap: str, kafka_prefix: str
+) -> Settings:
     return Settings(
         database_url=database,
         home=tmp_path / ".engage",

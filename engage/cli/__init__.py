@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from engage.cli import customers, demo, ingest, later, processing, rules, triggers
+from engage.cli import customers, demo, ingest, later, processing, rules, triggers, worker
 from engage.cli.app import app
 from engage.errors import EngageError
 
@@ -24,6 +24,7 @@ _ = (
     processing,
     rules,
     triggers,
+    worker,
 )  # the modules register their commands on import
 
 

@@ -14,7 +14,6 @@ _LATER = {
     "backtest": "runs rules over history without firing (arrives with replay)",
     "kpis": "shows the KPI rollups (arrives with replay and KPIs)",
     "export": "writes events, profiles or triggers for other tools (arrives with replay)",
-    "worker": "starts a Faust worker (arrives with Kafka mode)",
     "serve": "starts the HTTP API and dashboard (arrives with the HTTP API)",
 }
 

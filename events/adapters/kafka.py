@@ -23,6 +23,7 @@ written twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -74,10 +75,8 @@ def ensure_topics(
             if name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them first
         described = _describe(admin, topic_for(TOUCHPOINTS, prefix))
         return described if described else partitions
     except KafkaError as exc:
@@ -110,7 +109,7 @@ class KafkaLog:
         self._partitions = ensure_topics(bootstrap, partitions, prefix)
         self._producer: KafkaProducer | None = None
         self._consumer: KafkaConsumer | None = None
-        self._seen_heads: dict[str, dict[int, int]] = {}
+        self._seen_ends: dict[TopicPartition, int] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -183,7 +182,7 @@ class KafkaLog:
         import orjson
 
         fields = ("stage", "source", "line", "event_id", "field", "reason", "raw")
-        items = []
+        items: list[tuple[int, bytes, bytes, list[Any]]] = []
         for i, row in enumerate(rows):
             value = orjson.dumps(dict(zip(fields, row, strict=True)))
             key = (row[3] or row[1] or "").encode()
@@ -303,33 +302,35 @@ class KafkaLog:
         except KafkaError as exc:
             raise StorageError(f"reading {topic} failed: {_reason(exc)}") from None
 
-    def wait(self, timeout: float, stream: str = TOUCHPOINTS) -> bool:
-        """Poll the topic's ends until they move past those seen by the previous
+    def wait(self, timeout: float) -> bool:
+        """Poll the topics' ends until they move past those seen by the previous
         call (the first call only records them), or the timeout passes."""
         deadline = time.monotonic() + timeout
-        before = self._seen_heads.get(stream)
+        before = self._seen_ends
         while True:
-            now = self._ends_listed(stream)
+            now = self._ends_listed()
             if before is None:
-                self._seen_heads[stream] = now
-                before = now
+                self._seen_ends = before = now
             elif now != before:
-                self._seen_heads[stream] = now
+                self._seen_ends = now
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
-    def _ends_listed(self, stream: str) -> dict[int, int]:
+    def _ends_listed(self) -> dict[TopicPartition, int]:
         """Cheap change detection: ListOffsets moves on every append even where
         Tansu under-reports it."""
-        topic = topic_for(stream, self.prefix)
         consumer = self._consumer_()
-        tps = [TopicPartition(topic, p) for p in range(self._partitions)]
+        tps = [
+            TopicPartition(topic_for(stream, self.prefix), p)
+            for stream in STREAMS
+            for p in range(self._partitions)
+        ]
         try:
-            return {tp.partition: int(o) for tp, o in consumer.end_offsets(tps).items()}
+            return {tp: int(o) for tp, o in consumer.end_offsets(tps).items()}
         except KafkaError as exc:
-            raise StorageError(f"reading {topic} failed: {_reason(exc)}") from None
+            raise StorageError(f"reading the Kafka log failed: {_reason(exc)}") from None
 
     def close(self) -> None:
         if self._producer is not None:
@@ -343,6 +344,7 @@ class KafkaLog:
 def check_partitions(topic_partitions: int, database_partitions: int, prefix: str) -> None:
     if topic_partitions != database_partitions:
         raise ConfigError(
-            f"{topic_for(TOUCHPOINTS, prefix)} has {topic_partitions} partitions but the database was "
-            f"created for {database_partitions}; customers would land on different partitions"
+            f"{topic_for(TOUCHPOINTS, prefix)} has {topic_partitions} partitions but the "
+            f"database was created for {database_partitions}; customers would land on "
+            "different partitions"
         )
