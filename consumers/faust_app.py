@@ -82,6 +82,7 @@ def create_app(
     within: float = 0.5,
     tick_every: float = 1.0,
     now: Micros | None = None,
+    session_timeout: float = 30.0,
 ) -> EngageApp:
     """A worker app bound to an open ``Engine`` in Kafka mode."""
     assert engine.kafka is not None, "create_app needs an engine in Kafka mode"
@@ -102,7 +103,7 @@ def create_app(
         stream_buffer_maxsize=max(batch_size * 2, 4096),
         broker_commit_every=batch_size,
         broker_commit_interval=2.0,
-        broker_session_timeout=30.0,
+        broker_session_timeout=session_timeout,
         broker_heartbeat_interval=1.0,
         broker_max_poll_interval=300.0,
         producer_acks=-1,

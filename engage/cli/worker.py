@@ -31,6 +31,14 @@ def worker(
     now: Annotated[
         str | None, typer.Option(help="Treat the clock as at least this ISO 8601 instant.")
     ] = None,
+    session_timeout: Annotated[
+        float,
+        typer.Option(
+            min=3.0,
+            help="Seconds without a heartbeat before the group gives a dead worker's "
+            "partitions to the others.",
+        ),
+    ] = 30.0,
     loglevel: Annotated[str, typer.Option(help="Faust's log level.")] = "warning",
 ) -> None:
     """Start a Faust worker: consume engage.touchpoints as part of a consumer group.
@@ -51,7 +59,9 @@ def worker(
         raise ConfigError("engage worker needs Kafka: set ENGAGE_KAFKA_BOOTSTRAP or pass --kafka")
     now_us = parse_time_option(now, "--now")
     with Engine.open(settings, rules=rules) as engine:
-        faust_app = create_app(settings, engine, batch_size=batch_size, now=now_us)
+        faust_app = create_app(
+            settings, engine, batch_size=batch_size, now=now_us, session_timeout=session_timeout
+        )
         err.print(
             f"worker: consuming {settings.kafka_topic_prefix}.touchpoints from "
             f"{settings.kafka_bootstrap} ({engine.partitions} partitions); Ctrl-C to stop"
