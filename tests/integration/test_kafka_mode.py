@@ -255,6 +255,9 @@ def test_a_worker_killed_mid_stream_is_replaced_by_the_survivor(
         ids = [t.trigger_id for t in triggers]
         assert len(ids) == len(set(ids))
         assert on_topic >= len(want_triggers)
+        # the survivor took the dead worker's partitions, resuming from PostgreSQL
+        resumed = [line for line in workers[1].output().splitlines() if "resumed from" in line]
+        assert resumed and all(f"({p}, " in resumed[-1] for p in range(TEST_PARTITIONS))
 
 
 @pytest.mark.slow
