@@ -88,7 +88,8 @@ def ensure_topics(
 def _describe(admin: KafkaAdminClient, topic: str) -> int:
     for _ in range(50):  # metadata can lag a fresh create for a moment
         for item in admin.describe_topics([topic]):
-            if item.get("topic") == topic and item.get("partitions"):
+            name = item.get("name", item.get("topic"))  # the key differs across versions
+            if name == topic and item.get("partitions"):
                 return len(item["partitions"])
         time.sleep(0.1)
     return 0

@@ -318,3 +318,63 @@ def test_a_poison_record_goes_to_the_dlq_and_its_partition_keeps_flowing(
         assert letter.stage == "process" and (letter.source or "").startswith("touchpoints[")
         assert letter.raw == POISON.payload.hex()
         assert [d["raw"] for d in _dlq_records(engine)] == [POISON.payload.hex()]
+
+
+def test_a_topic_with_another_partition_count_is_refused(kafka_settings: Settings) -> None:
+    from engage.errors import ConfigError
+    from events.adapters.kafka import KafkaLog
+
+    KafkaLog(
+        str(kafka_settings.kafka_bootstrap), 2, prefix=kafka_settings.kafka_topic_prefix
+    ).close()
+    with pytest.raises(ConfigError, match="has 2 partitions but the database was created for 4"):
+        Engine.open(kafka_settings)
+
+
+def test_the_cli_in_kafka_mode(kafka_settings: Settings, tmp_path: Path) -> None:
+    """--kafka selects Kafka for any command; publish, status and triggers use it."""
+    import subprocess
+    import sys
+
+    from tests.kafka_workers import worker_env
+
+    env = worker_env(kafka_settings)
+    bootstrap = env.pop("ENGAGE_KAFKA_BOOTSTRAP")
+
+    def engage(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "engage.cli", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    no_kafka = engage("worker")
+    assert no_kafka.returncode == 2
+    assert no_kafka.stderr.strip().splitlines() == [
+        "engage: error: engage worker needs Kafka: set ENGAGE_KAFKA_BOOTSTRAP or pass --kafka"
+    ]
+    line = orjson.dumps(
+        {
+            "event_id": "cli-1",
+            "customer_id": "cli",
+            "type": "purchase",
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "properties": {"order_id": "o-1", "amount": 20},
+        }
+    ).decode()
+    published = engage("--kafka", bootstrap, "publish", "-", stdin=line + "\n{bad\n")
+    assert published.returncode == 1, published.stderr
+    assert "accepted 1, duplicate 0, rejected 1" in published.stdout
+    status = engage("--kafka", bootstrap, "status")
+    assert status.returncode == 0, status.stderr
+    assert "1 events in 4 partitions" in status.stdout
+    with Engine.open(kafka_settings) as engine:
+        assert [d["raw"] for d in _dlq_records(engine)] == ["{bad"]
+        engine.processor().run(until_idle=True)  # the embedded loop over the Kafka log
+    listed = engage("--kafka", bootstrap, "triggers", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (trigger,) = [orjson.loads(x) for x in listed.stdout.splitlines()]
+    assert (trigger["rule_id"], trigger["caused_by"]) == ("first-purchase-thank-you", ["cli-1"])
