@@ -109,6 +109,18 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap
 
 
+@pytest.fixture(scope="session")
+def apache_kafka_bootstrap() -> Iterator[str]:
+    """Apache Kafka itself (the official image, via testcontainers); skipped
+    cleanly where no Docker engine answers, as on the development machine."""
+    from tests.kafka_broker import apache_kafka, docker_available
+
+    if not docker_available():
+        pytest.skip("no Docker engine: the apache/kafka container cannot start here")
+    with apache_kafka() as bootstrap:
+        yield bootstrap
+
+
 @pytest.fixture
 def kafka_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"

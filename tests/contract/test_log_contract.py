@@ -126,3 +126,11 @@ class TestKafkaLog(LogContract):
         second = log.append(TOUCHPOINTS, [_entry(2, "c-1"), _entry(3, "c-2")])
         assert second.accepted == 2 and second.duplicates == []
         assert sum(log.heads(TOUCHPOINTS).values()) == 4
+
+
+class TestKafkaLogOnApacheKafka(TestKafkaLog):
+    """The same again on Apache Kafka (testcontainers), where Docker exists."""
+
+    @pytest.fixture
+    def kafka_bootstrap(self, apache_kafka_bootstrap: str) -> str:
+        return apache_kafka_bootstrap
