@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from consumers.assigned import AssignedBatches
 from consumers.dlq_relay import DeadLetterRelay
@@ -17,7 +18,6 @@ from consumers.processor import DEFAULT_BATCH, Processor
 from consumers.relay import OutboxRelay
 from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
-from events.adapters.kafka import KafkaLog, check_partitions
 from events.adapters.postgres import PostgresDeadLetters, PostgresLog
 from events.codec import TouchpointCodec
 from events.log import Log
@@ -25,6 +25,9 @@ from events.model import Micros
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProfileStore
 from rules import RuleSet, default_rules, load_rules
+
+if TYPE_CHECKING:  # kafka-python loads only in Kafka mode: it slows every CLI start
+    from events.adapters.kafka import KafkaLog
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Engine:
         partitions = migrate(dsn, settings.partitions)
         kafka = None
         if settings.kafka_bootstrap:
+            from events.adapters.kafka import KafkaLog, check_partitions
+
             kafka = KafkaLog(
                 settings.kafka_bootstrap, partitions, prefix=settings.kafka_topic_prefix
             )
