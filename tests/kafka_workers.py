@@ -90,7 +90,7 @@ def wait_until_done(
             raise AssertionError(
                 "every worker exited:\n" + "\n".join(w.output()[-3000:] for w in workers)
             )
-        state = (applied(engine), _outbox_count(engine))
+        state = (applied(engine), outbox_count(engine))
         if state != last:
             last, stable_since = state, time.monotonic()
         elif state[0] >= heads and relay.pending() == 0 and time.monotonic() - stable_since > 3:
@@ -102,7 +102,7 @@ def wait_until_done(
     )
 
 
-def _outbox_count(engine: Engine) -> int:
+def outbox_count(engine: Engine) -> int:
     with engine.store.transaction() as tx:
         conn = tx._conn  # type: ignore[attr-defined]
         row = conn.execute("SELECT count(*) FROM trigger_outbox").fetchone()
