@@ -13,15 +13,19 @@ the dead-letter relay copies rejections to the dlq topic.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Collection, Sequence
 
 from consumers.dlq_relay import DeadLetterRelay
 from consumers.pipeline import BatchResult, Pipeline
 from consumers.relay import OutboxRelay
+from engage.errors import StorageError
 from events.log import TOUCHPOINTS, LogRecord
 from events.model import Micros
 from projections.store import ProfileStore
+
+log = logging.getLogger("engage.worker")
 
 
 class AssignedBatches:
@@ -71,7 +75,13 @@ class AssignedBatches:
             return self.store.offsets(self.pipeline.consumer, TOUCHPOINTS)
 
     def _relay(self) -> None:
-        if self.relay is not None:
-            self.relay.drain()
-        if self.dlq_relay is not None:
-            self.dlq_relay.drain()
+        """Best effort: the batch is committed and the rows stay pending, so a
+        broker that is down for longer than the producer retries only delays
+        them to the next batch or tick; it must not stop the worker."""
+        try:
+            if self.relay is not None:
+                self.relay.drain()
+            if self.dlq_relay is not None:
+                self.dlq_relay.drain()
+        except StorageError as exc:
+            log.warning("relay postponed: %s", exc)
