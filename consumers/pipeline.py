@@ -61,8 +61,8 @@ class Pipeline:
         self.consumer = consumer
         self.rules = rules
         self.trigger_codec = trigger_codec or TriggerCodec()
-        # a log that cannot refuse a repeated event_id (Kafka) needs the
-        # processor to: claimed in this batch's transaction, so exact
+        # Kafka cannot refuse a repeated event_id at append, so the pipeline
+        # drops it; ids are claimed in the batch's own transaction, so exactly
         self.drop_repeated_ids = drop_repeated_ids
 
     def process(
