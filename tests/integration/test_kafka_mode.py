@@ -156,7 +156,12 @@ def _dlq_records(engine: Engine) -> list[dict[str, Any]]:
 def _run_workers(
     settings: Settings, tmp_path: Path, count: int, *extra: str
 ) -> list[WorkerProcess]:
-    return [WorkerProcess(settings, tmp_path / f"worker-{i}.log", *extra) for i in range(count)]
+    """A short session timeout: a killed worker's partitions move sooner, and
+    Tansu holds a group join for about half of it."""
+    return [
+        WorkerProcess(settings, tmp_path / f"worker-{i}.log", "--session-timeout", "6", *extra)
+        for i in range(count)
+    ]
 
 
 @pytest.fixture
@@ -242,9 +247,7 @@ def test_a_worker_killed_mid_stream_is_replaced_by_the_survivor(
     with Engine.open(kafka_settings) as engine:
         _publish(engine, events)
         total = len(events) + 1
-        workers = _run_workers(
-            kafka_settings, tmp_path, 2, "--batch-size", "100", "--session-timeout", "6"
-        )
+        workers = _run_workers(kafka_settings, tmp_path, 2, "--batch-size", "100")
         try:
             deadline = time.monotonic() + 90
             while applied(engine) < total // 4 and time.monotonic() < deadline:
