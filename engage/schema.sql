@@ -130,6 +130,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     raw         text        NOT NULL
 );
 
+-- Kafka mode: Kafka cannot refuse an event_id already on the topic, so the
+-- processor records every event_id it applies here, in the batch transaction,
+-- and drops a repeat. relayed_at marks dead letters copied to the dlq topic.
+CREATE TABLE IF NOT EXISTS seen_events (
+    event_id text PRIMARY KEY
+);
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS relayed_at timestamptz;
+CREATE INDEX IF NOT EXISTS dead_letters_unrelayed ON dead_letters (id) WHERE relayed_at IS NULL;
+
 -- The transactional outbox: triggers written in the same transaction as the
 -- profiles and offsets that produced them; the relay moves them to the
 -- triggers stream. trigger_id is deterministic, so a redelivery is a no-op.

@@ -18,13 +18,13 @@ from engage.cli import (
     ingest,
     keys,
     kpis,
-    later,
     processing,
     replay,
     rules,
     serve,
     triggers,
     webhooks,
+    worker,
 )
 from engage.cli.app import app
 from engage.errors import EngageError
@@ -39,13 +39,13 @@ _ = (
     ingest,
     keys,
     kpis,
-    later,
     processing,
     replay,
     rules,
     serve,
     triggers,
     webhooks,
+    worker,
 )  # the modules register their commands on import
 
 

@@ -142,6 +142,16 @@ class PostgresTransaction:
         ).fetchall()
         return [(str(c), int(p)) for c, p in rows]
 
+    def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        rows = self._conn.execute(
+            "INSERT INTO seen_events (event_id) SELECT unnest(%s::text[])"
+            " ON CONFLICT DO NOTHING RETURNING event_id",
+            (list(event_ids),),
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
 
 class PostgresProfileStore:
     def __init__(self, dsn: str) -> None:
