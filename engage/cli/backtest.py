@@ -14,10 +14,10 @@ from rich.table import Table
 from consumers.history import read_stream, touchpoints_in_time_order
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import RateBar, app, out, parse_time_option
-from engage.cli.triggers import trigger_json
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
+from events.contract import trigger_json
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.model import Touchpoint, TriggerEvent
 from events.timefmt import format_iso

@@ -11,11 +11,11 @@ import typer
 from consumers.history import read_stream
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import RateBar, app, out
-from engage.cli.triggers import trigger_json
 from engage.errors import ConfigError
 from engage.export import FORMATS, KINDS, chunks, write_rows
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
+from events.contract import trigger_json
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.timefmt import format_iso
 from projections.view import customer_360
