@@ -56,7 +56,7 @@ def build_processor(
     """A processor with no relay whose store writes into ``build``."""
     store = PostgresProfileStore(build.dsn)
     return store, Processor(
-        engine.log, store, engine.pipeline(), batch_size, relay=None, partitions=partitions
+        engine.stream, store, engine.pipeline(), batch_size, relay=None, partitions=partitions
     )
 
 
@@ -99,7 +99,7 @@ def replay(
         build = versions.begin()
         store, processor = build_processor(engine, build, batch_size)
         try:
-            total = sum(engine.log.heads(TOUCHPOINTS).values())
+            total = sum(engine.stream.heads(TOUCHPOINTS).values())
 
             def progress() -> None:
                 if on_progress is not None:

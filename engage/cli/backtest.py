@@ -73,15 +73,15 @@ def backtest(
     if start is not None and end is not None and end <= start:
         raise ConfigError("--to must be later than --from")
     with Engine.open() as engine:
-        total = sum(engine.log.heads(TOUCHPOINTS).values())
+        total = sum(engine.stream.heads(TOUCHPOINTS).values())
         clock = engine.store.clock(DEFAULT_CONSUMER)
         with RateBar("reading history", total) as bar:
-            events = touchpoints_in_time_order(engine.log, TOUCHPOINTS, engine.codec, bar.update)
+            events = touchpoints_in_time_order(engine.stream, TOUCHPOINTS, engine.codec, bar.update)
         with RateBar("backtesting", len(events)) as bar:
             fired, final = run(ruleset, events, end, clock, bar.update)
         codec = TriggerCodec()
         live: list[TriggerEvent] = []
-        for records in read_stream(engine.log, TRIGGERS):
+        for records in read_stream(engine.stream, TRIGGERS):
             live.extend(
                 t
                 for t in codec.decode_many([r.payload for r in records])

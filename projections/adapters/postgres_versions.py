@@ -52,6 +52,7 @@ PROJECTION_TABLES: Final = (
     "consumer_offsets",
     "partition_writers",
     "processor_clock",
+    "seen_events",
     "profiles",
     "timers",
     "kpi_flows",
@@ -64,7 +65,9 @@ first, because every processor batch locks it first. A table missing from the
 database (``partition_writers`` arrives with the processor's profile cache) is
 skipped. ``partition_writers`` must move with the profiles: the new version's
 writer tokens are the replay's, so a live processor's in-memory profiles are
-seen to be stale after the swap and reloaded."""
+seen to be stale after the swap and reloaded. ``seen_events`` (Kafka mode: the
+event ids applied) is rebuilt too, or the replay would drop every event as a
+repeat."""
 
 _BY_CONSUMER: Final[tuple[str, ...]] = ("consumer_offsets", "partition_writers", "processor_clock")
 """Tables keyed by consumer: other consumers' rows are carried into the new version."""

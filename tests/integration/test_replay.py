@@ -205,3 +205,21 @@ def test_a_replay_killed_mid_build_leaves_the_live_version_and_restarts_clean(
     result = replay(engine, workers=2)  # the lock died with the process; the build restarts
     assert result.version == 2
     assert profiles_by_id(engine) == live
+
+
+def test_replay_reads_the_kafka_log_in_kafka_mode(kafka_settings: Settings) -> None:
+    """Through the Log port: in Kafka mode the replay reads the topics."""
+    with Engine.open(kafka_settings) as engine:
+        engine.publisher().publish_lines(generate_lines(HistorySpec(customers=40, days=90)), "k")
+        assert sum(engine.log.heads(TOUCHPOINTS).values()) == 0, "events live on Kafka"
+        engine.processor().run(until_idle=True)
+        live = profiles_by_id(engine)
+        relay = engine.relay()
+        relay.drain()
+        fired = sum(engine.stream.heads("triggers").values())
+        assert live and fired
+        result = replay(engine, workers=2)
+        assert result.events == sum(engine.stream.heads(TOUCHPOINTS).values())
+        assert profiles_by_id(engine) == live
+        assert sum(r[1] for r in result.rules) == fired
+        assert sum(engine.stream.heads("triggers").values()) == fired
