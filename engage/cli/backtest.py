@@ -17,22 +17,11 @@ from engage.cli.app import RateBar, app, out, parse_time_option
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
-from events.contract import trigger_json
+from events.contract import touchpoint_json, trigger_json
 from events.log import TOUCHPOINTS, TRIGGERS
-from events.model import Touchpoint, TriggerEvent
-from events.timefmt import format_iso
+from events.model import TriggerEvent
 from rules import load_rules
 from rules.backtest import Window, report, run, window_json
-
-
-def _touchpoint_json(e: Touchpoint) -> dict[str, Any]:
-    return {
-        "event_id": e.event_id,
-        "type": e.type,
-        "channel": e.channel,
-        "occurred_at": format_iso(e.occurred_at),
-        "properties": e.properties,
-    }
 
 
 @app.command()
@@ -90,7 +79,7 @@ def backtest(
     index = {e.event_id: e for e in events}
 
     def events_by_id(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return {i: _touchpoint_json(index[i]) for i in ids if i in index}
+        return {i: touchpoint_json(index[i]) for i in ids if i in index}
 
     window = Window(start, end)
     rows = report(ruleset, fired, window, live, events_by_id, trigger_json, sample)
