@@ -28,6 +28,8 @@ class WorkerJob:
     now: Micros | None
     batch_size: int | None
     with_rules: bool = True
+    relay: bool = True
+    """False for a replay: rules run, their triggers stay in the outbox."""
 
 
 def shares(partitions: int, workers: int) -> list[list[int]]:
@@ -41,7 +43,10 @@ def _work(job: WorkerJob) -> RunStats:
 
     with Engine.open(job.settings, rules=job.rules) as engine:
         processor = engine.processor(
-            job.batch_size, with_rules=job.with_rules, partitions=job.partitions
+            job.batch_size,
+            with_rules=job.with_rules,
+            partitions=job.partitions,
+            relay=job.relay,
         )
         return processor.run(until_idle=True, now=job.now)
 

@@ -53,16 +53,21 @@ class Processor:
 
     def step(self, now: Micros | None = None) -> BatchResult:
         """Process one batch (possibly empty) in one transaction."""
-        with self.store.transaction() as tx:
-            positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, self.partitions)
-            records = self.log.read(TOUCHPOINTS, positions, self.batch_size)
-            if not records:
-                return self.pipeline.tick(tx, positions.keys(), now)
-            counts: dict[int, int] = {}
-            for record in records:
-                counts[record.partition] = counts.get(record.partition, 0) + 1
-            caught_up = [p for p in positions if counts.get(p, 0) < self.batch_size]
-            return self.pipeline.process(tx, records, positions, now, caught_up)
+        try:
+            with self.store.transaction() as tx:
+                positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, self.partitions)
+                records = self.log.read(TOUCHPOINTS, positions, self.batch_size)
+                if not records:
+                    return self.pipeline.tick(tx, positions.keys(), now)
+                counts: dict[int, int] = {}
+                for record in records:
+                    counts[record.partition] = counts.get(record.partition, 0) + 1
+                caught_up = [p for p in positions if counts.get(p, 0) < self.batch_size]
+                return self.pipeline.process(tx, records, positions, now, caught_up)
+        except BaseException:
+            # the batch's profiles were folded in memory but never committed
+            self.pipeline.forget()
+            raise
 
     def lag(self) -> int:
         heads = self.log.heads(TOUCHPOINTS)

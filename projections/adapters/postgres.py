@@ -55,6 +55,25 @@ class PostgresTransaction:
             (parts, [offsets[p] for p in parts], consumer, stream),
         )
 
+    def claim_partitions(
+        self, consumer: str, stream: str, partitions: Iterable[int], writer: str
+    ) -> bool:
+        parts = sorted(partitions)
+        if not parts:
+            return True
+        # every sub-statement sees the snapshot from before the upsert
+        row = self._conn.execute(
+            "WITH prev AS (SELECT writer FROM partition_writers"
+            "   WHERE consumer = %(c)s AND stream = %(s)s AND partition = ANY(%(p)s)),"
+            " claim AS (INSERT INTO partition_writers (consumer, stream, partition, writer)"
+            "   SELECT %(c)s, %(s)s, p, %(w)s FROM unnest(%(p)s::int[]) AS p"
+            "   ON CONFLICT (consumer, stream, partition) DO UPDATE SET writer = EXCLUDED.writer"
+            "   WHERE partition_writers.writer <> EXCLUDED.writer)"
+            " SELECT count(*) FROM prev WHERE writer = %(w)s",
+            {"c": consumer, "s": stream, "p": parts, "w": writer},
+        ).fetchone()
+        return row is not None and int(row[0]) == len(parts)
+
     def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, Profile]:
         if not customer_ids:
             return {}
