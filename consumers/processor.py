@@ -11,17 +11,20 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from consumers.collector import BatchCollector
 from consumers.pipeline import BatchResult, Pipeline
 from consumers.relay import OutboxRelay
 from events.log import TOUCHPOINTS, Log
 from events.model import Micros
 from projections.store import ProfileStore
 
-DEFAULT_BATCH = 10_000
-"""Records per partition per batch. Measured: 2,000 gave 23k events/s and 10,000
-gave 40k events/s on 300k events, because a busy customer's profile is loaded
-and rewritten once per batch rather than once per few events. When the log is
-nearly caught up batches are small anyway, so latency does not suffer."""
+DEFAULT_BATCH = 50_000
+"""Records per partition per batch. Each batch loads (or finds cached) and
+rewrites every profile it touches, so a catching-up processor gains from big
+batches: measured on 1M events over 100k customers, 10,000 gave 19.6k events/s
+and 40,000 gave 28.1k (one process). When the log is nearly caught up batches
+are small anyway, so latency does not suffer; a full batch of decoded events
+takes about 1 KB per record in memory."""
 
 
 @dataclass(slots=True)
@@ -50,6 +53,7 @@ class Processor:
         # a worker of a parallel run owns a subset; the row locks on its
         # offsets keep two processors off the same partition either way
         self.partitions = list(range(log.partitions)) if partitions is None else list(partitions)
+        self.collector = BatchCollector()
 
     def step(self, now: Micros | None = None) -> BatchResult:
         """Process one batch (possibly empty) in one transaction."""
@@ -88,7 +92,9 @@ class Processor:
     ) -> RunStats:
         stats = RunStats()
         while stop is None or not stop.is_set():
-            result = self.step(now)
+            with self.collector.paused():
+                result = self.step(now)
+            self.collector.count(result.records)
             if self.relay is not None and (result.triggers or result.records):
                 self.relay.drain()
             stats.triggers += len(result.triggers)  # batches and timer-only ticks alike
