@@ -8,8 +8,10 @@ leaves either the whole batch applied or none of it.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from consumers.collector import BatchCollector
 from consumers.pipeline import BatchResult, Pipeline
@@ -25,6 +27,9 @@ batches: measured on 1M events over 100k customers, 10,000 gave 19.6k events/s
 and 40,000 gave 28.1k (one process). When the log is nearly caught up batches
 are small anyway, so latency does not suffer; a full batch of decoded events
 takes about 1 KB per record in memory."""
+
+
+_partition = attrgetter("partition")
 
 
 @dataclass(slots=True)
@@ -63,9 +68,7 @@ class Processor:
                 records = self.log.read(TOUCHPOINTS, positions, self.batch_size)
                 if not records:
                     return self.pipeline.tick(tx, positions.keys(), now)
-                counts: dict[int, int] = {}
-                for record in records:
-                    counts[record.partition] = counts.get(record.partition, 0) + 1
+                counts = Counter(map(_partition, records))
                 caught_up = [p for p in positions if counts.get(p, 0) < self.batch_size]
                 return self.pipeline.process(tx, records, positions, now, caught_up)
         except BaseException:

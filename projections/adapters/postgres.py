@@ -28,6 +28,7 @@ class PostgresTransaction:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
         self._temp_ready = False
+        self._outbox_temp_ready = False
 
     def lock_offsets(self, consumer: str, stream: str, partitions: Iterable[int]) -> dict[int, int]:
         parts = sorted(partitions)
@@ -124,10 +125,23 @@ class PostgresTransaction:
     def add_outbox(self, triggers: Sequence[tuple[TriggerEvent, bytes]]) -> None:
         if not triggers:
             return
-        self._conn.cursor().executemany(
+        # COPY then one insert: a replay writes tens of thousands per batch
+        if not self._outbox_temp_ready:
+            self._conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS outbox_in (trigger_id text, customer_id text,"
+                " rule_id text, fired_at bigint, payload bytea) ON COMMIT DELETE ROWS"
+            )
+            self._outbox_temp_ready = True
+        cur = self._conn.cursor()
+        with cur.copy(
+            "COPY outbox_in (trigger_id, customer_id, rule_id, fired_at, payload) FROM STDIN"
+        ) as copy:
+            for t, payload in triggers:
+                copy.write_row((t.trigger_id, t.customer_id, t.rule_id, t.fired_at, payload))
+        cur.execute(
             "INSERT INTO trigger_outbox (trigger_id, customer_id, rule_id, fired_at, payload)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (trigger_id) DO NOTHING",
-            [(t.trigger_id, t.customer_id, t.rule_id, t.fired_at, p) for t, p in triggers],
+            " SELECT trigger_id, customer_id, rule_id, fired_at, payload FROM outbox_in"
+            " ON CONFLICT (trigger_id) DO NOTHING"
         )
 
     def save_timers(
