@@ -19,11 +19,11 @@ In one run, on one generated history (``events.synthetic``):
 3. **naive**: the same ``Pipeline`` with one event per transaction commit, on
    a prefix of the log (``--naive-events``), rules on: how event-store
    projections usually run.
-4. **replay**: the projection tables are emptied and the whole log is
-   replayed from offset 0 by a fresh consumer, full fidelity (decode, fold,
-   default rules in shadow: their triggers go to the outbox and are not
-   relayed, write profiles), partition-parallel over ``--workers`` processes.
-   ``replay`` below is the one function that times it.
+4. **replay**: ``engage replay``'s entry point rebuilds every projection from
+   offset 0 into a new version and swaps it in: full fidelity (decode, fold,
+   KPI deltas, the default rules in shadow, write profiles with COPY),
+   partition-parallel over ``--workers`` processes. ``replay`` below is the
+   one function that times it.
 
 Afterwards the replayed profiles are checked against DuckDB's aggregates
 (customers, events, orders, spend), so both sides computed the same thing.
@@ -38,6 +38,7 @@ import argparse
 import multiprocessing
 import os
 import platform
+import signal
 import sys
 import tempfile
 import threading
@@ -54,8 +55,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from consumers.parallel import WorkerJob, run_parallel, shares
-from consumers.processor import RunStats
+from consumers.processor import DEFAULT_BATCH, RunStats
+from consumers.replay import replay as replay_projections
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
 from engage.runtime import Engine
@@ -284,27 +285,17 @@ def duckdb_profiles(parquet: Path, workdir: Path) -> DuckResult:
 
 
 def replay(settings: Settings, workers: int, batch_size: int | None) -> RunStats:
-    """Rebuild every profile from offset 0: the timed replay.
+    """The timed replay: ``engage replay``'s entry point, ``consumers.replay.replay``.
 
-    Until ``engage replay`` lands this drives the machinery a replay uses: a
-    fresh consumer over the whole log into empty profile tables, the one
-    ``Pipeline`` with the default rules in shadow (triggers written to the
-    outbox, never relayed), partition-parallel workers, then one pass over
-    every partition for the timers only the whole clock can fire (as
-    ``engage run --until-idle`` does).
+    It rebuilds every projection from offset 0 into a new version beside the
+    live one (the same ``Processor`` and ``Pipeline``, the default rules in
+    shadow: their triggers go to the build's own outbox, never relayed), over
+    ``workers`` partition-parallel processes, fires the timers only the whole
+    clock can fire, catches up and swaps the new version in.
     """
-    jobs = [
-        WorkerJob(settings, None, share, None, batch_size, relay=False)
-        for share in shares(settings.partitions, workers)
-    ]
-    stats = run_parallel(jobs) if workers > 1 else RunStats()
     with Engine.open(settings) as engine:
-        final = engine.processor(batch_size, relay=False).run(until_idle=True)
-    stats.events += final.events
-    stats.batches += final.batches
-    stats.poison += final.poison
-    stats.triggers += final.triggers
-    return stats
+        result = replay_projections(engine, workers=workers, batch_size=batch_size or DEFAULT_BATCH)
+    return result.stats
 
 
 def naive(settings: Settings, limit: int) -> tuple[int, float]:
@@ -332,21 +323,11 @@ def naive(settings: Settings, limit: int) -> tuple[int, float]:
     return done, elapsed
 
 
-def reset_projections(dsn: str) -> None:
-    """Fresh projection tables: what a replay into a new table set starts from."""
-    with connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "TRUNCATE profiles, timers, trigger_outbox, processor_clock, consumer_offsets,"
-            " dead_letters"
-        )
-
-
 def postgres_totals(dsn: str) -> tuple[Any, ...]:
     with connect(dsn) as conn:
         row = conn.execute(CHECK_POSTGRES).fetchone()
-        outbox = conn.execute("SELECT count(*) FROM trigger_outbox").fetchone()
-    assert row is not None and outbox is not None
-    return (*row, int(outbox[0]))
+    assert row is not None
+    return tuple(row)
 
 
 def _agree(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
@@ -370,6 +351,8 @@ def main() -> None:
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-duckdb", action="store_true")
     args = parser.parse_args()
+    # a plain kill still drops the database and stops the embedded server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     customers = args.customers or max(10, args.events // 10)
     spec = history_spec(args.events, customers, args.seed)
 
@@ -424,7 +407,6 @@ def main() -> None:
             naive_done, naive_s = naive(settings, args.naive_events)
             naive_rate = naive_done / naive_s
             result.update(naive_events=naive_done, naive_events_per_s=round(naive_rate))
-            reset_projections(dsn)
 
         log(f"replay, {args.workers} workers")
         started = time.perf_counter()
@@ -437,7 +419,7 @@ def main() -> None:
             replay_s=round(replay_s, 2),
             replay_events_per_s=round(replay_rate),
             replay_workers=args.workers,
-            replay_triggers_to_outbox=totals[5],
+            replay_triggers_in_shadow=stats.triggers,
             profiles=int(totals[0]),
         )
         if duck is not None:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from consumers.processor import RunStats
 from engage.config import Settings
 from events.model import Micros
+
+J = TypeVar("J")
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,6 @@ class WorkerJob:
     now: Micros | None
     batch_size: int | None
     with_rules: bool = True
-    relay: bool = True
-    """False for a replay: rules run, their triggers stay in the outbox."""
 
 
 def shares(partitions: int, workers: int) -> list[list[int]]:
@@ -43,10 +44,7 @@ def _work(job: WorkerJob) -> RunStats:
 
     with Engine.open(job.settings, rules=job.rules) as engine:
         processor = engine.processor(
-            job.batch_size,
-            with_rules=job.with_rules,
-            partitions=job.partitions,
-            relay=job.relay,
+            job.batch_size, with_rules=job.with_rules, partitions=job.partitions
         )
         return processor.run(until_idle=True, now=job.now)
 
@@ -55,12 +53,18 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def run_parallel(jobs: list[WorkerJob], on_poll: Callable[[], None] | None = None) -> RunStats:
-    """Run the jobs in spawned processes until each share is idle."""
+def run_parallel(
+    jobs: Sequence[J],
+    on_poll: Callable[[], None] | None = None,
+    work: Callable[[J], RunStats] = _work,  # type: ignore[assignment]
+) -> RunStats:
+    """Run the jobs in spawned processes until each share is idle; ``work`` is
+    a module-level function (spawned processes import it by name), by default
+    the live processor's."""
     total = RunStats()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=len(jobs), mp_context=context) as pool:
-        futures = [pool.submit(_work, job) for job in jobs]
+        futures = [pool.submit(work, job) for job in jobs]
         while not all(f.done() for f in futures):
             if on_poll is not None:
                 on_poll()

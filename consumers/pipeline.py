@@ -16,9 +16,12 @@ Commit order, all inside the caller's single transaction:
 1. poison records (undecodable) go to the dead-letter store;
 2. changed profiles are upserted, with their armed timers;
 3. trigger events go to the outbox;
-4. the processor clock advances (never backwards);
-5. the consumer offsets advance past the batch.
-The transaction commits after step 5; a crash anywhere before leaves no trace.
+4. the KPI deltas of the batch (``projections.kpis``) are added;
+5. the processor clock advances (never backwards);
+6. the consumer offsets advance past the batch.
+The transaction commits after step 6; a crash anywhere before leaves no trace.
+The KPI rows come late so that parallel workers sharing a day's rows hold
+their locks only briefly.
 
 Profiles written by a batch stay in memory for the next (``ProfileCache``)
 while the pipeline's writer token on its partitions shows that nobody else
@@ -38,6 +41,7 @@ from events.dead_letters import DeadLetterRow
 from events.log import TOUCHPOINTS, LogRecord
 from events.model import Micros, Touchpoint, TriggerEvent
 from projections.evolve import apply
+from projections.kpis import KpiBatch
 from projections.profile import Profile
 from projections.store import StoreTransaction
 from rules import RuleSet, due_timers, evaluate, fire_due
@@ -135,20 +139,26 @@ class Pipeline:
         changed: dict[str, Profile] = {}
         rules = self.rules
         triggers = result.triggers
+        kpis = KpiBatch()
+        observe = kpis.observe
         for customer_id, events in by_customer.items():
             profile = stored.get(customer_id) or Profile(customer_id)
+            kpis.customer(profile)
             if rules is None:
                 for event in events:
                     apply(profile, event)
+                    observe(profile, event)
             else:
                 for event in events:
                     triggers.extend(fire_due(rules, profile, event.occurred_at))
                     if event.type not in rules.by_type:
                         # no rule names this type: no "before" to keep, nothing to judge
                         apply(profile, event)
+                        observe(profile, event)
                         continue
                     before = profile.copy() if profile.event_count else None
                     apply(profile, event)
+                    observe(profile, event)
                     moment = event.occurred_at if clock is None else clock
                     triggers.extend(evaluate(rules, before, profile, event, moment))
             result.events += len(events)
@@ -160,7 +170,7 @@ class Pipeline:
             )
 
         result.profiles = len(changed)
-        self._write(tx, changed, triggers, clock)
+        self._write(tx, changed, triggers, clock, kpis)
         result.clock = clock
         next_offsets = dict(positions)
         for record in records:
@@ -196,13 +206,17 @@ class Pipeline:
         changed: dict[str, Profile],
         triggers: list[TriggerEvent],
         clock: Micros | None,
+        kpis: KpiBatch | None = None,
     ) -> None:
-        """Steps 2–4 of the commit order: profiles, outbox, clock."""
+        """Steps 2–5 of the commit order: profiles, outbox, KPIs, clock."""
         tx.save_profiles(list(changed.values()))
         self.cache.keep(changed)
         if triggers:
             payloads = self.trigger_codec.encode_many(triggers)
             tx.add_outbox(list(zip(triggers, payloads, strict=True)))
+        kpis = KpiBatch() if kpis is None else kpis
+        kpis.count_triggers(triggers)
+        tx.save_kpis(kpis.finish())
         if clock is not None:
             tx.save_clock(self.consumer, clock)
 

@@ -79,6 +79,56 @@ CREATE TABLE IF NOT EXISTS profiles (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- KPI facts, kept current by the processor as deltas in each batch's
+-- transaction (projections/kpis.py says what each one means). day is days
+-- since 1970-01-01 (UTC); money is in integer 1/10,000 units so sums are exact.
+CREATE TABLE IF NOT EXISTS kpi_flows (
+    day                  integer NOT NULL,
+    channel              text    NOT NULL,
+    stage                text    NOT NULL,
+    events               bigint  NOT NULL DEFAULT 0,
+    new_customers        bigint  NOT NULL DEFAULT 0,
+    purchases            bigint  NOT NULL DEFAULT 0,
+    revenue_units        bigint  NOT NULL DEFAULT 0,
+    refunds              bigint  NOT NULL DEFAULT 0,
+    refund_units         bigint  NOT NULL DEFAULT 0,
+    emails_sent          bigint  NOT NULL DEFAULT 0,
+    emails_opened        bigint  NOT NULL DEFAULT 0,
+    emails_clicked       bigint  NOT NULL DEFAULT 0,
+    nps_responses        bigint  NOT NULL DEFAULT 0,
+    nps_promoters        bigint  NOT NULL DEFAULT 0,
+    nps_detractors       bigint  NOT NULL DEFAULT 0,
+    csat_responses       bigint  NOT NULL DEFAULT 0,
+    csat_sum             bigint  NOT NULL DEFAULT 0,
+    support_cases_opened bigint  NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, channel, stage)
+);
+
+-- Distinct active customers per (grain, period, stage): day, week, month, all.
+CREATE TABLE IF NOT EXISTS kpi_active (
+    grain     text    NOT NULL,
+    period    integer NOT NULL,
+    stage     text    NOT NULL,
+    customers bigint  NOT NULL,
+    PRIMARY KEY (grain, period, stage)
+);
+
+-- Customers per lifecycle stage as +1/-1 changes per day: the count at the
+-- end of a day is the sum of the changes up to it.
+CREATE TABLE IF NOT EXISTS kpi_stage_changes (
+    day    integer NOT NULL,
+    stage  text    NOT NULL,
+    change bigint  NOT NULL,
+    PRIMARY KEY (day, stage)
+);
+
+CREATE TABLE IF NOT EXISTS kpi_triggers (
+    day      integer NOT NULL,
+    rule_id  text    NOT NULL,
+    triggers bigint  NOT NULL,
+    PRIMARY KEY (day, rule_id)
+);
+
 CREATE TABLE IF NOT EXISTS dead_letters (
     id          bigserial   PRIMARY KEY,
     received_at timestamptz NOT NULL DEFAULT now(),

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from events.dead_letters import DeadLetterRow
 from events.model import Micros, TriggerEvent
+from projections.kpis import KpiDelta
 from projections.profile import Profile
 
 
@@ -57,6 +58,10 @@ class StoreTransaction(Protocol):
     ) -> None:
         """Replace the armed timers of these customers with
         (customer_id, rule_id, due, partition) rows."""
+        ...
+
+    def save_kpis(self, delta: KpiDelta) -> None:
+        """Add one batch's KPI deltas (``projections.kpis``)."""
         ...
 
     def due_customers(self, limits: Mapping[int, Micros]) -> list[tuple[str, int]]:

@@ -16,24 +16,36 @@ from projections.evolve import DECAY
 from projections.profile import Profile
 
 STAGES: Final = ("prospect", "new", "active", "at_risk", "churned", "reactivated")
+QUIET: Final = 30 * DAY
+"""Seen this long ago: at risk; also how long "new" and "reactivated" last."""
+CHURNED: Final = 90 * DAY
 ENGAGEMENT_SCALE: Final = 20.0
 
 
 def lifecycle_stage(p: Profile, now: Micros) -> str:
-    if p.order_count == 0 or p.last_seen is None:
+    return stage_at(p.order_count, p.last_seen, p.first_purchase_at, p.reactivated_at, now)
+
+
+def stage_at(
+    order_count: int,
+    last_seen: Micros | None,
+    first_purchase_at: Micros | None,
+    reactivated_at: Micros | None,
+    now: Micros,
+) -> str:
+    """The stage from the only four fields it depends on, so the KPI deltas
+    (``projections.kpis``) can judge a profile's stage before and after an
+    event without copying the profile, with this one definition."""
+    if order_count == 0 or last_seen is None:
         return "prospect"
-    quiet = now - p.last_seen
-    if quiet >= 90 * DAY:
+    quiet = now - last_seen
+    if quiet >= CHURNED:
         return "churned"
-    if quiet >= 30 * DAY:
+    if quiet >= QUIET:
         return "at_risk"
-    if p.reactivated_at is not None and now - p.reactivated_at < 30 * DAY:
+    if reactivated_at is not None and now - reactivated_at < QUIET:
         return "reactivated"
-    if (
-        p.order_count == 1
-        and p.first_purchase_at is not None
-        and now - p.first_purchase_at < 30 * DAY
-    ):
+    if order_count == 1 and first_purchase_at is not None and now - first_purchase_at < QUIET:
         return "new"
     return "active"
 

@@ -10,18 +10,34 @@ from __future__ import annotations
 import os
 import sys
 
-from engage.cli import customers, demo, ingest, later, processing, rules, triggers
+from engage.cli import (
+    backtest,
+    customers,
+    demo,
+    export,
+    ingest,
+    kpis,
+    later,
+    processing,
+    replay,
+    rules,
+    triggers,
+)
 from engage.cli.app import app
 from engage.errors import EngageError
 
 __all__ = ["app", "main"]
 
 _ = (
+    backtest,
     customers,
     demo,
+    export,
     ingest,
+    kpis,
     later,
     processing,
+    replay,
     rules,
     triggers,
 )  # the modules register their commands on import

@@ -10,10 +10,6 @@ from engage.cli.app import app
 from engage.errors import EngageError
 
 _LATER = {
-    "replay": "rebuilds the projections from the log (arrives with replay)",
-    "backtest": "runs rules over history without firing (arrives with replay)",
-    "kpis": "shows the KPI rollups (arrives with replay and KPIs)",
-    "export": "writes events, profiles or triggers for other tools (arrives with replay)",
     "worker": "starts a Faust worker (arrives with Kafka mode)",
     "serve": "starts the HTTP API and dashboard (arrives with the HTTP API)",
 }

@@ -19,6 +19,8 @@ from engage.errors import StorageError
 from events.adapters.postgres import add_dead_letters
 from events.dead_letters import DeadLetterRow
 from events.model import Micros, TriggerEvent
+from projections.adapters.postgres_kpis import write_kpis
+from projections.kpis import KpiDelta
 from projections.profile import Profile
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -157,6 +159,9 @@ class PostgresTransaction:
             ) as copy:
                 for row in timers:
                     copy.write_row(row)
+
+    def save_kpis(self, delta: KpiDelta) -> None:
+        write_kpis(self._conn, delta)
 
     def due_customers(self, limits: Mapping[int, Micros]) -> list[tuple[str, int]]:
         if not limits:

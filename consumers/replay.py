@@ -1,0 +1,145 @@
+"""The replay driver: rebuild every projection from the start of the log, then swap.
+
+A replay is the live processor pointed at an empty new projection version:
+the same ``Processor`` and ``Pipeline`` (decode, fold, rules, timers, KPIs,
+one transaction per batch), reading the log through the ``Log`` port from
+offset 0, with its store connection writing into the build's tables
+(``projections.adapters.postgres_versions``). So a replay cannot drift from
+the live run, and exactly-once holds while it runs: a replay killed at any
+point leaves the live version untouched and its build is started afresh next
+time.
+
+It is shadow by design: the processor has no relay, and the build's own
+``trigger_outbox`` receives what the rules fire, so nothing reaches the live
+outbox or the triggers stream; that table is the replay report, compared with
+the live triggers by ``trigger_id`` (deterministic, so the same history gives
+the same ids). The rules still run because their memory (once-per keys,
+cooldowns, the cap) lives in the profiles: without it the new version would
+fire everything again after the swap.
+
+Order: build with ``workers`` processes over disjoint partition shares, then
+one process fires the timers only the whole clock can fire, then the swap
+locks the live tables, catches up with the head, and moves the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from consumers.parallel import WorkerJob, run_parallel, shares
+from consumers.pipeline import DEFAULT_CONSUMER, BatchResult
+from consumers.processor import DEFAULT_BATCH, Processor, RunStats
+from engage.config import Settings
+from engage.runtime import Engine
+from events.log import TOUCHPOINTS
+from events.model import Micros
+from projections.adapters.postgres import PostgresProfileStore
+from projections.adapters.postgres_versions import Build, PostgresVersions
+
+
+@dataclass
+class ReplayResult:
+    version: int
+    report_schema: str
+    events: int
+    poison: int
+    kept_old: bool
+    stats: RunStats
+    # (rule_id, would fire in the replay, fired live, same trigger_id in both)
+    rules: list[tuple[str, int, int, int]] = field(default_factory=list)
+
+
+def build_processor(
+    engine: Engine, build: Build, batch_size: int, partitions: list[int] | None = None
+) -> tuple[PostgresProfileStore, Processor]:
+    """A processor with no relay whose store writes into ``build``."""
+    store = PostgresProfileStore(build.dsn)
+    return store, Processor(
+        engine.log, store, engine.pipeline(), batch_size, relay=None, partitions=partitions
+    )
+
+
+@dataclass(frozen=True)
+class ReplayJob:
+    """One worker's share of a replay (pickled into a spawned process)."""
+
+    job: WorkerJob
+    build: Build
+
+
+def _replay_work(task: ReplayJob) -> RunStats:
+    job = task.job
+    with Engine.open(job.settings, rules=job.rules) as engine:
+        store, processor = build_processor(
+            engine, task.build, job.batch_size or DEFAULT_BATCH, job.partitions
+        )
+        try:
+            return processor.run(until_idle=True, now=job.now)
+        finally:
+            store.close()
+
+
+def replay(
+    engine: Engine,
+    *,
+    rules: str | None = None,
+    workers: int = 1,
+    batch_size: int = DEFAULT_BATCH,
+    now: Micros | None = None,
+    keep_old: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ReplayResult:
+    """Rebuild, catch up, swap. ``rules`` is the rule file the workers load (the
+    engine's rules otherwise); ``on_progress(done, total)`` reports records."""
+    versions = PostgresVersions(engine.dsn)
+    try:
+        build = versions.begin()
+        store, processor = build_processor(engine, build, batch_size)
+        try:
+            total = sum(engine.log.heads(TOUCHPOINTS).values())
+
+            def progress() -> None:
+                if on_progress is not None:
+                    on_progress(max(0, total - processor.lag()), total)
+
+            if workers > 1:
+                settings: Settings = replace(engine.settings, database_url=engine.dsn)
+                jobs = [
+                    ReplayJob(WorkerJob(settings, rules, share, now, batch_size), build)
+                    for share in shares(engine.partitions, workers)
+                ]
+                stats = run_parallel(jobs, progress, work=_replay_work)
+            else:
+
+                def on_batch(_: BatchResult) -> None:
+                    progress()
+
+                stats = processor.run(until_idle=True, now=now, on_batch=on_batch)
+            # timers that only the whole clock can fire, once every share is done
+            final = processor.run(until_idle=True, now=now)
+            stats.triggers += final.triggers
+            stats.events += final.events
+
+            def catch_up() -> None:
+                tail = processor.run(until_idle=True, now=now)
+                stats.events += tail.events
+                stats.triggers += tail.triggers
+                stats.poison += tail.poison
+
+            versions.swap(build, DEFAULT_CONSUMER, catch_up)
+            progress()
+        finally:
+            store.close()
+        kept_old = keep_old or not versions.drop_retired(build.version - 1)
+        return ReplayResult(
+            version=build.version,
+            report_schema=build.schema,
+            events=stats.events,
+            poison=versions.poison(build),
+            kept_old=kept_old,
+            stats=stats,
+            rules=versions.report(build),
+        )
+    finally:
+        versions.close()

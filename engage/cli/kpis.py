@@ -1,0 +1,118 @@
+"""``engage kpis``: the KPI rollups the processor keeps current."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from consumers.pipeline import DEFAULT_CONSUMER
+from engage.cli.app import app, out
+from engage.errors import ConfigError
+from engage.runtime import Engine
+from projections.adapters.postgres_kpis import read_kpis
+from projections.kpis import BY
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+@app.command()
+def kpis(
+    by: Annotated[
+        str, typer.Option("--by", help="Period: day, week (ISO, Monday-based) or month.")
+    ] = "week",
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the whole report (every rollup) as JSON.")
+    ] = False,
+    last: Annotated[
+        int, typer.Option(min=1, help="In the table, show only the latest N periods.")
+    ] = 12,
+) -> None:
+    """Show the KPIs: active customers, purchases, revenue, average order value,
+    email open and click rates, NPS, customers per lifecycle stage and triggers
+    per rule, per period, rolled up from lifecycle stage and channel to the
+    whole business.
+
+    The processor keeps them current as it folds (no scan of the profiles), so
+    this is instant at any size. --json gives every rollup (by stage, by
+    channel, by channel and stage) for every period.
+    """
+    if by not in BY:
+        raise ConfigError(f"--by must be one of {', '.join(BY)}, got {by!r}")
+    with Engine.open() as engine:
+        data = read_kpis(engine.dsn, DEFAULT_CONSUMER, by)
+    if json:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if not data["periods"]:
+        out.print("no KPIs yet: publish touchpoints and run `engage run --until-idle`")
+        return
+    table = Table(title=f"KPIs by {by} (clock {data['as_of']})")
+    for column in (
+        by,
+        "active",
+        "new",
+        "purchases",
+        "revenue",
+        "AOV",
+        "open rate",
+        "click rate",
+        "NPS",
+        "triggers",
+    ):
+        table.add_column(column, justify="left" if column == by else "right")
+    for period in data["periods"][-last:]:
+        b = period["business"]
+        table.add_row(
+            period["period"],
+            _num(b["active_customers"]),
+            _num(b["new_customers"]),
+            _num(b["purchases"]),
+            _money(b["revenue"]),
+            _money(b["average_order_value"]),
+            _rate(b["open_rate"]),
+            _rate(b["click_rate"]),
+            _num(b["nps"]),
+            _num(sum(period["triggers_by_rule"].values())),
+        )
+    out.print(table)
+    total = data["total"]
+    rollup = Table(title="all time: the business, by lifecycle stage and by channel")
+    for column in ("", "active", "events", "purchases", "revenue", "AOV", "open rate", "NPS"):
+        rollup.add_column(column, justify="left" if not column else "right")
+
+    def add(name: str, m: dict[str, Any]) -> None:
+        rollup.add_row(
+            name,
+            _num(m["active_customers"]),
+            _num(m["events"]),
+            _num(m["purchases"]),
+            _money(m["revenue"]),
+            _money(m["average_order_value"]),
+            _rate(m["open_rate"]),
+            _num(m["nps"]),
+        )
+
+    add("business", total["business"])
+    for stage, m in total["by_stage"].items():
+        add(f"stage {stage}", m)
+    for channel, m in total["by_channel"].items():
+        add(f"channel {channel}", m)
+    out.print(rollup)
+    stages = ", ".join(f"{s} {n:,}" for s, n in total["customers_by_stage"].items())
+    out.print(f"customers per stage at {total['customers_by_stage_at']}: {stages}")
+    fired = ", ".join(f"{r} {n:,}" for r, n in total["triggers_by_rule"].items()) or "none"
+    out.print(f"triggers per rule: {fired}")
