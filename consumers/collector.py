@@ -11,7 +11,7 @@ of dicts, lists, tuples and strings), so reference counting frees it without
 the collector's help. Each batch therefore runs with the collector paused, and
 what survives it is moved into the permanent generation (``gc.freeze``) so
 later collections do not rescan it. Anything that did form a cycle is still
-found: every ``full_every`` records everything is unfrozen and collected once.
+found: every ``full_every`` records (or 1,000 steps) everything is unfrozen and collected once.
 """
 
 from __future__ import annotations
@@ -23,14 +23,18 @@ from contextlib import contextmanager
 FULL_EVERY = 2_000_000
 """Records between full collections: one full pass (about a second with a
 full profile cache) per two million records processed."""
+FULL_EVERY_STEPS = 1_000
+"""Steps between full collections whatever their size, so an idle processor
+ticking once a second still collects every quarter of an hour."""
 
 
 class BatchCollector:
-    __slots__ = ("_full_every", "_since_full")
+    __slots__ = ("_full_every", "_since_full", "_steps")
 
     def __init__(self, full_every: int = FULL_EVERY) -> None:
         self._full_every = full_every
         self._since_full = 0
+        self._steps = 0
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -45,9 +49,11 @@ class BatchCollector:
                 gc.enable()
 
     def count(self, records: int) -> None:
-        """After a batch: collect everything once enough records have passed."""
+        """After a batch: collect everything once enough records or steps have passed."""
         self._since_full += records
-        if self._since_full >= self._full_every:
+        self._steps += 1
+        if self._since_full >= self._full_every or self._steps >= FULL_EVERY_STEPS:
             self._since_full = 0
+            self._steps = 0
             gc.unfreeze()
             gc.collect()
