@@ -38,6 +38,7 @@ import argparse
 import multiprocessing
 import os
 import platform
+import shutil
 import signal
 import sys
 import tempfile
@@ -436,6 +437,7 @@ def main() -> None:
         drop_database(admin, name)
         if server is not None:
             server.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)  # the Parquet and DuckDB files
 
 
 if __name__ == "__main__":
