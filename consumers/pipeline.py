@@ -67,11 +67,15 @@ class Pipeline:
         rules: RuleSet | None = None,
         trigger_codec: TriggerCodec | None = None,
         cache_capacity: int = DEFAULT_CAPACITY,
+        drop_repeated_ids: bool = False,
     ) -> None:
         self.codec = codec
         self.consumer = consumer
         self.rules = rules
         self.trigger_codec = trigger_codec or TriggerCodec()
+        # Kafka cannot refuse a repeated event_id at append, so the pipeline
+        # drops it; ids are claimed in the batch's own transaction, so exactly
+        self.drop_repeated_ids = drop_repeated_ids
         self.cache = ProfileCache(cache_capacity)
         self.writer = uuid.uuid4().hex
 
@@ -102,12 +106,17 @@ class Pipeline:
         partitions that had nothing more to read."""
         result = BatchResult(records=len(records))
         self._claim(tx, positions.keys(), stream)
+        decoded: Sequence[Touchpoint | CodecError | None]
         decoded = self.codec.decode_many([r.payload for r in records])
+        if self.drop_repeated_ids:
+            decoded = _drop_repeats(tx, decoded)
         by_customer: dict[str, list[Touchpoint]] = {}
         partition_of: dict[str, int] = {}
         watermark: dict[int, Micros] = {}
         poison: list[DeadLetterRow] = []
         for record, item in zip(records, decoded, strict=True):
+            if item is None:  # a repeated event_id (drop_repeated_ids)
+                continue
             if isinstance(item, CodecError):
                 poison.append(
                     (
@@ -258,3 +267,21 @@ class Pipeline:
         ]
         tx.save_timers(list(changed), rows)
         return fired
+
+
+def _drop_repeats(
+    tx: StoreTransaction, decoded: list[Touchpoint | CodecError]
+) -> list[Touchpoint | CodecError | None]:
+    """None in place of every event whose id was applied before (or earlier
+    in this batch); the first occurrence is the one kept."""
+    fresh = tx.claim_event_ids([i.event_id for i in decoded if not isinstance(i, CodecError)])
+    out: list[Touchpoint | CodecError | None] = []
+    for item in decoded:
+        if isinstance(item, CodecError):
+            out.append(item)
+        elif item.event_id in fresh:
+            fresh.discard(item.event_id)
+            out.append(item)
+        else:
+            out.append(None)
+    return out

@@ -56,7 +56,7 @@ def build_processor(
     """A processor with no relay whose store writes into ``build``."""
     store = PostgresProfileStore(build.dsn)
     return store, Processor(
-        engine.log, store, engine.pipeline(), batch_size, relay=None, partitions=partitions
+        engine.stream, store, engine.pipeline(), batch_size, relay=None, partitions=partitions
     )
 
 
@@ -90,14 +90,16 @@ def replay(
     keep_old: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
-    """Rebuild, catch up, swap. ``rules`` is the rule file the workers load (the
-    engine's rules otherwise); ``on_progress(done, total)`` reports records."""
+    """Rebuild, catch up, swap. ``rules`` is the rule file ``engine`` was opened
+    with (None: the default pack): spawned workers load it by path, and the live
+    processor should run the same rules, or the rebuilt rule memory is for
+    others. ``on_progress(done, total)`` reports records read."""
     versions = PostgresVersions(engine.dsn)
     try:
         build = versions.begin()
         store, processor = build_processor(engine, build, batch_size)
         try:
-            total = sum(engine.log.heads(TOUCHPOINTS).values())
+            total = sum(engine.stream.heads(TOUCHPOINTS).values())
 
             def progress() -> None:
                 if on_progress is not None:

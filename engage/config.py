@@ -2,7 +2,8 @@
 
 ``ENGAGE_DATABASE_URL`` picks an existing PostgreSQL server; without it an
 embedded server keeps its data under ``ENGAGE_HOME``. ``ENGAGE_KAFKA_BOOTSTRAP``
-makes the log Kafka (the scale-out mode).
+makes the log Kafka (the scale-out mode), with topics named
+``<ENGAGE_KAFKA_TOPIC_PREFIX>.touchpoints`` and so on (default prefix ``engage``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class Settings:
     home: Path
     kafka_bootstrap: str | None
     partitions: int = DEFAULT_PARTITIONS
+    kafka_topic_prefix: str = "engage"
+    """Topics are ``<prefix>.touchpoints``, ``<prefix>.triggers``, ``<prefix>.dlq``."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -42,6 +45,7 @@ class Settings:
             home=Path(env.get("ENGAGE_HOME") or ".engage"),
             kafka_bootstrap=env.get("ENGAGE_KAFKA_BOOTSTRAP") or None,
             partitions=partitions,
+            kafka_topic_prefix=env.get("ENGAGE_KAFKA_TOPIC_PREFIX") or "engage",
         )
 
 

@@ -9,18 +9,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
+from consumers.assigned import AssignedBatches
+from consumers.dlq_relay import DeadLetterRelay
 from consumers.pipeline import Pipeline
 from consumers.processor import DEFAULT_BATCH, Processor
 from consumers.relay import OutboxRelay
 from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
-from engage.errors import ConfigError
 from events.adapters.postgres import PostgresDeadLetters, PostgresLog
 from events.codec import TouchpointCodec
+from events.log import Log
+from events.model import Micros
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProfileStore
 from rules import RuleSet, default_rules, load_rules
+
+if TYPE_CHECKING:  # kafka-python loads only in Kafka mode: it slows every CLI start
+    from events.adapters.kafka import KafkaLog
 
 
 @dataclass
@@ -33,7 +40,9 @@ class Engine:
     dead_letters: PostgresDeadLetters
     codec: TouchpointCodec = field(default_factory=TouchpointCodec)
     rules: RuleSet | None = None
-    _relays: list[OutboxRelay] = field(default_factory=list)
+    kafka: KafkaLog | None = None
+    """Set in Kafka mode: the log that publishing, processing and the relay use."""
+    _relays: list[OutboxRelay | DeadLetterRelay] = field(default_factory=list)
 
     @classmethod
     def open(
@@ -48,14 +57,18 @@ class Engine:
         else:
             ruleset = load_rules(rules)
         settings = Settings.from_env() if settings is None else settings
-        if settings.kafka_bootstrap:
-            raise ConfigError(
-                "ENGAGE_KAFKA_BOOTSTRAP is set, but Kafka mode is not built yet; "
-                "unset it to use the embedded PostgreSQL log"
-            )
         dsn = resolve_dsn(settings)
         partitions = migrate(dsn, settings.partitions)
+        kafka = None
+        if settings.kafka_bootstrap:
+            from events.adapters.kafka import KafkaLog, check_partitions
+
+            kafka = KafkaLog(
+                settings.kafka_bootstrap, partitions, prefix=settings.kafka_topic_prefix
+            )
+            check_partitions(kafka.partitions, partitions, settings.kafka_topic_prefix)
         return cls(
+            kafka=kafka,
             settings=settings,
             dsn=dsn,
             partitions=partitions,
@@ -65,13 +78,40 @@ class Engine:
             rules=ruleset,
         )
 
+    @property
+    def stream(self) -> Log:
+        """The log events are published to and processed from: Kafka in Kafka
+        mode, else the PostgreSQL log (``self.log`` also serves PostgreSQL-only
+        queries such as a customer's history)."""
+        return self.kafka if self.kafka is not None else self.log
+
     def pipeline(self, *, with_rules: bool = True) -> Pipeline:
-        return Pipeline(self.codec, rules=self.rules if with_rules else None)
+        return Pipeline(
+            self.codec,
+            rules=self.rules if with_rules else None,
+            drop_repeated_ids=self.kafka is not None,
+        )
 
     def relay(self) -> OutboxRelay:
-        relay = OutboxRelay(self.dsn, self.log)
+        relay = OutboxRelay(self.dsn, self.stream)
         self._relays.append(relay)
         return relay
+
+    def dlq_relay(self) -> DeadLetterRelay | None:
+        """Kafka mode only: dead letters are copied to the dlq topic."""
+        if self.kafka is None:
+            return None
+        relay = DeadLetterRelay(self.dsn, self.kafka)
+        self._relays.append(relay)
+        return relay
+
+    def assigned_batches(
+        self, *, with_rules: bool = True, now: Micros | None = None
+    ) -> AssignedBatches:
+        """What a Faust agent hands its batches to (``consumers.assigned``)."""
+        return AssignedBatches(
+            self.store, self.pipeline(with_rules=with_rules), self.relay(), self.dlq_relay(), now
+        )
 
     def processor(
         self,
@@ -83,7 +123,7 @@ class Engine:
     ) -> Processor:
         """``relay=False`` leaves fired triggers in the outbox (a replay's shadow rules)."""
         return Processor(
-            self.log,
+            self.stream,
             self.store,
             self.pipeline(with_rules=with_rules),
             DEFAULT_BATCH if batch_size is None else batch_size,
@@ -92,10 +132,12 @@ class Engine:
         )
 
     def publisher(self) -> Publisher:
-        return Publisher(self.log, self.dead_letters, self.codec)
+        return Publisher(self.stream, self.dead_letters, self.codec)
 
     def close(self) -> None:
         self.log.close()
+        if self.kafka is not None:
+            self.kafka.close()
         self.store.close()
         self.dead_letters.close()
         for relay in self._relays:

@@ -141,6 +141,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     raw         text        NOT NULL
 );
 
+-- Kafka mode: Kafka cannot refuse an event_id already on the topic, so the
+-- processor records every event_id it applies here, in the batch transaction,
+-- and drops a repeat. relayed_at marks dead letters copied to the dlq topic.
+CREATE TABLE IF NOT EXISTS seen_events (
+    event_id text PRIMARY KEY
+);
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS relayed_at timestamptz;
+CREATE INDEX IF NOT EXISTS dead_letters_unrelayed ON dead_letters (id) WHERE relayed_at IS NULL;
+
 -- The transactional outbox: triggers written in the same transaction as the
 -- profiles and offsets that produced them; the relay moves them to the
 -- triggers stream. trigger_id is deterministic, so a redelivery is a no-op.
@@ -167,3 +176,66 @@ CREATE TABLE IF NOT EXISTS timers (
 );
 CREATE INDEX IF NOT EXISTS timers_due ON timers (partition, due_at);
 CREATE INDEX IF NOT EXISTS trigger_log_customer ON trigger_log (customer_id, fired_at);
+
+-- HTTP API keys, stored as SHA-256 hashes of high-entropy random keys (a slow
+-- password hash buys nothing for 256-bit secrets). scope is 'ingest' (write
+-- events only) or 'read' (read only).
+CREATE TABLE IF NOT EXISTS api_keys (
+    id          bigserial   PRIMARY KEY,
+    name        text        NOT NULL,
+    scope       text        NOT NULL CHECK (scope IN ('ingest', 'read')),
+    key_hash    text        NOT NULL UNIQUE,
+    prefix      text        NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz
+);
+
+-- Webhook subscriptions: each has its own cursor over the triggers stream, its
+-- own queue with per-trigger retry state, and a delivery log.
+CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+    id          bigserial   PRIMARY KEY,
+    url         text        NOT NULL,
+    kind        text,
+    rule_id     text,
+    secret      text        NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    removed_at  timestamptz
+);
+
+CREATE TABLE IF NOT EXISTS webhook_cursors (
+    subscription_id bigint  NOT NULL REFERENCES webhook_subscriptions (id),
+    partition       integer NOT NULL,
+    "offset"        bigint  NOT NULL,
+    PRIMARY KEY (subscription_id, partition)
+);
+
+-- state: pending (to send at next_attempt_at), delivered, or dead (gave up
+-- after the maximum attempts; `engage webhooks retry` re-queues it).
+CREATE TABLE IF NOT EXISTS webhook_queue (
+    subscription_id bigint      NOT NULL REFERENCES webhook_subscriptions (id),
+    trigger_id      text        NOT NULL,
+    fired_at        bigint      NOT NULL,
+    body            text        NOT NULL,
+    state           text        NOT NULL DEFAULT 'pending',
+    attempts        integer     NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error      text,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (subscription_id, trigger_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_queue_due ON webhook_queue (subscription_id, next_attempt_at)
+    WHERE state = 'pending';
+
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+    id              bigserial   PRIMARY KEY,
+    subscription_id bigint      NOT NULL,
+    trigger_id      text        NOT NULL,
+    attempt         integer     NOT NULL,
+    at              timestamptz NOT NULL DEFAULT now(),
+    status_code     integer,
+    error           text,
+    duration_ms     double precision NOT NULL,
+    outcome         text        NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_attempts_sub ON webhook_attempts (subscription_id, id);
+CREATE INDEX IF NOT EXISTS trigger_outbox_rule_time ON trigger_outbox (rule_id, fired_at);

@@ -93,6 +93,9 @@ def _identifier(obj: dict[str, Any], name: str) -> str:
         raise IngestError(name, f"must be a string, got {_type_name(value)}")
     if not 1 <= len(value) <= MAX_ID_LENGTH:
         raise IngestError(name, f"must be 1 to {MAX_ID_LENGTH} characters, got {len(value)}")
+    if "\x00" in value:
+        # ids are stored in PostgreSQL text columns, which cannot hold NUL
+        raise IngestError(name, "must not contain NUL (\\u0000) characters")
     return value
 
 

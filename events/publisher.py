@@ -36,13 +36,18 @@ class PublishReport:
 def rejection_row(rejection: Rejection, source: str | None, stage: str = "ingest") -> DeadLetterRow:
     return (
         stage,
-        source,
+        _text(source),
         rejection.line_no,
-        rejection.event_id,
+        _text(rejection.event_id),
         rejection.field,
-        rejection.reason,
+        rejection.reason.replace("\x00", "\\u0000"),
         rejection.raw.replace("\x00", "\\u0000"),
     )
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; keep it visible as the JSON escape."""
+    return None if value is None else value.replace("\x00", "\\u0000")
 
 
 class Publisher:

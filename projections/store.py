@@ -69,6 +69,14 @@ class StoreTransaction(Protocol):
         partition's limit."""
         ...
 
+    def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Record these event_ids as applied; return those not applied before.
+
+        Only the Kafka log needs it (the PostgreSQL log refuses a repeated id
+        at append); it runs in the batch transaction, so a rolled-back batch
+        claims nothing."""
+        ...
+
 
 class ProfileStore(Protocol):
     def transaction(self) -> AbstractContextManager[StoreTransaction]: ...

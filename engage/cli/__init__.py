@@ -16,12 +16,15 @@ from engage.cli import (
     demo,
     export,
     ingest,
+    keys,
     kpis,
-    later,
     processing,
     replay,
     rules,
+    serve,
     triggers,
+    webhooks,
+    worker,
 )
 from engage.cli.app import app
 from engage.errors import EngageError
@@ -34,12 +37,15 @@ _ = (
     demo,
     export,
     ingest,
+    keys,
     kpis,
-    later,
     processing,
     replay,
     rules,
+    serve,
     triggers,
+    webhooks,
+    worker,
 )  # the modules register their commands on import
 
 

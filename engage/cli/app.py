@@ -27,7 +27,22 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+import os  # noqa: E402
 import sys  # noqa: E402
+
+
+@app.callback()
+def _options(
+    kafka: str | None = typer.Option(
+        None,
+        "--kafka",
+        metavar="HOST:PORT",
+        help="Use Kafka as the log (bootstrap servers); same as ENGAGE_KAFKA_BOOTSTRAP.",
+    ),
+) -> None:
+    if kafka:
+        os.environ["ENGAGE_KAFKA_BOOTSTRAP"] = kafka
+
 
 # Piped output (CI logs, `| less`) gets wide tables instead of 80-column squeezes.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)

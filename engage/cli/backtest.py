@@ -14,10 +14,10 @@ from rich.table import Table
 from consumers.history import read_stream, touchpoints_in_time_order
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import RateBar, app, out, parse_time_option
-from engage.cli.triggers import trigger_json
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
+from events.contract import trigger_json
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.model import Touchpoint, TriggerEvent
 from events.timefmt import format_iso
@@ -73,15 +73,15 @@ def backtest(
     if start is not None and end is not None and end <= start:
         raise ConfigError("--to must be later than --from")
     with Engine.open() as engine:
-        total = sum(engine.log.heads(TOUCHPOINTS).values())
+        total = sum(engine.stream.heads(TOUCHPOINTS).values())
         clock = engine.store.clock(DEFAULT_CONSUMER)
         with RateBar("reading history", total) as bar:
-            events = touchpoints_in_time_order(engine.log, TOUCHPOINTS, engine.codec, bar.update)
+            events = touchpoints_in_time_order(engine.stream, TOUCHPOINTS, engine.codec, bar.update)
         with RateBar("backtesting", len(events)) as bar:
             fired, final = run(ruleset, events, end, clock, bar.update)
         codec = TriggerCodec()
         live: list[TriggerEvent] = []
-        for records in read_stream(engine.log, TRIGGERS):
+        for records in read_stream(engine.stream, TRIGGERS):
             live.extend(
                 t
                 for t in codec.decode_many([r.payload for r in records])

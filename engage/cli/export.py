@@ -11,18 +11,18 @@ import typer
 from consumers.history import read_stream
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import RateBar, app, out
-from engage.cli.triggers import trigger_json
 from engage.errors import ConfigError
 from engage.export import FORMATS, KINDS, chunks, write_rows
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
+from events.contract import trigger_json
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.timefmt import format_iso
 from projections.view import customer_360
 
 
 def _events(engine: Engine) -> Iterator[dict[str, Any]]:
-    for records in read_stream(engine.log, TOUCHPOINTS):
+    for records in read_stream(engine.stream, TOUCHPOINTS):
         decoded = engine.codec.decode_many([r.payload for r in records])
         for record, e in zip(records, decoded, strict=True):
             if isinstance(e, CodecError):
@@ -43,7 +43,7 @@ def _events(engine: Engine) -> Iterator[dict[str, Any]]:
 
 def _triggers(engine: Engine) -> Iterator[dict[str, Any]]:
     codec = TriggerCodec()
-    for records in read_stream(engine.log, TRIGGERS):
+    for records in read_stream(engine.stream, TRIGGERS):
         for t in codec.decode_many([r.payload for r in records]):
             if not isinstance(t, CodecError):
                 yield trigger_json(t)
@@ -77,10 +77,10 @@ def export(
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     with Engine.open() as engine:
         if what == "events":
-            total = sum(engine.log.heads(TOUCHPOINTS).values())
+            total = sum(engine.stream.heads(TOUCHPOINTS).values())
             rows = _events(engine)
         elif what == "triggers":
-            total = sum(engine.log.heads(TRIGGERS).values())
+            total = sum(engine.stream.heads(TRIGGERS).values())
             rows = _triggers(engine)
         else:
             total = engine.store.count()

@@ -91,6 +91,9 @@ def publish(
                 )
         else:
             report = publisher.publish_lines(_lines(stream), label)
+        dlq_relay = engine.dlq_relay()  # Kafka mode: rejections to the dlq topic too
+        if dlq_relay is not None:
+            dlq_relay.drain()
     if stream is not sys.stdin.buffer:
         stream.close()
     print_report(report, label)

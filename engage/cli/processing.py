@@ -148,8 +148,8 @@ def _run_shares(
 def status() -> None:
     """Show the log's size, each consumer's lag, and the dead-letter store's size."""
     with Engine.open() as engine:
-        heads = engine.log.heads(TOUCHPOINTS)
-        trigger_heads = engine.log.heads(TRIGGERS)
+        heads = engine.stream.heads(TOUCHPOINTS)
+        trigger_heads = engine.stream.heads(TRIGGERS)
         rows = engine.store.consumers()
         clocks = engine.store.clocks()
         dlq_size = engine.dead_letters.count()

@@ -49,7 +49,8 @@ def replay(
     Shadow: the rules run (their memory lives in the profiles), but what they
     fire is only recorded in the replay report (schema engage_replay_<n>, table
     trigger_outbox) and compared with the live triggers; nothing is appended to
-    the triggers stream or the live outbox.
+    the triggers stream or the live outbox. Give the same --rules as the live
+    `engage run`, so the rebuilt rule memory is for the rules that keep running.
     """
     now_us = parse_time_option(now, "--now")
     with Engine.open(rules=rules) as engine:

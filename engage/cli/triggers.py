@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
@@ -12,23 +12,10 @@ from rich.table import Table
 from engage.cli.app import app, out, parse_time_option
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
-from events.log import TRIGGERS, LogRecord
+from events.contract import trigger_json
+from events.log import TRIGGERS, Log, LogRecord
 from events.model import TriggerEvent
 from events.timefmt import format_iso
-
-
-def trigger_json(t: TriggerEvent) -> dict[str, Any]:
-    """The trigger contract of DESIGN.md (field names are public)."""
-    return {
-        "trigger_id": t.trigger_id,
-        "rule_id": t.rule_id,
-        "rule_version": t.rule_version,
-        "kind": t.kind,
-        "customer_id": t.customer_id,
-        "fired_at": format_iso(t.fired_at),
-        "caused_by": list(t.caused_by),
-        "details": t.details,
-    }
 
 
 def _decode(codec: TriggerCodec, records: list[LogRecord]) -> list[TriggerEvent]:
@@ -43,6 +30,54 @@ def _matches(t: TriggerEvent, customer: str | None, rule: str | None, since: int
         and (rule is None or t.rule_id == rule)
         and (since is None or t.fired_at >= since)
     )
+
+
+class RecentIds:
+    """Trigger ids seen lately: a repeat on the stream is the same trigger
+    (ids are deterministic), so it is shown once. Bounded, oldest forgotten."""
+
+    def __init__(self, keep: int = 1_000_000) -> None:
+        self._ids: dict[str, None] = {}
+        self._keep = keep
+
+    def add(self, trigger_id: str) -> bool:
+        """True when the id is new."""
+        if trigger_id in self._ids:
+            return False
+        self._ids[trigger_id] = None
+        if len(self._ids) > self._keep:
+            del self._ids[next(iter(self._ids))]
+        return True
+
+
+def kafka_triggers(
+    log: Log,
+    codec: TriggerCodec,
+    customer: str | None,
+    rule: str | None,
+    since: int | None,
+    limit: int | None,
+) -> list[TriggerEvent]:
+    """Every trigger on the Kafka triggers topic (assigned partitions, read
+    from the start), repeats dropped, filtered and ordered as the PostgreSQL
+    listing is: by fired_at, then trigger_id."""
+    heads = log.heads(TRIGGERS)
+    positions = dict.fromkeys(heads, 0)
+    seen = RecentIds(keep=1 << 62)
+    found: list[TriggerEvent] = []
+    while any(positions[p] < heads[p] for p in heads):
+        records = log.read(TRIGGERS, {p: o for p, o in positions.items() if o < heads[p]}, 10_000)
+        if not records:
+            break
+        for r in records:
+            positions[r.partition] = r.offset + 1
+        found.extend(
+            t
+            for t in _decode(codec, records)
+            if seen.add(t.trigger_id) and _matches(t, customer, rule, since)
+        )
+    found.sort(key=lambda t: (t.fired_at, t.trigger_id))
+    return found if limit is None else found[:limit]
 
 
 @app.command()
@@ -62,7 +97,10 @@ def triggers(
     since_us = parse_time_option(since, "--since")
     codec = TriggerCodec()
     with Engine.open() as engine:
-        found = _decode(codec, engine.log.find_triggers(customer, rule, since_us, limit))
+        if engine.kafka is None:
+            found = _decode(codec, engine.log.find_triggers(customer, rule, since_us, limit))
+        else:
+            found = kafka_triggers(engine.kafka, codec, customer, rule, since_us, limit)
         if json:
             for t in found:
                 sys.stdout.write(orjson.dumps(trigger_json(t)).decode() + "\n")
@@ -83,17 +121,19 @@ def triggers(
         if not follow:
             return
         sys.stdout.flush()
-        positions = engine.log.heads(TRIGGERS)
+        log = engine.stream
+        positions = log.heads(TRIGGERS)
+        seen = RecentIds()  # the relay may re-append a trigger after a crash
         try:
             while True:
-                records = engine.log.read(TRIGGERS, positions, 1000)
+                records = log.read(TRIGGERS, positions, 1000)
                 if not records:
-                    engine.log.wait(1.0)
+                    log.wait(1.0)
                     continue
                 for r in records:
                     positions[r.partition] = r.offset + 1
                 for t in _decode(codec, records):
-                    if _matches(t, customer, rule, since_us):
+                    if seen.add(t.trigger_id) and _matches(t, customer, rule, since_us):
                         line = (
                             orjson.dumps(trigger_json(t)).decode()
                             if json

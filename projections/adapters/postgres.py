@@ -175,6 +175,16 @@ class PostgresTransaction:
         ).fetchall()
         return [(str(c), int(p)) for c, p in rows]
 
+    def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        if not event_ids:
+            return set()
+        rows = self._conn.execute(
+            "INSERT INTO seen_events (event_id) SELECT unnest(%s::text[])"
+            " ON CONFLICT DO NOTHING RETURNING event_id",
+            (list(event_ids),),
+        ).fetchall()
+        return {str(r[0]) for r in rows}
+
 
 class PostgresProfileStore:
     def __init__(self, dsn: str) -> None:
@@ -231,6 +241,37 @@ class PostgresProfileStore:
                 "SELECT customer_id FROM profiles ORDER BY customer_id LIMIT %s", (limit,)
             ).fetchall()
         return [str(r[0]) for r in rows]
+
+    def search(self, text: str, limit: int) -> list[tuple[str, int | None]]:
+        """(customer_id, last_seen) of customers whose id starts with ``text``
+        (case-insensitive), for the dashboard's search box."""
+        pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                "SELECT customer_id, last_seen FROM profiles WHERE customer_id ILIKE %s"
+                " ORDER BY customer_id LIMIT %s",
+                (pattern, limit),
+            ).fetchall()
+        return [(str(c), None if t is None else int(t)) for c, t in rows]
+
+    def trigger_counts(self) -> dict[str, int]:
+        """Triggers fired per rule, from the outbox (kept in PostgreSQL whichever
+        log carries the triggers stream)."""
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                "SELECT rule_id, count(*) FROM trigger_outbox GROUP BY rule_id ORDER BY rule_id"
+            ).fetchall()
+        return {str(r): int(n) for r, n in rows}
+
+    def trigger_histogram(self, bucket: Micros, since: Micros | None) -> list[tuple[str, int, int]]:
+        """(rule_id, bucket start, triggers) per rule per ``bucket`` of fired_at."""
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                "SELECT rule_id, (fired_at / %s) * %s AS b, count(*) FROM trigger_outbox"
+                " WHERE fired_at >= %s GROUP BY rule_id, b ORDER BY b, rule_id",
+                (bucket, bucket, since if since is not None else -(1 << 62)),
+            ).fetchall()
+        return [(str(r), int(b), int(n)) for r, b, n in rows]
 
     def close(self) -> None:
         self._conn.close()

@@ -50,20 +50,27 @@ from engage.errors import EngageError, StorageError
 
 PROJECTION_TABLES: Final = (
     "consumer_offsets",
+    "partition_writers",
     "processor_clock",
+    "seen_events",
     "profiles",
     "timers",
     "kpi_flows",
     "kpi_active",
     "kpi_stage_changes",
     "kpi_triggers",
-    "partition_writers",
 )
 """Everything the processor derives from the log, in lock order: consumer_offsets
-first, because every processor batch locks it first. ``partition_writers`` moves
-with the profiles so that after a swap no live processor's writer token is
-found, and every in-memory profile cache (``consumers.profile_cache``) is
-dropped rather than written over the new version."""
+first, because every processor batch locks it first. A table missing from the
+database (``partition_writers`` arrives with the processor's profile cache) is
+skipped. ``partition_writers`` must move with the profiles: the new version's
+writer tokens are the replay's, so a live processor's in-memory profiles are
+seen to be stale after the swap and reloaded. ``seen_events`` (Kafka mode: the
+event ids applied) is rebuilt too, or the replay would drop every event as a
+repeat."""
+
+_BY_CONSUMER: Final[tuple[str, ...]] = ("consumer_offsets", "partition_writers", "processor_clock")
+"""Tables keyed by consumer: other consumers' rows are carried into the new version."""
 
 REPORT_TABLES: Final = ("trigger_outbox", "dead_letters")
 """Created empty in a build so a replay's triggers and poison records stay in it."""
@@ -81,6 +88,8 @@ class Build:
     schema: str
     dsn: str
     """The DSN whose connections read and write this build's tables."""
+    tables: tuple[str, ...] = PROJECTION_TABLES
+    """The projection tables it holds, in lock order."""
 
 
 def with_search_path(dsn: str, schema: str) -> str:
@@ -108,6 +117,15 @@ class PostgresVersions:
         self._conn = connect(dsn, autocommit=True)
         self._locked = False
 
+    def _tables(self) -> tuple[str, ...]:
+        present = {
+            str(r[0])
+            for r in self._conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (LIVE,)
+            ).fetchall()
+        }
+        return tuple(t for t in PROJECTION_TABLES if t in present)
+
     def live_version(self) -> int:
         row = self._conn.execute(
             "SELECT value FROM engage_meta WHERE key = 'projection_version'"
@@ -122,6 +140,7 @@ class PostgresVersions:
         self._locked = True
         version = self.live_version() + 1
         schema = report_schema(version)
+        tables = self._tables()
         try:
             with self._conn.transaction():
                 # a build left by an interrupted replay is never live: start afresh
@@ -129,15 +148,39 @@ class PostgresVersions:
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
                 )
                 self._conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-                for table in PROJECTION_TABLES + REPORT_TABLES:
+                for table in tables + REPORT_TABLES:
                     self._conn.execute(
                         sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
                             sql.Identifier(schema, table), sql.Identifier(LIVE, table)
                         )
                     )
+                    self._name_indexes_as_live(schema, table)
         except psycopg.Error as exc:
             raise StorageError(f"creating the replay's tables failed: {exc}") from None
-        return Build(version, schema, with_search_path(self._dsn, schema))
+        return Build(version, schema, with_search_path(self._dsn, schema), tables)
+
+    def _name_indexes_as_live(self, schema: str, table: str) -> None:
+        """Give the build's indexes the live ones' names. ``LIKE`` names copied
+        indexes itself (``timers_partition_due_at_idx`` for ``timers_due``),
+        and once swapped in, a later ``migrate`` would add ``CREATE INDEX IF
+        NOT EXISTS timers_due`` again beside it: one more duplicate index per
+        replay."""
+        query = (
+            "SELECT i.relname, regexp_replace(pg_get_indexdef(x.indexrelid), '^.* USING ', '')"
+            " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+            " JOIN pg_class t ON t.oid = x.indrelid"
+            " JOIN pg_namespace n ON n.oid = t.relnamespace"
+            " WHERE n.nspname = %s AND t.relname = %s"
+        )
+        live = {d: str(n) for n, d in self._conn.execute(query, (LIVE, table)).fetchall()}
+        for name, definition in self._conn.execute(query, (schema, table)).fetchall():
+            wanted = live.get(definition)
+            if wanted is not None and wanted != name:
+                self._conn.execute(
+                    sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                        sql.Identifier(schema, str(name)), sql.Identifier(wanted)
+                    )
+                )
 
     def swap(self, build: Build, consumer: str, catch_up: Callable[[], object]) -> None:
         """Make ``build`` the live version in one transaction (see the module doc).
@@ -148,10 +191,10 @@ class PostgresVersions:
         retired = retired_schema(build.version - 1)
         try:
             with conn.transaction():
-                self._lock_live()
+                self._lock_live(build.tables)
                 catch_up()
                 # other consumers' positions and clocks are not the replay's to rebuild
-                for table in ("consumer_offsets", "processor_clock"):
+                for table in (t for t in _BY_CONSUMER if t in build.tables):
                     conn.execute(
                         sql.SQL(
                             "INSERT INTO {} SELECT * FROM {} WHERE consumer <> %s"
@@ -163,13 +206,13 @@ class PostgresVersions:
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(retired))
                 )
                 conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(retired)))
-                for table in PROJECTION_TABLES:
+                for table in build.tables:
                     conn.execute(
                         sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
                             sql.Identifier(LIVE, table), sql.Identifier(retired)
                         )
                     )
-                for table in PROJECTION_TABLES:
+                for table in build.tables:
                     conn.execute(
                         sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
                             sql.Identifier(build.schema, table), sql.Identifier(LIVE)
@@ -183,7 +226,7 @@ class PostgresVersions:
         except psycopg.Error as exc:
             raise StorageError(f"swapping in the replayed projections failed: {exc}") from None
 
-    def _lock_live(self) -> None:
+    def _lock_live(self, tables: tuple[str, ...]) -> None:
         """Lock every live projection table without ever waiting while holding one.
 
         ``consumer_offsets`` is waited for (holding nothing yet), which lets an
@@ -194,7 +237,7 @@ class PostgresVersions:
         savepoint gives everything back and the swap tries again shortly, so
         readers never fail; the swap just waits for a quiet moment."""
         conn = self._conn
-        first, *rest = PROJECTION_TABLES
+        first, *rest = tables
         offsets = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
             sql.Identifier(LIVE, first)
         )

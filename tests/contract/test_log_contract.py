@@ -91,3 +91,46 @@ class TestPostgresLog(LogContract):
 
     def second_log(self, log: Log) -> Log:
         return PostgresLog(self._dsn, log.partitions)
+
+
+class TestKafkaLog(LogContract):
+    """The same contract on a real Kafka-protocol broker (Tansu, or
+    ``ENGAGE_TEST_KAFKA``), each test on topics of its own."""
+
+    @pytest.fixture
+    def log(self, kafka_bootstrap: str, kafka_prefix: str) -> Iterator[Log]:
+        from events.adapters.kafka import KafkaLog
+        from tests.conftest import TEST_PARTITIONS
+
+        self._opened: list[KafkaLog] = []
+        self._args = (kafka_bootstrap, kafka_prefix)
+        opened = KafkaLog(kafka_bootstrap, TEST_PARTITIONS, prefix=kafka_prefix)
+        yield opened
+        opened.close()
+        for other in self._opened:
+            other.close()
+
+    def second_log(self, log: Log) -> Log:
+        from events.adapters.kafka import KafkaLog
+
+        other = KafkaLog(self._args[0], log.partitions, prefix=self._args[1])
+        self._opened.append(other)
+        return other
+
+    def test_repeated_ids_are_duplicates_stored_once(self, log: Log) -> None:
+        """Kafka cannot look up an id already on a topic: a repeat within one
+        append is dropped, a repeat across appends is stored and dropped by the
+        processor instead (tests/integration/test_kafka_mode.py checks that)."""
+        first = log.append(TOUCHPOINTS, [_entry(1, "c-1"), _entry(2, "c-1"), _entry(1, "c-1")])
+        assert first.accepted == 2 and first.duplicates == ["ev-1"]
+        second = log.append(TOUCHPOINTS, [_entry(2, "c-1"), _entry(3, "c-2")])
+        assert second.accepted == 2 and second.duplicates == []
+        assert sum(log.heads(TOUCHPOINTS).values()) == 4
+
+
+class TestKafkaLogOnApacheKafka(TestKafkaLog):
+    """The same again on Apache Kafka (testcontainers), where Docker exists."""
+
+    @pytest.fixture
+    def kafka_bootstrap(self, apache_kafka_bootstrap: str) -> str:
+        return apache_kafka_bootstrap

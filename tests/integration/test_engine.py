@@ -176,9 +176,9 @@ def test_as_of_equals_the_profile_captured_live_at_that_instant(engine: Engine) 
     assert captured is not None
     publish(engine, lines(*[e for e in history if parse_iso(e["occurred_at"]) > cut]))
     engine.processor().run(until_idle=True)
-    from engage.cli.customers import _as_of
+    from projections.queries import profile_as_of
 
-    past = _as_of(engine, "ann", cut)
+    past = profile_as_of(engine.log, engine.codec, "ann", cut)
     assert past is not None
     # --as-of folds touchpoints only; the rules' private memory is not part of it
     live = captured.to_state()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
 
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.database import connect
@@ -15,6 +16,11 @@ from projections.adapters.postgres_kpis import read_facts, read_kpis
 from projections.view import lifecycle_stage
 from tests.helpers import profiles_by_id
 from tests.kpi_oracle import recompute, stage_counts
+
+
+def parse_day(text: str) -> int:
+    return (date.fromisoformat(text) - date(1970, 1, 1)).days
+
 
 SPEC = HistorySpec(customers=60, days=120, seed=11)
 
@@ -60,3 +66,19 @@ def test_processor_kpis_equal_a_recount(engine: Engine) -> None:
     assert fired and total["triggers_by_rule"] == fired
     monthly = sum(p["business"]["revenue"] for p in report["periods"])
     assert abs(monthly - total["business"]["revenue"]) < 0.01
+
+    # each week: customers per stage at its end (the clock's day for the last), and
+    # active customers as a recount of distinct customers with a touchpoint of their own
+    weekly = read_kpis(engine.dsn, DEFAULT_CONSUMER, "week")["periods"]
+    ends = [min(parse_day(p["end"]) - 1, clock // DAY) for p in weekly]
+    _, _, at_ends = recompute(events, ends)
+    for period, end in zip(weekly, ends, strict=True):
+        counts = {s: n for s, n in period["customers_by_stage"].items() if n}
+        assert counts == at_ends[end], period["period"]
+        start = parse_day(period["period"])
+        active = {
+            e.customer_id
+            for e in events
+            if start <= e.occurred_at // DAY <= end and e.type != "email_sent"
+        }
+        assert period["business"]["active_customers"] == len(active), period["period"]

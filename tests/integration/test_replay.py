@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +24,7 @@ from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id
 
 SPEC = HistorySpec(customers=150, days=150, seed=3)
+INDEXES = "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'public'"
 
 
 def _table(dsn: str, query: str) -> list[tuple[Any, ...]]:
@@ -47,9 +52,11 @@ def test_replay_rebuilds_identical_projections_and_fires_nothing(engine: Engine)
     outbox = _table(engine.dsn, "SELECT trigger_id, published_at FROM trigger_outbox")
     assert stream and len(live) == SPEC.customers
 
+    indexes = _table(engine.dsn, INDEXES)
     result = replay(engine, workers=2, batch_size=333)
 
     assert result.version == 2
+    assert _table(engine.dsn, INDEXES) == indexes  # same names: migrations keep matching
     rebuilt = profiles_by_id(engine)
     assert rebuilt.keys() == live.keys()
     for customer_id, state in live.items():
@@ -158,3 +165,61 @@ def test_swap_is_atomic_under_a_running_processor(
         clean.processor().run(until_idle=True)
         assert after == profiles_by_id(clean)
         assert stream == sorted(r.payload for r in clean.log.find_triggers())
+
+
+def test_a_replay_killed_mid_build_leaves_the_live_version_and_restarts_clean(
+    engine: Engine, cli_env: dict[str, str]
+) -> None:
+    engine.publisher().publish_lines(generate_lines(SPEC), "replay")
+    engine.processor().run(until_idle=True)
+    live = profiles_by_id(engine)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engage.cli", "replay", "--workers", "1", "--batch-size", "20"],
+        env={**cli_env, "ENGAGE_DATABASE_URL": engine.dsn},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        built = 0
+        with connect(engine.dsn, autocommit=True) as conn:
+            while built == 0 and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+                exists = conn.execute("SELECT to_regclass('engage_replay_2.profiles')").fetchone()
+                if exists is not None and exists[0] is not None:
+                    row = conn.execute("SELECT count(*) FROM engage_replay_2.profiles").fetchone()
+                    built = 0 if row is None else int(row[0])
+        assert proc.poll() is None, "the replay finished before it could be killed"
+        assert 0 < built < SPEC.customers
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert profiles_by_id(engine) == live  # the live version never saw the build
+    with connect(engine.dsn) as conn:
+        version = conn.execute(
+            "SELECT value FROM engage_meta WHERE key = 'projection_version'"
+        ).fetchone()
+    assert version is None
+    result = replay(engine, workers=2)  # the lock died with the process; the build restarts
+    assert result.version == 2
+    assert profiles_by_id(engine) == live
+
+
+def test_replay_reads_the_kafka_log_in_kafka_mode(kafka_settings: Settings) -> None:
+    """Through the Log port: in Kafka mode the replay reads the topics."""
+    with Engine.open(kafka_settings) as engine:
+        engine.publisher().publish_lines(generate_lines(HistorySpec(customers=40, days=90)), "k")
+        assert sum(engine.log.heads(TOUCHPOINTS).values()) == 0, "events live on Kafka"
+        engine.processor().run(until_idle=True)
+        live = profiles_by_id(engine)
+        relay = engine.relay()
+        relay.drain()
+        fired = sum(engine.stream.heads("triggers").values())
+        assert live and fired
+        result = replay(engine, workers=2)
+        assert result.events == sum(engine.stream.heads(TOUCHPOINTS).values())
+        assert profiles_by_id(engine) == live
+        assert sum(r[1] for r in result.rules) == fired
+        assert sum(engine.stream.heads("triggers").values()) == fired

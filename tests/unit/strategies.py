@@ -70,8 +70,10 @@ SPAN: Micros = 400 * DAY
 _chars = st.characters(codec="utf-8")
 text = st.text(alphabet=_chars, max_size=12)
 nonempty_text = st.text(alphabet=_chars, min_size=1, max_size=12)
-identifiers = st.text(alphabet=_chars, min_size=1, max_size=128)
-"""Any id ingest accepts: 1-128 characters."""
+identifiers = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=128
+)
+"""Any id ingest accepts: 1-128 characters, no NUL (PostgreSQL text cannot hold it)."""
 
 json_scalars = (
     st.none()

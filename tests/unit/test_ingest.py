@@ -654,3 +654,16 @@ def test_rejection_message_without_a_line_number() -> None:
     assert isinstance(r, Rejection)
     assert r.message().startswith("event: channel: unknown channel 'fax'")
     assert orjson.loads(r.raw) == ev(channel="fax")  # raw text kept for the DLQ
+
+
+def test_a_nul_in_an_id_is_rejected_not_a_storage_crash() -> None:
+    line = (
+        '{"event_id": "a\\u0000b", "customer_id": "c", "type": "identify",'
+        ' "occurred_at": "2026-01-01T00:00:00Z"}'
+    )
+    rejected = parse_line(line, 3)
+    assert isinstance(rejected, Rejection)
+    assert (rejected.field, rejected.reason) == (
+        "event_id",
+        "must not contain NUL (\\u0000) characters",
+    )

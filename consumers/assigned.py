@@ -1,0 +1,95 @@
+"""Applying batches of records a consumer group handed us (the Faust agents).
+
+A Faust worker does not choose its partitions: the group assigns them, and a
+rebalance can hand a partition to another worker while records of it are in
+flight. So every batch locks the PostgreSQL offsets of its partitions first
+and drops the records below them: whichever worker commits a record first
+applies it, the other drops it, and a rebalance never double-applies. The
+rest is the one pipeline (``consumers.pipeline``), in the same transaction.
+
+After each commit the outbox relay moves triggers to the triggers topic and
+the dead-letter relay copies rejections to the dlq topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Collection, Sequence
+
+from consumers.dlq_relay import DeadLetterRelay
+from consumers.pipeline import BatchResult, Pipeline
+from consumers.relay import OutboxRelay
+from engage.errors import StorageError
+from events.log import TOUCHPOINTS, LogRecord
+from events.model import Micros
+from projections.store import ProfileStore
+
+log = logging.getLogger("engage.worker")
+
+
+class AssignedBatches:
+    def __init__(
+        self,
+        store: ProfileStore,
+        pipeline: Pipeline,
+        relay: OutboxRelay | None = None,
+        dlq_relay: DeadLetterRelay | None = None,
+        now: Micros | None = None,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.relay = relay
+        self.dlq_relay = dlq_relay
+        self.now = now
+        # the agent and the timer tick run in threads; one store connection
+        self._lock = threading.Lock()
+
+    def apply(self, records: Sequence[LogRecord], caught_up: Collection[int]) -> BatchResult:
+        """One transaction: lock offsets, drop what is already applied, run the pipeline."""
+        with self._lock:
+            try:
+                with self.store.transaction() as tx:
+                    parts = sorted({r.partition for r in records})
+                    positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, parts)
+                    fresh = [r for r in records if r.offset >= positions[r.partition]]
+                    if not fresh:
+                        return BatchResult()
+                    result = self.pipeline.process(tx, fresh, positions, self.now, caught_up)
+            except BaseException:
+                self.pipeline.forget()  # its cached profiles are ahead of the database
+                raise
+            self._relay()
+        return result
+
+    def tick(self, caught_up: Collection[int]) -> BatchResult:
+        """Fire the timers the clock has passed on partitions with nothing unread."""
+        if not caught_up:
+            return BatchResult()
+        with self._lock:
+            try:
+                with self.store.transaction() as tx:
+                    tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, caught_up)
+                    result = self.pipeline.tick(tx, caught_up, self.now)
+            except BaseException:
+                self.pipeline.forget()
+                raise
+            self._relay()
+        return result
+
+    def positions(self) -> dict[int, int]:
+        """The committed positions in PostgreSQL: where an assigned partition resumes."""
+        with self._lock:
+            return self.store.offsets(self.pipeline.consumer, TOUCHPOINTS)
+
+    def _relay(self) -> None:
+        """Best effort: the batch is committed and the rows stay pending, so a
+        broker that is down for longer than the producer retries only delays
+        them to the next batch or tick; it must not stop the worker."""
+        try:
+            if self.relay is not None:
+                self.relay.drain()
+            if self.dlq_relay is not None:
+                self.dlq_relay.drain()
+        except StorageError as exc:
+            log.warning("relay postponed: %s", exc)

@@ -1,0 +1,114 @@
+"""``POST /v1/events``: a request body in, per-event results out.
+
+Parsing the body is the HTTP part; each element then goes through the one
+validator (``events.ingest.parse_object``) and the one publisher, exactly as
+``engage publish`` does, so a rejected event lands in the dead-letter store
+with its raw text (source ``http:<key name>``, line = its 1-based position in
+the batch).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from events.ingest import Rejection, parse_object
+from events.model import Touchpoint
+from events.publisher import Publisher, PublishReport
+
+
+class IngestRefused(Exception):
+    """The request as a whole was refused (nothing was stored)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def ingest_body(
+    publisher: Publisher, body: bytes, key_name: str, max_events: int
+) -> tuple[int, dict[str, Any]]:
+    """Publish a body of one event or an array; returns (HTTP status, response)."""
+    source = f"http:{key_name}"
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raw = body.decode("utf-8", errors="backslashreplace")
+        publisher.publish_events(
+            [], [Rejection(None, "(body)", f"not valid JSON: {exc}", raw)], source
+        )
+        raise IngestRefused(400, f"request body is not valid JSON: {exc}") from None
+    single = isinstance(decoded, dict)
+    if single:
+        items: list[Any] = [decoded]
+    elif isinstance(decoded, list):
+        items = decoded
+    else:
+        raw = body.decode("utf-8", errors="backslashreplace")
+        reason = "must be an event object or an array of event objects"
+        publisher.publish_events([], [Rejection(None, "(body)", reason, raw)], source)
+        raise IngestRefused(422, f"request body {reason}")
+    if len(items) > max_events:
+        raise IngestRefused(
+            413, f"at most {max_events} events per request, got {len(items)}; split the batch"
+        )
+    events: list[Touchpoint] = []
+    positions: list[int] = []
+    results: list[dict[str, Any]] = []
+    rejections: list[Rejection] = []
+    for index, obj in enumerate(items):
+        parsed = parse_object(obj, index + 1)
+        if isinstance(parsed, Rejection):
+            rejections.append(parsed)
+            results.append(
+                {
+                    "index": index,
+                    "event_id": parsed.event_id,
+                    "status": "rejected",
+                    "field": parsed.field,
+                    "reason": parsed.reason,
+                }
+            )
+            continue
+        if parsed.source is None:  # the key names the upstream system
+            parsed = replace(parsed, source=key_name)
+        events.append(parsed)
+        positions.append(index)
+        results.append({"index": index, "event_id": parsed.event_id, "status": "accepted"})
+    report = publisher.publish_events(events, rejections, source)
+    _mark_duplicates(report, events, positions, results)
+    response: dict[str, Any] = {
+        "accepted": report.accepted,
+        "duplicate": report.duplicates,
+        "rejected": report.rejected,
+        "results": results,
+    }
+    if single and report.rejected:
+        response["error"] = f"{results[0]['field']}: {results[0]['reason']}"
+        return 422, response
+    return 200, response
+
+
+def _mark_duplicates(
+    report: PublishReport,
+    events: list[Touchpoint],
+    positions: list[int],
+    results: list[dict[str, Any]],
+) -> None:
+    """The log reports duplicate ids; the first occurrence of an id in the batch
+    is the accepted one unless the id was already stored."""
+    duplicates = Counter(report.duplicate_ids)
+    occurrences = Counter(e.event_id for e in events)
+    accepted_left = {eid: occurrences[eid] - n for eid, n in duplicates.items()}
+    for event, index in zip(events, positions, strict=True):
+        eid = event.event_id
+        if eid not in accepted_left:
+            continue
+        if accepted_left[eid] > 0:
+            accepted_left[eid] -= 1
+        else:
+            results[index]["status"] = "duplicate"

@@ -1,0 +1,158 @@
+"""Response shapes for the OpenAPI document.
+
+The handlers build plain dicts (the contract functions shared with the CLI)
+and serialise them with orjson; these models only document the shapes, and
+the schemathesis suite checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Error(BaseModel):
+    error: str = Field(description="What was wrong, in words a developer can act on.")
+
+
+class EventResult(BaseModel):
+    index: int = Field(description="0-based position of the event in the request.")
+    event_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    field: str | None = None
+    reason: str | None = None
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+    results: list[EventResult]
+
+
+class Touchpoint(BaseModel):
+    event_id: str
+    type: str
+    channel: str
+    occurred_at: str
+
+
+class Customer360(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    customer_id: str
+    first_seen: str | None
+    last_seen: str | None
+    event_count: int
+    counts_by_type: dict[str, int]
+    counts_by_channel: dict[str, int]
+    lifetime_spend: float
+    order_count: int
+    average_order_value: float | None
+    last_purchase_at: str | None
+    email_sent: int
+    email_opened: int
+    email_clicked: int
+    open_rate: float | None
+    click_rate: float | None
+    subscribed: bool
+    nps_last: int | None
+    nps_average: float | None
+    csat_last: int | None
+    csat_average: float | None
+    survey_count: int
+    support_cases: int
+    open_support_cases: int
+    engagement_score: float
+    lifecycle_stage: Literal["prospect", "new", "active", "at_risk", "churned", "reactivated"]
+    recent_touchpoints: list[Touchpoint]
+
+
+class Trigger(BaseModel):
+    trigger_id: str
+    rule_id: str
+    rule_version: int
+    kind: str
+    customer_id: str
+    fired_at: str
+    caused_by: list[str]
+    details: dict[str, Any]
+
+
+class Timeline(BaseModel):
+    customer_id: str
+    items: list[dict[str, Any]] = Field(
+        description="Touchpoints (kind 'touchpoint') and triggers (kind 'trigger') in time order."
+    )
+
+
+class TriggerPage(BaseModel):
+    items: list[Trigger]
+    next_cursor: str = Field(description="Pass as ?cursor= to continue from here.")
+    has_more: bool = Field(description="True when more triggers were already waiting.")
+
+
+class CustomerHit(BaseModel):
+    customer_id: str
+    last_seen: str | None
+
+
+class CustomerSearch(BaseModel):
+    items: list[CustomerHit]
+
+
+class DeadLetter(BaseModel):
+    id: int
+    received_at: str
+    stage: str
+    source: str | None
+    line: int | None
+    event_id: str | None
+    field: str
+    reason: str
+    raw: str
+
+
+class DeadLetters(BaseModel):
+    total: int
+    items: list[DeadLetter]
+
+
+class RuleSeries(BaseModel):
+    rule_id: str
+    points: list[list[int | str]] = Field(description="[bucket start (ISO UTC), triggers] pairs.")
+
+
+class TriggerStats(BaseModel):
+    bucket: str
+    totals: dict[str, int]
+    series: list[RuleSeries]
+
+
+class Status(BaseModel):
+    log_events: int
+    triggers: int
+    profiles: int
+    dead_letters: int
+    lag: int
+    clock: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class PyramidLevel(BaseModel):
+    name: str
+    values: list[list[str | float | int | None]]
+
+
+class Kpis(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    by: str
+    as_of: str | None
+    periods: list[dict[str, Any]]
+    total: dict[str, Any]
+    pyramid: list[PyramidLevel]

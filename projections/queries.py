@@ -1,0 +1,101 @@
+"""Read-side queries shared by the CLI and the HTTP API: one customer's 360
+(now or as of an instant) and their timeline.
+
+They take ports, not the Engine, so the composition roots (CLI, HTTP app)
+stay thin and neither keeps its own copy of the as-of fold or the timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from events.codec import CodecError, TouchpointCodec, TriggerCodec
+from events.contract import touchpoint_json, trigger_json
+from events.log import LogRecord
+from events.model import Micros, Touchpoint
+from events.timefmt import format_iso
+from projections.evolve import fold
+from projections.profile import Profile
+from projections.store import ProfileStore
+from projections.view import customer_360
+
+
+class CustomerHistory(Protocol):
+    """What the log offers for one customer (served by an index in PostgreSQL)."""
+
+    def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]: ...
+
+    def find_triggers(
+        self,
+        customer_id: str | None = None,
+        rule_id: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> list[LogRecord]: ...
+
+
+def touchpoints(
+    log: CustomerHistory, codec: TouchpointCodec, customer_id: str, until: int | None = None
+) -> list[Touchpoint]:
+    records = log.customer_history(customer_id, until=until)
+    return [
+        item
+        for item in codec.decode_many([r.payload for r in records])
+        if not isinstance(item, CodecError)
+    ]
+
+
+def profile_as_of(
+    log: CustomerHistory, codec: TouchpointCodec, customer_id: str, at: Micros
+) -> Profile | None:
+    """Fold the customer's events up to ``at`` from the log: the profile as it was."""
+    events = touchpoints(log, codec, customer_id, at)
+    return fold(None, events, customer_id) if events else None
+
+
+def customer_view(
+    log: CustomerHistory,
+    store: ProfileStore,
+    codec: TouchpointCodec,
+    customer_id: str,
+    consumer: str,
+    at: Micros | None = None,
+) -> dict[str, Any] | None:
+    """The customer-360 JSON, current (judged by ``consumer``'s clock) or as of
+    ``at``; None for an unknown customer."""
+    if at is None:
+        found = store.get(customer_id)
+        now = store.clock(consumer)
+    else:
+        found = profile_as_of(log, codec, customer_id, at)
+        now = at
+    if found is None:
+        return None
+    return customer_360(found, now if now is not None else (found.last_seen or 0))
+
+
+def timeline(
+    log: CustomerHistory, codec: TouchpointCodec, customer_id: str
+) -> list[dict[str, Any]]:
+    """Touchpoints and the triggers they caused, in time order (a trigger after
+    the touchpoints of its instant). A touchpoint item is flat (``kind``
+    "touchpoint"); a trigger item is ``{"kind": "trigger", "occurred_at",
+    "trigger": <trigger JSON>}``."""
+    items: list[tuple[Micros, int, dict[str, Any]]] = [
+        (e.occurred_at, 0, touchpoint_json(e)) for e in touchpoints(log, codec, customer_id)
+    ]
+    trigger_codec = TriggerCodec()
+    records: Sequence[LogRecord] = log.find_triggers(customer_id)
+    for t in trigger_codec.decode_many([r.payload for r in records]):
+        if isinstance(t, CodecError):
+            continue
+        # nested, so the trigger's own ``kind`` field keeps its contract meaning
+        item = {
+            "kind": "trigger",
+            "occurred_at": format_iso(t.fired_at),
+            "trigger": trigger_json(t),
+        }
+        items.append((t.fired_at, 1, item))
+    items.sort(key=lambda item: (item[0], item[1]))
+    return [item for _, _, item in items]
