@@ -48,13 +48,17 @@ class AssignedBatches:
     def apply(self, records: Sequence[LogRecord], caught_up: Collection[int]) -> BatchResult:
         """One transaction: lock offsets, drop what is already applied, run the pipeline."""
         with self._lock:
-            with self.store.transaction() as tx:
-                parts = sorted({r.partition for r in records})
-                positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, parts)
-                fresh = [r for r in records if r.offset >= positions[r.partition]]
-                if not fresh:
-                    return BatchResult()
-                result = self.pipeline.process(tx, fresh, positions, self.now, caught_up)
+            try:
+                with self.store.transaction() as tx:
+                    parts = sorted({r.partition for r in records})
+                    positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, parts)
+                    fresh = [r for r in records if r.offset >= positions[r.partition]]
+                    if not fresh:
+                        return BatchResult()
+                    result = self.pipeline.process(tx, fresh, positions, self.now, caught_up)
+            except BaseException:
+                self.pipeline.forget()  # its cached profiles are ahead of the database
+                raise
             self._relay()
         return result
 
@@ -63,9 +67,13 @@ class AssignedBatches:
         if not caught_up:
             return BatchResult()
         with self._lock:
-            with self.store.transaction() as tx:
-                tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, caught_up)
-                result = self.pipeline.tick(tx, caught_up, self.now)
+            try:
+                with self.store.transaction() as tx:
+                    tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, caught_up)
+                    result = self.pipeline.tick(tx, caught_up, self.now)
+            except BaseException:
+                self.pipeline.forget()
+                raise
             self._relay()
         return result
 

@@ -22,13 +22,20 @@ Commit order, all inside the caller's single transaction:
 The transaction commits after step 6; a crash anywhere before leaves no trace.
 The KPI rows come late so that parallel workers sharing a day's rows hold
 their locks only briefly.
+
+Profiles written by a batch stay in memory for the next (``ProfileCache``)
+while the pipeline's writer token on its partitions shows that nobody else
+wrote them in between. The caller must call ``forget`` when a transaction
+that ran ``process`` or ``tick`` does not commit.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
 from events.dead_letters import DeadLetterRow
 from events.log import TOUCHPOINTS, LogRecord
@@ -59,6 +66,7 @@ class Pipeline:
         consumer: str = DEFAULT_CONSUMER,
         rules: RuleSet | None = None,
         trigger_codec: TriggerCodec | None = None,
+        cache_capacity: int = DEFAULT_CAPACITY,
         drop_repeated_ids: bool = False,
     ) -> None:
         self.codec = codec
@@ -68,6 +76,22 @@ class Pipeline:
         # Kafka cannot refuse a repeated event_id at append, so the pipeline
         # drops it; ids are claimed in the batch's own transaction, so exactly
         self.drop_repeated_ids = drop_repeated_ids
+        self.cache = ProfileCache(cache_capacity)
+        self.writer = uuid.uuid4().hex
+
+    def forget(self) -> None:
+        """Drop the in-memory profiles: a transaction of this pipeline rolled back."""
+        self.cache.clear()
+
+    def _claim(self, tx: StoreTransaction, partitions: Collection[int], stream: str) -> None:
+        if not tx.claim_partitions(self.consumer, stream, partitions, self.writer):
+            self.cache.clear()
+
+    def _load(self, tx: StoreTransaction, customer_ids: list[str]) -> dict[str, Profile]:
+        found, missing = self.cache.split(customer_ids)
+        if missing:
+            found.update(tx.load_profiles(missing))
+        return found
 
     def process(
         self,
@@ -81,6 +105,7 @@ class Pipeline:
         """Apply one batch read from ``positions``; ``caught_up`` names the
         partitions that had nothing more to read."""
         result = BatchResult(records=len(records))
+        self._claim(tx, positions.keys(), stream)
         decoded: Sequence[Touchpoint | CodecError | None]
         decoded = self.codec.decode_many([r.payload for r in records])
         if self.drop_repeated_ids:
@@ -119,7 +144,7 @@ class Pipeline:
         stored_clock = tx.get_clock(self.consumer)
         candidates = [c for c in (stored_clock, now, *watermark.values()) if c is not None]
         clock = max(candidates) if candidates else None
-        stored = tx.load_profiles(list(by_customer))
+        stored = self._load(tx, list(by_customer))
         changed: dict[str, Profile] = {}
         rules = self.rules
         triggers = result.triggers
@@ -175,6 +200,7 @@ class Pipeline:
         if not candidates:
             return result
         clock = max(candidates)
+        self._claim(tx, partitions, TOUCHPOINTS)
         changed: dict[str, Profile] = {}
         fired = self._fire_timers(tx, self.rules, changed, {}, {}, partitions, clock)
         self._write(tx, changed, fired, None if clock == stored_clock else clock)
@@ -193,6 +219,7 @@ class Pipeline:
     ) -> None:
         """Steps 2–5 of the commit order: profiles, outbox, KPIs, clock."""
         tx.save_profiles(list(changed.values()))
+        self.cache.keep(changed)
         if triggers:
             payloads = self.trigger_codec.encode_many(triggers)
             tx.add_outbox(list(zip(triggers, payloads, strict=True)))
@@ -224,7 +251,7 @@ class Pipeline:
             if limit is not None:
                 fired.extend(fire_due(rules, profile, limit))
         due = [(c, p) for c, p in tx.due_customers(limits) if c not in changed]
-        loaded = tx.load_profiles([c for c, _ in due])
+        loaded = self._load(tx, [c for c, _ in due])
         for customer_id, partition in due:
             found = loaded.get(customer_id)
             if found is None:

@@ -119,13 +119,15 @@ class Engine:
         *,
         with_rules: bool = True,
         partitions: list[int] | None = None,
+        relay: bool = True,
     ) -> Processor:
+        """``relay=False`` leaves fired triggers in the outbox (a replay's shadow rules)."""
         return Processor(
             self.stream,
             self.store,
             self.pipeline(with_rules=with_rules),
             DEFAULT_BATCH if batch_size is None else batch_size,
-            self.relay(),
+            self.relay() if relay else None,
             partitions,
         )
 

@@ -52,6 +52,17 @@ CREATE TABLE IF NOT EXISTS consumer_offsets (
     PRIMARY KEY (consumer, stream, partition)
 );
 
+-- The last process to write each partition's profiles (a random token per
+-- pipeline). A writer that finds its own token still there knows nobody else
+-- wrote those profiles since, so the copies it keeps in memory are current.
+CREATE TABLE IF NOT EXISTS partition_writers (
+    consumer  text    NOT NULL,
+    stream    text    NOT NULL,
+    partition integer NOT NULL,
+    writer    text    NOT NULL,
+    PRIMARY KEY (consumer, stream, partition)
+);
+
 -- The processor's clock: the latest occurred_at it has folded.
 CREATE TABLE IF NOT EXISTS processor_clock (
     consumer text   PRIMARY KEY,

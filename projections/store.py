@@ -29,6 +29,16 @@ class StoreTransaction(Protocol):
 
     def save_offsets(self, consumer: str, stream: str, offsets: Mapping[int, int]) -> None: ...
 
+    def claim_partitions(
+        self, consumer: str, stream: str, partitions: Iterable[int], writer: str
+    ) -> bool:
+        """Record ``writer`` as the last to write these partitions' profiles.
+
+        True when it already was for every one of them: nobody else has written
+        them since, so the writer's in-memory profiles are still current. Call
+        after ``lock_offsets``, whose row locks keep other writers out."""
+        ...
+
     def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, Profile]: ...
 
     def save_profiles(self, profiles: Sequence[Profile]) -> None: ...

@@ -137,12 +137,15 @@ class PostgresLog:
         ).format(key=sql.Identifier(key_col), table=sql.Identifier(table))
         try:
             with self._conn.transaction():
-                rows = self._conn.execute(
-                    query, (parts, [positions[p] for p in parts], limit)
-                ).fetchall()
+                # binary results: payloads arrive as raw bytes, not hex text to decode
+                rows = (
+                    self._conn.cursor(binary=True)
+                    .execute(query, (parts, [positions[p] for p in parts], limit))
+                    .fetchall()
+                )
         except psycopg.Error as exc:
             raise StorageError(f"reading the {stream} log failed: {exc}") from None
-        return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
+        return [LogRecord(p, o, k, payload) for p, o, k, payload in rows]
 
     def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]:
         """One customer's touchpoints in log order, up to an event time (for timelines and

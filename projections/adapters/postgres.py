@@ -30,6 +30,7 @@ class PostgresTransaction:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
         self._temp_ready = False
+        self._outbox_temp_ready = False
 
     def lock_offsets(self, consumer: str, stream: str, partitions: Iterable[int]) -> dict[int, int]:
         parts = sorted(partitions)
@@ -56,6 +57,25 @@ class PostgresTransaction:
             " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p",
             (parts, [offsets[p] for p in parts], consumer, stream),
         )
+
+    def claim_partitions(
+        self, consumer: str, stream: str, partitions: Iterable[int], writer: str
+    ) -> bool:
+        parts = sorted(partitions)
+        if not parts:
+            return True
+        # every sub-statement sees the snapshot from before the upsert
+        row = self._conn.execute(
+            "WITH prev AS (SELECT writer FROM partition_writers"
+            "   WHERE consumer = %(c)s AND stream = %(s)s AND partition = ANY(%(p)s)),"
+            " claim AS (INSERT INTO partition_writers (consumer, stream, partition, writer)"
+            "   SELECT %(c)s, %(s)s, p, %(w)s FROM unnest(%(p)s::int[]) AS p"
+            "   ON CONFLICT (consumer, stream, partition) DO UPDATE SET writer = EXCLUDED.writer"
+            "   WHERE partition_writers.writer <> EXCLUDED.writer)"
+            " SELECT count(*) FROM prev WHERE writer = %(w)s",
+            {"c": consumer, "s": stream, "p": parts, "w": writer},
+        ).fetchone()
+        return row is not None and int(row[0]) == len(parts)
 
     def load_profiles(self, customer_ids: Sequence[str]) -> dict[str, Profile]:
         if not customer_ids:
@@ -107,10 +127,23 @@ class PostgresTransaction:
     def add_outbox(self, triggers: Sequence[tuple[TriggerEvent, bytes]]) -> None:
         if not triggers:
             return
-        self._conn.cursor().executemany(
+        # COPY then one insert: a replay writes tens of thousands per batch
+        if not self._outbox_temp_ready:
+            self._conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS outbox_in (trigger_id text, customer_id text,"
+                " rule_id text, fired_at bigint, payload bytea) ON COMMIT DELETE ROWS"
+            )
+            self._outbox_temp_ready = True
+        cur = self._conn.cursor()
+        with cur.copy(
+            "COPY outbox_in (trigger_id, customer_id, rule_id, fired_at, payload) FROM STDIN"
+        ) as copy:
+            for t, payload in triggers:
+                copy.write_row((t.trigger_id, t.customer_id, t.rule_id, t.fired_at, payload))
+        cur.execute(
             "INSERT INTO trigger_outbox (trigger_id, customer_id, rule_id, fired_at, payload)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (trigger_id) DO NOTHING",
-            [(t.trigger_id, t.customer_id, t.rule_id, t.fired_at, p) for t, p in triggers],
+            " SELECT trigger_id, customer_id, rule_id, fired_at, payload FROM outbox_in"
+            " ON CONFLICT (trigger_id) DO NOTHING"
         )
 
     def save_timers(
