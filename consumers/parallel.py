@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +40,19 @@ def shares(partitions: int, workers: int) -> list[list[int]]:
     return [g for g in groups if g]
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Pool initializer: a worker whose parent is gone (``kill -9`` of
+    ``engage run``) exits at once instead of processing on unseen. Its open
+    batch rolls back, exactly as if it had been killed too."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _work(job: WorkerJob) -> RunStats:
     from engage.runtime import Engine
 
@@ -63,7 +77,12 @@ def run_parallel(
     the live processor's."""
     total = RunStats()
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(jobs), mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=len(jobs),
+        mp_context=context,
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = [pool.submit(work, job) for job in jobs]
         while not all(f.done() for f in futures):
             if on_poll is not None:

@@ -74,7 +74,8 @@ class Pipeline:
         self.rules = rules
         self.trigger_codec = trigger_codec or TriggerCodec()
         # Kafka cannot refuse a repeated event_id at append, so the pipeline
-        # drops it; ids are claimed in the batch's own transaction, so exactly
+        # drops it; ids are claimed in the batch's own transaction, so a repeat
+        # is dropped exactly when the first copy's batch committed
         self.drop_repeated_ids = drop_repeated_ids
         self.cache = ProfileCache(cache_capacity)
         self.writer = uuid.uuid4().hex

@@ -101,3 +101,65 @@ def test_kill_9_mid_batch_then_restart_equals_a_clean_run(
     finally:
         crashed.close()
         clean.close()
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # the field after the parenthesised command name: state, then ppid
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.add(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process parents from /proc")
+def test_workers_exit_when_their_parent_is_killed(
+    database: str, cli_env: dict[str, str], tmp_path: os.PathLike[str]
+) -> None:
+    """``kill -9`` of a parallel ``engage run`` must not leave its workers
+    processing on, unseen and unkillable by Ctrl-C."""
+    history = list(generate_lines(SPEC))
+    engine = _engine(database, str(tmp_path))
+    try:
+        engine.publisher().publish_lines(history, "orphans")
+    finally:
+        engine.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engage.cli", "run", "--until-idle"]
+        + ["--batch-size", "25", "--workers", "2"],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            workers = {c for c in _children(proc.pid) if _alive(c)}
+            time.sleep(0.1)
+        assert len(workers) >= 2, "the parallel run never started its workers"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), "workers outlived their killed parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
