@@ -140,9 +140,9 @@ def test_workers_exit_when_their_parent_is_killed(
         engine.publisher().publish_lines(history, "orphans")
     finally:
         engine.close()
+    command = [sys.executable, "-m", "engage.cli", "run", "--until-idle", "--batch-size", "25"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engage.cli", "run", "--until-idle"]
-        + ["--batch-size", "25", "--workers", "2"],
+        [*command, "--workers", "2"],
         env=cli_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
