@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from typer.models import CommandInfo
+
 from engage.cli import (
     backtest,
     customers,
@@ -47,6 +49,23 @@ _ = (
     webhooks,
     worker,
 )  # the modules register their commands on import
+
+# `engage --help` lists the commands in the order of a first session: publish
+# and process, look at customers, analyse, then the servers.
+_ORDER = [
+    *("publish", "run", "status", "dlq", "demo", "rules"),
+    *("profile", "timeline", "triggers"),
+    *("kpis", "replay", "backtest", "export"),
+    *("serve", "keys", "webhooks", "worker"),
+]
+
+
+def _rank(info: CommandInfo) -> int:
+    name = info.name or (info.callback.__name__ if info.callback else "")
+    return _ORDER.index(name) if name in _ORDER else len(_ORDER)
+
+
+app.registered_commands.sort(key=_rank)
 
 
 def main() -> None:
