@@ -311,3 +311,23 @@ def test_the_server_reconnects_after_the_database_drops_its_connections(
             assert first.json() == {"error": "the database is unavailable; retry shortly"}
         assert api.get("/v1/status").status_code == 200  # ...the server does not
         assert api.post([_purchase("e2", "ann")]).json()["accepted"] == 1
+
+
+def test_the_api_works_with_kafka_as_the_log(kafka_settings: Settings) -> None:
+    """Ingest lands on the Kafka topic, the processor reads it from there, and
+    the customer and the trigger feed are served from what it wrote."""
+    with Engine.open(kafka_settings) as kafka_engine, api_client(kafka_settings) as api:
+        assert kafka_engine.kafka is not None
+        posted = api.post([_purchase("k1", "kim"), {"event_id": "k2", "customer_id": "kim"}])
+        assert posted.status_code == 200
+        assert [r["status"] for r in posted.json()["results"]] == ["accepted", "rejected"]
+        assert sum(kafka_engine.kafka.heads(TOUCHPOINTS).values()) == 1
+        assert sum(kafka_engine.log.heads(TOUCHPOINTS).values()) == 0  # not the PG log
+        kafka_engine.processor().run(until_idle=True)
+        customer = api.get("/v1/customers/kim").json()
+        assert customer["order_count"] == 1 and customer["lifetime_spend"] == 50
+        feed = api.get("/v1/triggers").json()["items"]
+        assert [(t["customer_id"], t["rule_id"]) for t in feed] == [
+            ("kim", "first-purchase-thank-you")
+        ]
+        assert kafka_engine.dead_letters.count() == 1
