@@ -115,7 +115,7 @@ def demo(
         out.print(per_rule)
         out.print(
             "next: `engage profile c-000001`, `engage triggers --rule lifetime-spend-1000`, "
-            "`engage kpis --by week`, `engage backtest rules/default.yaml`, `engage dlq`, "
+            "`engage kpis --by week`, `engage replay`, `engage dlq`, "
             "and `engage serve` for the dashboard (create a read key with "
             "`engage keys create me --scope read`)"
         )
