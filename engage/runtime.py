@@ -24,6 +24,7 @@ from events.log import Log
 from events.model import Micros
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProfileStore
+from projections.queries import CustomerHistory
 from rules import RuleSet, default_rules, load_rules
 
 if TYPE_CHECKING:  # kafka-python loads only in Kafka mode: it slows every CLI start
@@ -83,6 +84,12 @@ class Engine:
         """The log events are published to and processed from: Kafka in Kafka
         mode, else the PostgreSQL log (``self.log`` also serves PostgreSQL-only
         queries such as a customer's history)."""
+        return self.kafka if self.kafka is not None else self.log
+
+    @property
+    def history(self) -> CustomerHistory:
+        """Per-customer reads of the log (``--as-of``, timelines): the stream
+        the events are on, so Kafka in Kafka mode."""
         return self.kafka if self.kafka is not None else self.log
 
     def pipeline(self, *, with_rules: bool = True) -> Pipeline:

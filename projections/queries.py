@@ -39,11 +39,18 @@ def touchpoints(
     log: CustomerHistory, codec: TouchpointCodec, customer_id: str, until: int | None = None
 ) -> list[Touchpoint]:
     records = log.customer_history(customer_id, until=until)
-    return [
-        item
-        for item in codec.decode_many([r.payload for r in records])
-        if not isinstance(item, CodecError)
-    ]
+    events: list[Touchpoint] = []
+    seen: set[str] = set()
+    for item in codec.decode_many([r.payload for r in records]):
+        # a Kafka log can hold a repeated event_id (the processor applies it
+        # once) and cannot filter by event time before decoding
+        if isinstance(item, CodecError) or item.event_id in seen:
+            continue
+        if until is not None and item.occurred_at > until:
+            continue
+        seen.add(item.event_id)
+        events.append(item)
+    return events
 
 
 def profile_as_of(

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -35,6 +35,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from engage.errors import ConfigError, StorageError
+from events.codec import CodecError, TriggerCodec
 from events.dead_letters import DeadLetterRow
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
 from events.partitioning import partition_for
@@ -42,6 +43,7 @@ from events.partitioning import partition_for
 DEFAULT_PREFIX: Final = "engage"
 STREAMS: Final = (TOUCHPOINTS, TRIGGERS)
 DLQ: Final = "dlq"
+SCAN_BATCH: Final = 10_000
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
@@ -252,6 +254,62 @@ class KafkaLog:
         except KafkaError as exc:
             raise StorageError(f"reading {topic} failed: {_reason(exc)}") from None
         return [r for p in sorted(got) for r in got[p]]
+
+    def _scan(self, stream: str, partitions: Sequence[int]) -> Iterator[LogRecord]:
+        """Every record of these partitions, from the start to the current end."""
+        ends = self.heads(stream)
+        positions = {p: 0 for p in partitions if ends.get(p, 0) > 0}
+        while positions:
+            records = self.read(stream, positions, SCAN_BATCH)
+            if not records:
+                return
+            yield from records
+            for record in records:
+                positions[record.partition] = record.offset + 1
+            positions = {p: at for p, at in positions.items() if at < ends[p]}
+
+    def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]:
+        """The customer's touchpoints, in log order (``until`` is applied by the
+        caller after decoding: a Kafka record carries no event time outside its
+        payload). Kafka has no index by key, so this reads the customer's whole
+        partition: right for a look-up from the CLI or the dashboard, not for a
+        hot path (the PostgreSQL log answers from an index)."""
+        partition = partition_for(customer_id, self._partitions)
+        return [r for r in self._scan(TOUCHPOINTS, [partition]) if r.key == customer_id]
+
+    def find_triggers(
+        self,
+        customer_id: str | None = None,
+        rule_id: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> list[LogRecord]:
+        """Triggers matching the filters, by (fired_at, trigger_id), each once
+        (a relay crash can repeat a trigger on the topic). Reads the customer's
+        partition, or every partition without a customer."""
+        partitions = (
+            [partition_for(customer_id, self._partitions)]
+            if customer_id is not None
+            else list(range(self._partitions))
+        )
+        records = [
+            r
+            for r in self._scan(TRIGGERS, partitions)
+            if customer_id is None or r.key == customer_id
+        ]
+        found: dict[str, tuple[int, LogRecord]] = {}
+        for record, item in zip(
+            records, TriggerCodec().decode_many([r.payload for r in records]), strict=True
+        ):
+            if isinstance(item, CodecError) or item.trigger_id in found:
+                continue
+            if rule_id is not None and item.rule_id != rule_id:
+                continue
+            if since is not None and item.fired_at < since:
+                continue
+            found[item.trigger_id] = (item.fired_at, record)
+        ordered = [found[tid][1] for tid in sorted(found, key=lambda t: (found[t][0], t))]
+        return ordered if limit is None else ordered[:limit]
 
     def _ends(self, topic: str, partitions: set[int]) -> dict[int, int]:
         """The next offset to be written, per partition.

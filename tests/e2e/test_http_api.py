@@ -331,3 +331,17 @@ def test_the_api_works_with_kafka_as_the_log(kafka_settings: Settings) -> None:
             ("kim", "first-purchase-thank-you")
         ]
         assert kafka_engine.dead_letters.count() == 1
+        # per-customer reads come from the topic too: the timeline and --as-of
+        api.post([_purchase("k3", "kim", "2026-03-05T10:00:00Z", amount=20)])
+        api.post([_purchase("k1", "kim")])  # a repeat on the topic, applied once
+        kafka_engine.processor().run(until_idle=True)
+        items = api.get("/v1/customers/kim/timeline").json()["items"]
+        assert [i.get("event_id") or i["trigger"]["rule_id"] for i in items] == [
+            "k1",
+            "first-purchase-thank-you",
+            "k3",
+        ]
+        then = api.get("/v1/customers/kim", params={"as_of": "2026-03-02T00:00:00Z"}).json()
+        assert then["order_count"] == 1 and then["lifetime_spend"] == 50
+        now = api.get("/v1/customers/kim").json()
+        assert now["order_count"] == 2 and now["lifetime_spend"] == 70
