@@ -56,7 +56,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from consumers.processor import DEFAULT_BATCH, RunStats
+from consumers.processor import RunStats
+from consumers.replay import REPLAY_BATCH
 from consumers.replay import replay as replay_projections
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
@@ -295,7 +296,7 @@ def replay(settings: Settings, workers: int, batch_size: int | None) -> RunStats
     clock can fire, catches up and swaps the new version in.
     """
     with Engine.open(settings) as engine:
-        result = replay_projections(engine, workers=workers, batch_size=batch_size or DEFAULT_BATCH)
+        result = replay_projections(engine, workers=workers, batch_size=batch_size or REPLAY_BATCH)
     return result.stats
 
 
@@ -345,7 +346,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=None, help="default: events / 10")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="replay processes")
-    parser.add_argument("--batch-size", type=int, default=None, help="records per partition")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="records per partition (default: REPLAY_BATCH)"
+    )
     parser.add_argument("--naive-events", type=int, default=20_000, help="prefix for naive")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--load-workers", type=int, default=2, help="processes encoding the log")

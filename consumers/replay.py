@@ -29,13 +29,23 @@ from dataclasses import dataclass, field, replace
 
 from consumers.parallel import WorkerJob, run_parallel, shares
 from consumers.pipeline import DEFAULT_CONSUMER, BatchResult
-from consumers.processor import DEFAULT_BATCH, Processor, RunStats
+from consumers.processor import Processor, RunStats
 from engage.config import Settings
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
 from events.model import Micros
 from projections.adapters.postgres import PostgresProfileStore
 from projections.adapters.postgres_versions import Build, PostgresVersions
+
+REPLAY_BATCH = 125_000
+"""Records per partition per batch in a replay (the live default is
+``DEFAULT_BATCH``). Every batch rewrites each profile it touches, with its
+timers, so a replay writes each profile once per batch that holds one of the
+customer's events; bigger batches write less. A build's tables are read by
+nobody until the swap, so batch latency does not matter here, only memory:
+about 1 KB per decoded record, so 500 MB for a worker owning 4 partitions,
+1 GB for one process over 8. Measured on 1M events over 100k customers, 2
+workers, in one process run: 125,000 was 1.1-1.5x as fast as 50,000."""
 
 
 @dataclass
@@ -72,7 +82,7 @@ def _replay_work(task: ReplayJob) -> RunStats:
     job = task.job
     with Engine.open(job.settings, rules=job.rules) as engine:
         store, processor = build_processor(
-            engine, task.build, job.batch_size or DEFAULT_BATCH, job.partitions
+            engine, task.build, job.batch_size or REPLAY_BATCH, job.partitions
         )
         try:
             return processor.run(until_idle=True, now=job.now)
@@ -85,7 +95,7 @@ def replay(
     *,
     rules: str | None = None,
     workers: int = 1,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int = REPLAY_BATCH,
     now: Micros | None = None,
     keep_old: bool = False,
     on_progress: Callable[[int, int], None] | None = None,

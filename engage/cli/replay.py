@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from consumers.parallel import default_workers
-from consumers.processor import DEFAULT_BATCH
+from consumers.replay import REPLAY_BATCH
 from consumers.replay import replay as run_replay
 from engage.cli.app import RateBar, app, out, parse_time_option
 from engage.cli.rules import RulesOption
@@ -25,8 +25,13 @@ def replay(
         ),
     ] = default_workers(),
     batch_size: Annotated[
-        int, typer.Option(min=1, help="Records read per partition per transaction.")
-    ] = DEFAULT_BATCH,
+        int,
+        typer.Option(
+            min=1,
+            help="Records read per partition per transaction. Bigger batches rewrite each"
+            " profile fewer times; each record takes about 1 KB of memory.",
+        ),
+    ] = REPLAY_BATCH,
     now: Annotated[
         str | None,
         typer.Option(help="Treat the clock as at least this ISO 8601 instant, as `run --now`."),
