@@ -48,17 +48,13 @@ class AssignedBatches:
     def apply(self, records: Sequence[LogRecord], caught_up: Collection[int]) -> BatchResult:
         """One transaction: lock offsets, drop what is already applied, run the pipeline."""
         with self._lock:
-            try:
-                with self.store.transaction() as tx:
-                    parts = sorted({r.partition for r in records})
-                    positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, parts)
-                    fresh = [r for r in records if r.offset >= positions[r.partition]]
-                    if not fresh:
-                        return BatchResult()
-                    result = self.pipeline.process(tx, fresh, positions, self.now, caught_up)
-            except BaseException:
-                self.pipeline.forget()  # its cached profiles are ahead of the database
-                raise
+            with self.pipeline.transaction(self.store) as tx:
+                parts = sorted({r.partition for r in records})
+                positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, parts)
+                fresh = [r for r in records if r.offset >= positions[r.partition]]
+                if not fresh:
+                    return BatchResult()
+                result = self.pipeline.process(tx, fresh, positions, self.now, caught_up)
             self._relay()
         return result
 
@@ -67,13 +63,9 @@ class AssignedBatches:
         if not caught_up:
             return BatchResult()
         with self._lock:
-            try:
-                with self.store.transaction() as tx:
-                    tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, caught_up)
-                    result = self.pipeline.tick(tx, caught_up, self.now)
-            except BaseException:
-                self.pipeline.forget()
-                raise
+            with self.pipeline.transaction(self.store) as tx:
+                tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, caught_up)
+                result = self.pipeline.tick(tx, caught_up, self.now)
             self._relay()
         return result
 

@@ -25,14 +25,16 @@ their locks only briefly.
 
 Profiles written by a batch stay in memory for the next (``ProfileCache``)
 while the pipeline's writer token on its partitions shows that nobody else
-wrote them in between. The caller must call ``forget`` when a transaction
-that ran ``process`` or ``tick`` does not commit.
+wrote them in between. Callers run ``process`` and ``tick`` inside
+``Pipeline.transaction``, which drops that memory when the transaction does
+not commit.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
@@ -43,7 +45,7 @@ from events.model import Micros, Touchpoint, TriggerEvent
 from projections.evolve import apply
 from projections.kpis import KpiBatch
 from projections.profile import Profile
-from projections.store import StoreTransaction
+from projections.store import ProfileStore, StoreTransaction
 from rules import RuleSet, due_timers, evaluate, fire_due
 
 DEFAULT_CONSUMER = "engage-processor"
@@ -80,9 +82,17 @@ class Pipeline:
         self.cache = ProfileCache(cache_capacity)
         self.writer = uuid.uuid4().hex
 
-    def forget(self) -> None:
-        """Drop the in-memory profiles: a transaction of this pipeline rolled back."""
-        self.cache.clear()
+    @contextmanager
+    def transaction(self, store: ProfileStore) -> Iterator[StoreTransaction]:
+        """The store transaction a batch or tick runs in. If it does not commit,
+        the profiles this pipeline folded in memory are ahead of the database,
+        so its cache is dropped before the error goes on."""
+        try:
+            with store.transaction() as tx:
+                yield tx
+        except BaseException:
+            self.cache.clear()
+            raise
 
     def _claim(self, tx: StoreTransaction, partitions: Collection[int], stream: str) -> None:
         if not tx.claim_partitions(self.consumer, stream, partitions, self.writer):

@@ -62,19 +62,14 @@ class Processor:
 
     def step(self, now: Micros | None = None) -> BatchResult:
         """Process one batch (possibly empty) in one transaction."""
-        try:
-            with self.store.transaction() as tx:
-                positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, self.partitions)
-                records = self.log.read(TOUCHPOINTS, positions, self.batch_size)
-                if not records:
-                    return self.pipeline.tick(tx, positions.keys(), now)
-                counts = Counter(map(_partition, records))
-                caught_up = [p for p in positions if counts.get(p, 0) < self.batch_size]
-                return self.pipeline.process(tx, records, positions, now, caught_up)
-        except BaseException:
-            # the batch's profiles were folded in memory but never committed
-            self.pipeline.forget()
-            raise
+        with self.pipeline.transaction(self.store) as tx:
+            positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, self.partitions)
+            records = self.log.read(TOUCHPOINTS, positions, self.batch_size)
+            if not records:
+                return self.pipeline.tick(tx, positions.keys(), now)
+            counts = Counter(map(_partition, records))
+            caught_up = [p for p in positions if counts.get(p, 0) < self.batch_size]
+            return self.pipeline.process(tx, records, positions, now, caught_up)
 
     def lag(self) -> int:
         heads = self.log.heads(TOUCHPOINTS)
