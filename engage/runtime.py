@@ -20,11 +20,9 @@ from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
 from events.adapters.postgres import PostgresDeadLetters, PostgresLog
 from events.codec import TouchpointCodec
-from events.log import Log
 from events.model import Micros
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProfileStore
-from projections.queries import CustomerHistory
 from rules import RuleSet, default_rules, load_rules
 
 if TYPE_CHECKING:  # kafka-python loads only in Kafka mode: it slows every CLI start
@@ -80,16 +78,11 @@ class Engine:
         )
 
     @property
-    def stream(self) -> Log:
+    def stream(self) -> PostgresLog | KafkaLog:
         """The log events are published to and processed from: Kafka in Kafka
-        mode, else the PostgreSQL log (``self.log`` also serves PostgreSQL-only
-        queries such as a customer's history)."""
-        return self.kafka if self.kafka is not None else self.log
-
-    @property
-    def history(self) -> CustomerHistory:
-        """Per-customer reads of the log (``--as-of``, timelines): the stream
-        the events are on, so Kafka in Kafka mode."""
+        mode, else the PostgreSQL log. Both also answer per-customer reads
+        (``projections.queries.CustomerHistory``: ``--as-of``, timelines);
+        ``self.log`` stays the PostgreSQL log for PostgreSQL-only queries."""
         return self.kafka if self.kafka is not None else self.log
 
     def pipeline(self, *, with_rules: bool = True) -> Pipeline:

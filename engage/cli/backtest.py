@@ -11,14 +11,14 @@ import orjson
 import typer
 from rich.table import Table
 
-from consumers.history import read_stream, touchpoints_in_time_order
+from consumers.history import touchpoints_in_time_order
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import RateBar, app, out, parse_time_option
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
 from events.contract import touchpoint_json, trigger_json
-from events.log import TOUCHPOINTS, TRIGGERS
+from events.log import TOUCHPOINTS, TRIGGERS, read_stream
 from events.model import TriggerEvent
 from rules import load_rules
 from rules.backtest import Window, report, run, window_json

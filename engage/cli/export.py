@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from consumers.history import read_stream
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import RateBar, app, out
 from engage.errors import ConfigError
@@ -16,7 +15,7 @@ from engage.export import FORMATS, KINDS, chunks, write_rows
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
-from events.log import TOUCHPOINTS, TRIGGERS
+from events.log import TOUCHPOINTS, TRIGGERS, read_stream
 from events.timefmt import format_iso
 from projections.view import customer_360
 

@@ -363,7 +363,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         at = _parse_time(as_of, "as_of")
         with state["pool"].borrow() as engine:
             view = customer_view(
-                engine.history, engine.store, engine.codec, customer_id, DEFAULT_CONSUMER, at
+                engine.stream, engine.store, engine.codec, customer_id, DEFAULT_CONSUMER, at
             )
         if view is None:
             when = "" if as_of is None else f" as of {as_of}"
@@ -380,7 +380,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
     )
     def get_timeline(customer_id: str, _: Annotated[ApiKey, Depends(read_key)]) -> Response:
         with state["pool"].borrow() as engine:
-            items = timeline(engine.history, engine.codec, customer_id)
+            items = timeline(engine.stream, engine.codec, customer_id)
         if not items:
             raise HTTPException(404, f"unknown customer {customer_id!r}")
         return _json({"customer_id": customer_id, "items": items})

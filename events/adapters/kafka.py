@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -37,13 +37,12 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from engage.errors import ConfigError, StorageError
 from events.codec import CodecError, TriggerCodec
 from events.dead_letters import DeadLetterRow
-from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
+from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord, read_stream
 from events.partitioning import partition_for
 
 DEFAULT_PREFIX: Final = "engage"
 STREAMS: Final = (TOUCHPOINTS, TRIGGERS)
 DLQ: Final = "dlq"
-SCAN_BATCH: Final = 10_000
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
@@ -255,19 +254,6 @@ class KafkaLog:
             raise StorageError(f"reading {topic} failed: {_reason(exc)}") from None
         return [r for p in sorted(got) for r in got[p]]
 
-    def _scan(self, stream: str, partitions: Sequence[int]) -> Iterator[LogRecord]:
-        """Every record of these partitions, from the start to the current end."""
-        ends = self.heads(stream)
-        positions = {p: 0 for p in partitions if ends.get(p, 0) > 0}
-        while positions:
-            records = self.read(stream, positions, SCAN_BATCH)
-            if not records:
-                return
-            yield from records
-            for record in records:
-                positions[record.partition] = record.offset + 1
-            positions = {p: at for p, at in positions.items() if at < ends[p]}
-
     def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]:
         """The customer's touchpoints, in log order (``until`` is applied by the
         caller after decoding: a Kafka record carries no event time outside its
@@ -275,7 +261,12 @@ class KafkaLog:
         partition: right for a look-up from the CLI or the dashboard, not for a
         hot path (the PostgreSQL log answers from an index)."""
         partition = partition_for(customer_id, self._partitions)
-        return [r for r in self._scan(TOUCHPOINTS, [partition]) if r.key == customer_id]
+        return [
+            r
+            for chunk in read_stream(self, TOUCHPOINTS, partitions=[partition])
+            for r in chunk
+            if r.key == customer_id
+        ]
 
     def find_triggers(
         self,
@@ -294,7 +285,8 @@ class KafkaLog:
         )
         records = [
             r
-            for r in self._scan(TRIGGERS, partitions)
+            for chunk in read_stream(self, TRIGGERS, partitions=partitions)
+            for r in chunk
             if customer_id is None or r.key == customer_id
         ]
         found: dict[str, tuple[int, LogRecord]] = {}
