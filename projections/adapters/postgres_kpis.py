@@ -23,70 +23,76 @@ from projections.kpis import FLOWS, KpiDelta, report
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
+def _add(
+    cur: psycopg.Cursor[tuple[Any, ...]],
+    table: str,
+    keys: list[tuple[str, str]],
+    values: list[str],
+    rows: list[tuple[tuple[Any, ...], tuple[int, ...]]],
+) -> None:
+    """Upsert ``rows`` of (key tuple, value tuple) into ``table``, adding the
+    values to what is there; ``keys`` are (column, SQL array type). Sorted by
+    key, so concurrent writers lock the rows in one order."""
+    if not rows:
+        return
+    rows.sort()
+    key_cols = [sql.Identifier(c) for c, _ in keys]
+    value_cols = [sql.Identifier(c) for c in values]
+    types = [kind for _, kind in keys] + ["bigint"] * len(values)
+    casts = [sql.SQL("%s::{}[]").format(sql.SQL(kind)) for kind in types]
+    arrays = [[k[i] for k, _ in rows] for i in range(len(keys))] + [
+        [v[i] for _, v in rows] for i in range(len(values))
+    ]
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {table} ({cols}) SELECT * FROM unnest({casts}) ORDER BY {order}"
+            " ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+        ).format(
+            table=sql.Identifier(table),
+            cols=sql.SQL(", ").join(key_cols + value_cols),
+            casts=sql.SQL(", ").join(casts),
+            order=sql.SQL(", ").join(sql.Literal(i + 1) for i in range(len(keys))),
+            keys=sql.SQL(", ").join(key_cols),
+            sets=sql.SQL(", ").join(
+                sql.SQL("{c} = {t}.{c} + EXCLUDED.{c}").format(c=c, t=sql.Identifier(table))
+                for c in value_cols
+            ),
+        ),
+        arrays,
+    )
+
+
 def write_kpis(conn: Conn, delta: KpiDelta) -> None:
     """Add one batch's deltas inside the caller's transaction."""
     cur = conn.cursor()
-    if delta.flows:
-        keys = sorted(k for k, row in delta.flows.items() if any(row))
-        if keys:
-            columns = [sql.Identifier(c) for c in FLOWS]
-            arrays = [
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [k[2] for k in keys],
-                *([delta.flows[k][i] for k in keys] for i in range(len(FLOWS))),
-            ]
-            casts = sql.SQL(", ").join(
-                [sql.SQL("%s::int[]"), sql.SQL("%s::text[]"), sql.SQL("%s::text[]")]
-                + [sql.SQL("%s::bigint[]")] * len(FLOWS)
-            )
-            cur.execute(
-                sql.SQL(
-                    "INSERT INTO kpi_flows (day, channel, stage, {cols})"
-                    " SELECT * FROM unnest({casts}) ORDER BY 1, 2, 3"
-                    " ON CONFLICT (day, channel, stage) DO UPDATE SET {sets}"
-                ).format(
-                    cols=sql.SQL(", ").join(columns),
-                    casts=casts,
-                    sets=sql.SQL(", ").join(
-                        sql.SQL("{c} = kpi_flows.{c} + EXCLUDED.{c}").format(c=c) for c in columns
-                    ),
-                ),
-                arrays,
-            )
-    active = sorted((k, n) for k, n in delta.active.items() if n)
-    if active:
-        cur.execute(
-            "INSERT INTO kpi_active (grain, period, stage, customers)"
-            " SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::bigint[])"
-            " ORDER BY 1, 2, 3"
-            " ON CONFLICT (grain, period, stage)"
-            " DO UPDATE SET customers = kpi_active.customers + EXCLUDED.customers",
-            (
-                [k[0] for k, _ in active],
-                [k[1] for k, _ in active],
-                [k[2] for k, _ in active],
-                [n for _, n in active],
-            ),
-        )
-    stages = sorted((k, n) for k, n in delta.stages.items() if n)
-    if stages:
-        cur.execute(
-            "INSERT INTO kpi_stage_changes (day, stage, change)"
-            " SELECT * FROM unnest(%s::int[], %s::text[], %s::bigint[]) ORDER BY 1, 2"
-            " ON CONFLICT (day, stage)"
-            " DO UPDATE SET change = kpi_stage_changes.change + EXCLUDED.change",
-            ([k[0] for k, _ in stages], [k[1] for k, _ in stages], [n for _, n in stages]),
-        )
-    fired = sorted((k, n) for k, n in delta.triggers.items() if n)
-    if fired:
-        cur.execute(
-            "INSERT INTO kpi_triggers (day, rule_id, triggers)"
-            " SELECT * FROM unnest(%s::int[], %s::text[], %s::bigint[]) ORDER BY 1, 2"
-            " ON CONFLICT (day, rule_id)"
-            " DO UPDATE SET triggers = kpi_triggers.triggers + EXCLUDED.triggers",
-            ([k[0] for k, _ in fired], [k[1] for k, _ in fired], [n for _, n in fired]),
-        )
+    _add(
+        cur,
+        "kpi_flows",
+        [("day", "int"), ("channel", "text"), ("stage", "text")],
+        list(FLOWS),
+        [(k, tuple(row)) for k, row in delta.flows.items() if any(row)],
+    )
+    _add(
+        cur,
+        "kpi_active",
+        [("grain", "text"), ("period", "int"), ("stage", "text")],
+        ["customers"],
+        [(k, (n,)) for k, n in delta.active.items() if n],
+    )
+    _add(
+        cur,
+        "kpi_stage_changes",
+        [("day", "int"), ("stage", "text")],
+        ["change"],
+        [(k, (n,)) for k, n in delta.stages.items() if n],
+    )
+    _add(
+        cur,
+        "kpi_triggers",
+        [("day", "int"), ("rule_id", "text")],
+        ["triggers"],
+        [(k, (n,)) for k, n in delta.triggers.items() if n],
+    )
 
 
 def read_facts(conn: Conn, consumer: str) -> dict[str, list[tuple[Any, ...]]]:
