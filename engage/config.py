@@ -14,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from engage.errors import ConfigError
+from engage.redact import mask_url
+from events.limits import DEFAULT_MAX_FUTURE
 
 DEFAULT_PARTITIONS = 8
 
@@ -26,6 +28,8 @@ class Settings:
     partitions: int = DEFAULT_PARTITIONS
     kafka_topic_prefix: str = "engage"
     """Topics are ``<prefix>.touchpoints``, ``<prefix>.triggers``, ``<prefix>.dlq``."""
+    max_future: int = DEFAULT_MAX_FUTURE
+    """``ENGAGE_MAX_FUTURE``: how far past now an ``occurred_at`` may lie (µs)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -41,6 +45,7 @@ class Settings:
         except ValueError:
             raise ConfigError(f"ENGAGE_PARTITIONS must be 1 to 1024, got {parts!r}") from None
         return cls(
+            max_future=_max_future(env.get("ENGAGE_MAX_FUTURE") or "1d"),
             database_url=url,
             home=Path(env.get("ENGAGE_HOME") or ".engage"),
             kafka_bootstrap=env.get("ENGAGE_KAFKA_BOOTSTRAP") or None,
@@ -49,11 +54,25 @@ class Settings:
         )
 
 
+def _max_future(text: str) -> int:
+    from rules.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"ENGAGE_MAX_FUTURE: {exc}") from None
+
+
 def check_database_url(url: str) -> None:
     """Accept a ``postgresql://`` URL or a libpq ``key=value`` string; refuse
     anything else up front, before a confusing driver error can."""
     if "://" in url:
-        scheme = urlparse(url).scheme
+        try:
+            scheme = urlparse(url).scheme  # raises for a malformed IPv6 host
+        except ValueError as exc:
+            raise ConfigError(
+                f"ENGAGE_DATABASE_URL is not a valid URL ({exc}): {mask_url(url)!r}"
+            ) from None
         if scheme not in ("postgres", "postgresql"):
             raise ConfigError(
                 f"ENGAGE_DATABASE_URL must be a postgresql:// URL, got scheme {scheme!r}"
@@ -65,9 +84,11 @@ def check_database_url(url: str) -> None:
         conninfo_to_dict(url)
     except Exception:
         raise ConfigError(
-            f"ENGAGE_DATABASE_URL is neither a postgresql:// URL nor a libpq string: {url!r}"
+            "ENGAGE_DATABASE_URL is neither a postgresql:// URL nor a libpq string: "
+            f"{mask_url(url)!r}"
         ) from None
     if "=" not in url:
         raise ConfigError(
-            f"ENGAGE_DATABASE_URL is neither a postgresql:// URL nor a libpq string: {url!r}"
+            "ENGAGE_DATABASE_URL is neither a postgresql:// URL nor a libpq string: "
+            f"{mask_url(url)!r}"
         )

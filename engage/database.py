@@ -20,6 +20,7 @@ from psycopg import sql
 
 from engage.config import Settings
 from engage.errors import ConfigError, StorageError
+from engage.redact import mask_url
 
 
 def embedded_dsn(home: Path, *, keep_running: bool = False) -> str:
@@ -53,7 +54,7 @@ def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[A
         return psycopg.connect(dsn, autocommit=autocommit)
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot connect to PostgreSQL: {reason}") from None
+        raise StorageError(f"cannot connect to PostgreSQL: {mask_url(reason)}") from None
 
 
 def _schema() -> tuple[str, str]:
