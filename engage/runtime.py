@@ -6,6 +6,7 @@ parts; nothing else decides which adapter serves which port.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +21,7 @@ from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
 from events.adapters.postgres import PostgresDeadLetters, PostgresLog
 from events.codec import TouchpointCodec
+from events.limits import TimeWindow
 from events.model import Micros
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProfileStore
@@ -131,8 +133,13 @@ class Engine:
             partitions,
         )
 
-    def publisher(self) -> Publisher:
-        return Publisher(self.stream, self.dead_letters, self.codec)
+    def publisher(self, now: Micros | None = None) -> Publisher:
+        """Ingest refuses an ``occurred_at`` later than ``now`` (the wall clock
+        unless given, as ``--now`` does) plus ``ENGAGE_MAX_FUTURE``: one event
+        dated in year 9999 would otherwise move everyone's clock there."""
+        at = time.time_ns() // 1_000 if now is None else now
+        window = TimeWindow.around(at, self.settings.max_future)
+        return Publisher(self.stream, self.dead_letters, self.codec, window)
 
     def close(self) -> None:
         self.log.close()

@@ -15,6 +15,7 @@ from engage.cli.app import RateBar, app, out
 from engage.cli.processing import process_until_idle
 from engage.cli.rules import RulesOption
 from engage.runtime import Engine
+from events.model import DAY
 from events.synthetic import HistorySpec, estimate_events, generate_lines
 from projections.view import customer_360
 
@@ -58,7 +59,9 @@ def demo(
     spec = HistorySpec(customers=customers, days=days, seed=seed, bad_lines=bad_lines)
     expected = estimate_events(spec)
     with Engine.open(rules=rules) as engine:
-        publisher = engine.publisher()
+        # the synthetic history may run past today: its end stands in for now
+        end = spec.start + spec.days * DAY
+        publisher = engine.publisher(now=max(end, time.time_ns() // 1_000))
         started = time.perf_counter()
         with RateBar("publishing", expected + bad_lines, transient=False) as bar:
             report = publisher.publish_lines(

@@ -18,7 +18,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from engage.cli.app import app, err, out
+from engage.cli.app import app, err, out, parse_time_option
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.publisher import PublishReport
@@ -53,14 +53,25 @@ def publish(
     source: Annotated[
         str | None, typer.Option(help="Name recorded with rejected lines (default: the file name).")
     ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            metavar="TS",
+            help="Stand-in for the wall clock (backfills, tests): an occurred_at later than "
+            "this plus ENGAGE_MAX_FUTURE (default 1d) is rejected.",
+        ),
+    ] = None,
 ) -> None:
     """Validate JSON Lines touchpoints and append the valid ones to the log.
 
     Every bad line is reported with its line number, field and reason and kept
     with its raw text in the dead-letter store (see `engage dlq`); the valid
     lines around it are still accepted. A repeated event_id is a duplicate:
-    stored once. Exits 0 when nothing was rejected, 1 otherwise.
+    stored once. An occurred_at before 1970 or later than now plus
+    ENGAGE_MAX_FUTURE is rejected. Exits 0 when nothing was rejected, 1 otherwise.
     """
+    at = parse_time_option(now, "--now")
     if path == "-":
         stream: BinaryIO = sys.stdin.buffer
         size = None
@@ -73,7 +84,7 @@ def publish(
         size = file.stat().st_size
         label = source or file.name
     with Engine.open() as engine:
-        publisher = engine.publisher()
+        publisher = engine.publisher(at)
         if size is not None and size > 1_000_000:
             progress = Progress(
                 TextColumn("publishing"),
