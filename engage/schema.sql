@@ -149,6 +149,9 @@ CREATE TABLE IF NOT EXISTS seen_events (
 );
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS relayed_at timestamptz;
 CREATE INDEX IF NOT EXISTS dead_letters_unrelayed ON dead_letters (id) WHERE relayed_at IS NULL;
+-- raw keeps the first DLQ_RAW_KEEP characters; these identify the whole input
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS raw_bytes bigint;
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS raw_sha256 text;
 
 -- The transactional outbox: triggers written in the same transaction as the
 -- profiles and offsets that produced them; the relay moves them to the

@@ -90,8 +90,6 @@ def customer_id_problem(value: str) -> str | None:
         return "must not contain '/': it could not be addressed in /v1/customers/{id}"
     if value in _UNADDRESSABLE:
         return f"must not be {value!r}: it could not be addressed in /v1/customers/{{id}}"
-    if value != value.strip():
-        return "must not start or end with white space"
     for ch in value:
         if unicodedata.category(ch) == "Cc":
             return f"must not contain control characters (found U+{ord(ch):04X})"

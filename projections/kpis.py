@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, Final
 
 from events.model import DAY, Micros, Touchpoint, TriggerEvent
@@ -98,6 +98,7 @@ BY: Final = ("day", "week", "month")
 
 Marks = tuple[int, Micros | None, Micros | None, Micros | None]
 """What a stage depends on: (order_count, last_seen, first_purchase_at, reactivated_at)."""
+
 
 def marks(p: Profile) -> Marks:
     return (p.order_count, p.last_seen, p.first_purchase_at, p.reactivated_at)
@@ -397,8 +398,8 @@ def report(
         if g == by:
             actives_of.setdefault(p, {})[st] = n
     fired_of: dict[int, dict[str, int]] = {}
-    for (p, r), n in sorted(fired.items()):
-        fired_of.setdefault(p, {})[r] = n
+    for (p, rule), fires in sorted(fired.items()):
+        fired_of.setdefault(p, {})[rule] = fires
 
     def stage_counts_until(day_limit: int, counts: dict[str, int], index: int) -> int:
         while index < len(changes) and changes[index][0] <= day_limit:

@@ -20,8 +20,9 @@ from psycopg import sql
 
 from engage.database import connect
 from engage.errors import StorageError
-from events.dead_letters import DeadLetterRow
+from events.dead_letters import DeadLetterRow, capped
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
+from events.model import Micros
 from events.partitioning import partition_for
 
 CHANNEL: Final = "engage_log"
@@ -234,6 +235,13 @@ class DeadLetter:
     field: str
     reason: str
     raw: str
+    raw_bytes: int | None = None
+    """The size of the whole raw input; ``raw`` holds at most ``RAW_KEEP`` characters."""
+    raw_sha256: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.raw_bytes is not None and self.raw_bytes > len(self.raw.encode())
 
 
 class PostgresDeadLetters:
@@ -248,16 +256,26 @@ class PostgresDeadLetters:
         with self._conn.transaction():
             add_dead_letters(self._conn, rows)
 
-    def list(self, limit: int = 100) -> list[DeadLetter]:
+    def list(self, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
+        """The newest ``limit`` dead letters with an id below ``before``, oldest first."""
         with self._conn.transaction():
             rows = self._conn.execute(
                 "SELECT id,"
                 " to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                " stage, source, line_no, event_id, field, reason, raw"
-                " FROM dead_letters ORDER BY id DESC LIMIT %s",
-                (limit,),
+                " stage, source, line_no, event_id, field, reason, raw, raw_bytes, raw_sha256"
+                " FROM dead_letters WHERE %s::bigint IS NULL OR id < %s"
+                " ORDER BY id DESC LIMIT %s",
+                (before, before, limit),
             ).fetchall()
         return [DeadLetter(*r) for r in reversed(rows)]
+
+    def purge(self, before: Micros) -> int:
+        """Delete dead letters received before ``before``; returns how many."""
+        with self._conn.transaction():
+            cur = self._conn.execute(
+                "DELETE FROM dead_letters WHERE received_at < to_timestamp(%s / 1e6)", (before,)
+            )
+        return cur.rowcount
 
     def count(self) -> int:
         with self._conn.transaction():
@@ -271,9 +289,13 @@ class PostgresDeadLetters:
 def add_dead_letters(
     conn: psycopg.Connection[tuple[Any, ...]], rows: Sequence[DeadLetterRow]
 ) -> None:
-    """Write dead letters inside the caller's transaction (the processor's batch)."""
+    """Write dead letters inside the caller's transaction (the processor's batch).
+
+    The raw text is capped (``events.dead_letters.capped``): its first part,
+    size and hash are kept, so a flood of huge junk cannot fill the store."""
     with conn.cursor().copy(
-        "COPY dead_letters (stage, source, line_no, event_id, field, reason, raw) FROM STDIN"
+        "COPY dead_letters (stage, source, line_no, event_id, field, reason, raw,"
+        " raw_bytes, raw_sha256) FROM STDIN"
     ) as copy:
         for row in rows:
-            copy.write_row(row)
+            copy.write_row((*row[:6], *capped(row[6])))
