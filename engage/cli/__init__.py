@@ -29,6 +29,7 @@ from engage.cli import (
     worker,
 )
 from engage.cli.app import app
+from engage.cli.safe_text import printable
 from engage.errors import EngageError
 
 __all__ = ["app", "main"]
@@ -74,7 +75,7 @@ def main() -> None:
     try:
         app()
     except EngageError as exc:
-        print(f"engage: error: {exc}", file=sys.stderr)
+        print(f"engage: error: {printable(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("engage: interrupted", file=sys.stderr)
@@ -83,7 +84,8 @@ def main() -> None:
         if os.environ.get("ENGAGE_DEBUG"):
             raise
         print(
-            f"engage: internal error: {type(exc).__name__}: {exc} (set ENGAGE_DEBUG=1 for details)",
+            f"engage: internal error: {type(exc).__name__}: {printable(str(exc))} "
+            "(set ENGAGE_DEBUG=1 for details)",
             file=sys.stderr,
         )
         sys.exit(3)
