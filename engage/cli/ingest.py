@@ -111,33 +111,31 @@ def publish(
     raise typer.Exit(1 if report.rejected else 0)
 
 
-@app.command()
+dlq_app = typer.Typer(
+    help="The dead-letter store: every rejected input with where, why and its raw text "
+    "(the first 16 KiB, with the whole input's size and SHA-256).",
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.callback(invoke_without_command=True)
 def dlq(
+    ctx: typer.Context,
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    limit: Annotated[int, typer.Option(help="Show at most this many, newest last.")] = 100,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest last.")] = 100,
+    before: Annotated[
+        int | None, typer.Option(min=1, help="Only dead letters with an id below this (paging).")
+    ] = None,
 ) -> None:
     """List the dead-letter store: every rejected input with where, why and its raw text."""
+    if ctx.invoked_subcommand is not None:
+        return
     with Engine.open() as engine:
-        letters = engine.dead_letters.list(limit)
+        letters = engine.dead_letters.list(limit, before)
         total = engine.dead_letters.count()
     if json:
         for letter in letters:
-            sys.stdout.write(
-                orjson.dumps(
-                    {
-                        "id": letter.id,
-                        "received_at": letter.received_at,
-                        "stage": letter.stage,
-                        "source": letter.source,
-                        "line": letter.line_no,
-                        "event_id": letter.event_id,
-                        "field": letter.field,
-                        "reason": letter.reason,
-                        "raw": letter.raw,
-                    }
-                ).decode()
-                + "\n"
-            )
+            sys.stdout.write(orjson.dumps(letter.as_json()).decode() + "\n")
         return
     if not letters:
         out.print("the dead-letter store is empty")
@@ -156,4 +154,23 @@ def dlq(
         raw = letter.raw if len(letter.raw) <= 200 else letter.raw[:200] + "…"
         out.print(f"    raw: {raw}", markup=False)
     if total > len(letters):
-        out.print(f"({len(letters)} of {total} shown; use --limit)")
+        out.print(f"({len(letters)} of {total} shown; use --limit, or --before {letters[0].id})")
+
+
+@dlq_app.command("purge")
+def purge(
+    before: Annotated[
+        str,
+        typer.Option(
+            "--before",
+            metavar="TS",
+            help="Delete dead letters received before this ISO 8601 instant.",
+        ),
+    ],
+) -> None:
+    """Delete old dead letters (retention): those received before --before."""
+    at = parse_time_option(before, "--before")
+    assert at is not None
+    with Engine.open() as engine:
+        n = engine.dead_letters.purge(at)
+    out.print(f"deleted {n} dead letters received before {before}", markup=False)

@@ -36,7 +36,6 @@ from engage.http.ingest import IngestRefused, ingest_body
 from engage.http.keys import ApiKey, ApiKeys
 from engage.http.kpi_view import pyramid
 from engage.http.metrics import Metrics
-from engage.http.models import dead_letter_json
 from engage.http.paging import (
     TIMELINE_LIMIT,
     TIMELINE_MAX,
@@ -518,7 +517,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
             total = engine.dead_letters.count()
             older = bool(letters) and bool(engine.dead_letters.list(1, letters[0].id))
         next_before = letters[0].id if older else None
-        items = [dead_letter_json(d) for d in letters]
+        items = [d.as_json() for d in letters]
         return _json({"total": total, "items": items, "next_before": next_before})
 
     @app.get(

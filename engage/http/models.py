@@ -128,24 +128,6 @@ class DeadLetters(BaseModel):
     )
 
 
-def dead_letter_json(d: Any) -> dict[str, Any]:
-    """One dead letter (``events.adapters.postgres.DeadLetter``) as the API shows it."""
-    return {
-        "id": d.id,
-        "received_at": d.received_at,
-        "stage": d.stage,
-        "source": d.source,
-        "line": d.line_no,
-        "event_id": d.event_id,
-        "field": d.field,
-        "reason": d.reason,
-        "raw": d.raw,
-        "raw_bytes": d.raw_bytes,
-        "raw_sha256": d.raw_sha256,
-        "truncated": d.truncated,
-    }
-
-
 class RuleSeries(BaseModel):
     rule_id: str
     points: list[list[int | str]] = Field(description="[bucket start (ISO UTC), triggers] pairs.")

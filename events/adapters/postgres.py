@@ -241,7 +241,26 @@ class DeadLetter:
 
     @property
     def truncated(self) -> bool:
-        return self.raw_bytes is not None and self.raw_bytes > len(self.raw.encode())
+        return self.raw_bytes is not None and self.raw_bytes > len(
+            self.raw.encode("utf-8", errors="surrogatepass")
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """As ``engage dlq --json`` and ``GET /v1/dlq`` show it."""
+        return {
+            "id": self.id,
+            "received_at": self.received_at,
+            "stage": self.stage,
+            "source": self.source,
+            "line": self.line_no,
+            "event_id": self.event_id,
+            "field": self.field,
+            "reason": self.reason,
+            "raw": self.raw,
+            "raw_bytes": self.raw_bytes,
+            "raw_sha256": self.raw_sha256,
+            "truncated": self.truncated,
+        }
 
 
 class PostgresDeadLetters:
