@@ -204,6 +204,8 @@ CREATE TABLE IF NOT EXISTS webhook_subscriptions (
     created_at  timestamptz NOT NULL DEFAULT now(),
     removed_at  timestamptz
 );
+-- added with --allow-private: private and loopback targets allowed
+ALTER TABLE webhook_subscriptions ADD COLUMN IF NOT EXISTS allow_private boolean NOT NULL DEFAULT false;
 
 CREATE TABLE IF NOT EXISTS webhook_cursors (
     subscription_id bigint  NOT NULL REFERENCES webhook_subscriptions (id),
