@@ -27,6 +27,11 @@ from events.timefmt import format_iso
 MAX_DEPTH: Final = 32
 """Nesting levels allowed in a free-form value (an object or array counts one)."""
 
+MAX_ARRAY: Final = 1_000
+"""Elements of one array in a free-form value: rule conditions iterate over
+lists (``items.exists(...)``), and two nested comprehensions over a list of a
+million cost 10^12 steps for one event."""
+
 EARLIEST: Final[Micros] = 0
 """1970-01-01T00:00:00Z: nothing the engine tracks happened before it."""
 
@@ -59,8 +64,9 @@ class TimeWindow:
 
 
 def depth_problem(value: object, limit: int = MAX_DEPTH) -> str | None:
-    """Why ``value`` nests too deeply, or None. Iterative: a recursive walk is
-    what fails on the hostile input this guards against."""
+    """Why ``value`` nests too deeply or holds too long an array, or None.
+    Iterative: a recursive walk is what fails on the hostile input this
+    guards against."""
     stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -68,6 +74,8 @@ def depth_problem(value: object, limit: int = MAX_DEPTH) -> str | None:
             children: Any = item.values()
         elif isinstance(item, list):
             children = item
+            if len(item) > MAX_ARRAY:
+                return f"holds an array of {len(item)} elements; at most {MAX_ARRAY}"
         else:
             continue
         if depth > limit:
