@@ -36,6 +36,7 @@ from engage.http.ingest import IngestRefused, ingest_body
 from engage.http.keys import ApiKey, ApiKeys
 from engage.http.kpi_view import pyramid
 from engage.http.metrics import Metrics
+from engage.http.openapi_links import add_links
 from engage.http.paging import (
     TIMELINE_LIMIT,
     TIMELINE_MAX,
@@ -194,6 +195,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.add_middleware(Hardening)
+    add_links(app)
     bearer = HTTPBearer(auto_error=False, description="An API key from `engage keys create`.")
 
     def _key(creds: HTTPAuthorizationCredentials | None, scope: str) -> ApiKey:
