@@ -44,7 +44,7 @@ from engage.http.paging import (
     encode_cursor,
     timeline_page,
 )
-from engage.http.security import Hardening
+from engage.http.security import harden
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
@@ -194,7 +194,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         ),
         lifespan=lifespan,
     )
-    app.add_middleware(Hardening)
+    harden(app)
     add_links(app)
     bearer = HTTPBearer(auto_error=False, description="An API key from `engage keys create`.")
 

@@ -13,11 +13,14 @@ Two things every route needs and no route should repeat:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
 import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,6 +38,22 @@ HTML_ONLY: Final = (
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
 )
+
+
+log = logging.getLogger("engage.http")
+
+
+def harden(app: FastAPI) -> None:
+    """Install the middleware, and a last-resort handler so that even a bug
+    answers in the API's JSON error shape (never a plain-text 500 page)."""
+    app.add_middleware(Hardening)
+
+    async def internal_error(_: Request, exc: Exception) -> Response:
+        log.exception("internal error: %s", exc)
+        body = orjson.dumps({"error": "internal error; the server log has the details"})
+        return Response(body, status_code=500, media_type="application/json")
+
+    app.add_exception_handler(Exception, internal_error)
 
 
 def request_problem(scope: Scope) -> str | None:

@@ -170,3 +170,23 @@ def test_dlq_pages_stay_small_and_page_backwards(api: Api) -> None:
     assert all(d["truncated"] and d["raw_bytes"] == len(junk) for d in body["items"])
     older = api.get("/v1/dlq", params={"limit": 2, "before": body["next_before"]}).json()
     assert len(older["items"]) == 1 and older["next_before"] is None
+
+
+def test_an_unexpected_error_still_answers_json() -> None:
+    """Defect 2 answered a plain-text 500: whatever the bug, the shape holds."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from engage.http.security import harden
+
+    app = FastAPI()
+    harden(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom")
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": "internal error; the server log has the details"}
