@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
+from typer.core import TyperGroup
 from typer.models import CommandInfo
 
 from engage.cli import (
@@ -67,6 +69,18 @@ def _rank(info: CommandInfo) -> int:
 
 
 app.registered_commands.sort(key=_rank)
+
+
+class _FirstSessionOrder(TyperGroup):
+    """Lists sub-command groups (``dlq``, ``keys``, ``webhooks``) in the same
+    order, not after every plain command."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))
+
+
+app.info.cls = _FirstSessionOrder
 
 
 def main() -> None:
