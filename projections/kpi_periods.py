@@ -10,10 +10,10 @@ be named.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any, Final
+from typing import Final
 
 from events.model import DAY, Micros
 
@@ -22,7 +22,7 @@ MIN_DAY: Final = date(1, 2, 1).toordinal() - _EPOCH_ORDINAL
 MAX_DAY: Final = date(9999, 11, 30).toordinal() - _EPOCH_ORDINAL
 """Days a period can be named for (its start and end stay within ``date``)."""
 MAX_PERIODS: Final = 5_000
-"""At most this many periods, the latest: 13 years by day."""
+"""Past this many periods a report lists only those holding facts: 13 years by day."""
 
 
 @lru_cache(maxsize=4096)
@@ -63,33 +63,41 @@ def period_end(grain: str, number: int) -> date:
     return period_start(grain, number + 1)
 
 
-def _period_days(by: str, keys: Iterable[Any]) -> Iterable[int]:
-    """The first day of each period number in ``keys`` (tuples led by it)."""
-    for key in keys:
-        yield (period_start(by, key[0]) - date(1970, 1, 1)).days
-
-
 def day_range(
-    by: str,
     clock: Micros | None,
     first_day: int | None,
-    cells: Mapping[tuple[int, str, str], Any],
-    changes: Iterable[tuple[int, str, int]],
-    fired: Mapping[tuple[int, str], int],
+    last_fact_day: int | None,
 ) -> tuple[int, int] | None:
     """(first, last) day a report covers, or None when there is nothing.
 
     From the first day with a flow to the clock's day, but never past the
-    last day that holds any fact (flows, stage changes, triggers): a clock
-    far ahead of the data adds no empty periods. Clamped to days ``date``
-    can name, and to the latest ``MAX_PERIODS`` periods."""
+    last day that holds any fact (``last_fact_day``: flows, stage changes,
+    triggers): a clock far ahead of the data adds no empty periods. Clamped
+    to days ``date`` can name."""
     if first_day is None or clock is None:
         return None
-    days = [*_period_days(by, cells), *(d for d, _, _ in changes), *_period_days(by, fired)]
-    last_fact = max(days, default=first_day)
-    last = max(first_day, min(clock // DAY, max(last_fact, first_day)))
+    last = max(first_day, min(clock // DAY, max(last_fact_day or first_day, first_day)))
     first = max(MIN_DAY, min(first_day, MAX_DAY))
-    last = max(first, min(last, MAX_DAY))
-    if period(by, last) - period(by, first) >= MAX_PERIODS:
-        first = (period_start(by, period(by, last) - MAX_PERIODS + 1) - date(1970, 1, 1)).days
-    return first, last
+    return first, max(first, min(last, MAX_DAY))
+
+
+def period_numbers(
+    by: str, first: int, last: int, present: Iterable[int]
+) -> tuple[list[int], bool]:
+    """The periods a report lists, and whether empty ones were left out.
+
+    Every period from ``first`` to ``last`` while there are at most
+    ``MAX_PERIODS``; past that (a stray fact decades away from the rest)
+    only the periods that hold facts (``present``) and the last one, the
+    latest ``MAX_PERIODS`` of them."""
+    low, high = period(by, first), period(by, last)
+    if high - low < MAX_PERIODS:
+        return list(range(low, high + 1)), False
+    kept = sorted({p for p in present if low <= p <= high} | {high})
+    return kept[-MAX_PERIODS:], True
+
+
+def first_period_day(by: str, number: int) -> int:
+    """The first day (since 1970) of a period number; always a nameable date,
+    unlike the period's end when it holds 9999-12-31."""
+    return (period_start(by, number) - date(1970, 1, 1)).days

@@ -48,8 +48,10 @@ from projections.kpi_periods import (
     _EPOCH_ORDINAL,
     _month,
     day_range,
+    first_period_day,
     period,
     period_end,
+    period_numbers,
     period_start,
 )
 from projections.profile import Profile
@@ -385,11 +387,16 @@ def report(
         key = (period(by, day), rule_id)
         fired[key] = fired.get(key, 0) + n
     changes = sorted(stage_changes)
-    span = day_range(by, clock, first_day, cells, changes, fired)
+    with_facts = {p for p, _, _ in cells} | {p for p, _ in fired}
+    last_fact = max((first_period_day(by, p) for p in with_facts), default=None)
+    if changes:
+        last_fact = max(changes[-1][0], last_fact or changes[-1][0])
+    span = day_range(clock, first_day, last_fact)
     if span is None:
         return {"by": by, "as_of": None, "periods": [], "total": None}
     first_day, last_day = span
-    numbers = range(period(by, first_day), period(by, last_day) + 1)
+    with_facts |= {period(by, d) for d, _, _ in changes}
+    numbers, sparse = period_numbers(by, first_day, last_day, with_facts)
     cells_of: dict[int, dict[tuple[str, str], list[int]]] = {}
     for (p, ch, st), r in cells.items():
         cells_of.setdefault(p, {})[(ch, st)] = r
@@ -467,6 +474,7 @@ def report(
     return {
         "by": by,
         "as_of": format_iso(clock) if clock is not None else None,
+        "sparse": sparse,  # True: empty periods left out (facts decades apart)
         "periods": periods,
         "total": {
             **rollup(sorted(totals), totals, active_all, sum(active_all.values())),

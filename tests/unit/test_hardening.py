@@ -91,7 +91,8 @@ def test_kpi_report_is_bounded_by_the_data_present() -> None:
     flows = [(d, "web", "prospect", [1] + [0] * 14) for d in (year1, today, y9999)]
     for by in ("day", "week", "month"):
         out = report(by, y9999 * DAY, flows, [], [], [])
-        assert 0 < len(out["periods"]) <= 5_000
+        assert 0 < len(out["periods"]) <= 5_000 and out["sparse"]
+        assert {p["period"][:4] for p in out["periods"]} >= {"2026", "9999"}
         assert out["total"]["business"]["events"] == 3
     normal = report("day", (today + 40) * DAY, flows[1:2], [], [(today + 10, "x", 1)], [])
     assert len(normal["periods"]) == 11  # to the last stage change, not the far clock
