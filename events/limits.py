@@ -29,8 +29,12 @@ MAX_DEPTH: Final = 32
 
 MAX_ARRAY: Final = 1_000
 """Elements of one array in a free-form value: rule conditions iterate over
-lists (``items.exists(...)``), and two nested comprehensions over a list of a
-million cost 10^12 steps for one event."""
+lists (``items.exists(...)``), and their cost is bounded by these sizes
+(``rules.budget``)."""
+
+MAX_ELEMENTS: Final = 10_000
+"""Elements (array items and object members) in one free-form value, all
+levels together."""
 
 EARLIEST: Final[Micros] = 0
 """1970-01-01T00:00:00Z: nothing the engine tracks happened before it."""
@@ -70,6 +74,7 @@ def depth_problem(value: object, limit: int = MAX_DEPTH) -> str | None:
     if _surely_small(value, limit):
         return None
     stack: list[tuple[object, int]] = [(value, 1)]
+    elements = 0
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
@@ -82,6 +87,9 @@ def depth_problem(value: object, limit: int = MAX_DEPTH) -> str | None:
             continue
         if depth > limit:
             return f"nested more than {limit} levels deep"
+        elements += len(children)
+        if elements > MAX_ELEMENTS:
+            return f"holds more than {MAX_ELEMENTS} elements in all"
         stack.extend((child, depth + 1) for child in children)
     return None
 

@@ -40,8 +40,10 @@ def timeline_page(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of a timeline and the cursor of the next (None at the end).
 
-    A timeline only grows at its end as events arrive in order, so a position
-    is a stable cursor; 100,000 events make a 37 MB response unpaged."""
+    The cursor is a position in the time-ordered timeline: events arriving in
+    order only append, so paging is exact then; a late event dated before the
+    cursor shifts the rest by one (it is seen on a re-read from the start).
+    Unpaged, 100,000 events made one 37 MB response."""
     start = 0
     if cursor is not None:
         if not cursor.isdigit() or len(cursor) > 18:

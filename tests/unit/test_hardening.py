@@ -176,6 +176,8 @@ def test_nul_and_bad_utf8_in_the_request_line_are_refused(path: bytes, query: by
         "event.properties.items.all(a, a.all(b, b.all(c, c.all(d, d > 0))))",
         "[1, 2].all(a, [3].exists(b, [4].map(c, c).size() > 0))",
         " || ".join(["event.properties.items.all(a, a.all(b, b > 0))"] * 11),
+        "event.properties.items.exists(i, event.properties.items.exists(j, i == j))",
+        "event.properties.items.map(i, event.properties.items).exists(l, l.exists(x, x > 0))",
     ],
 )
 def test_over_costly_conditions_are_refused_at_load(condition: str) -> None:
@@ -194,8 +196,9 @@ rules:
         load_rules_text(rules)
 
 
-def test_one_or_two_levels_of_comprehension_still_load() -> None:
+def test_comprehensions_over_parts_of_one_value_still_load() -> None:
     compile_expression("event.properties.items.exists(i, i.all(k, k != 'gift'))")
+    compile_expression("event.properties.items.all(a, a.tags.all(b, b.parts.all(c, c > 0)))")
     compile_expression("'.all(.all(.all(' == 'x'")  # inside a string: no comprehension
 
 
