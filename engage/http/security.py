@@ -33,11 +33,23 @@ CSP: Final = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-ALWAYS: Final = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
-HTML_ONLY: Final = (
-    (b"content-security-policy", CSP.encode()),
-    (b"x-frame-options", b"DENY"),
+DOCS_CSP: Final = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src 'self' https://fonts.gstatic.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
+"""FastAPI's /docs and /redoc pages load their viewer from a CDN with an inline
+starter script; they hold no data until a key is typed, so they get what
+they need and nothing more."""
+ALWAYS: Final = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+
+
+def _html_headers(path: str) -> tuple[tuple[bytes, bytes], ...]:
+    csp = DOCS_CSP if path.startswith(("/docs", "/redoc")) else CSP
+    return ((b"content-security-policy", csp.encode()), (b"x-frame-options", b"DENY"))
 
 
 log = logging.getLogger("engage.http")
@@ -105,7 +117,7 @@ class Hardening:
                 extra = list(ALWAYS)
                 content_type = dict(headers).get(b"content-type", b"")
                 if content_type.startswith(b"text/html"):
-                    extra.extend(HTML_ONLY)
+                    extra.extend(_html_headers(scope.get("path", "")))
                 headers.extend((k, v) for k, v in extra if k not in names)
                 message["headers"] = headers
             await send(message)

@@ -126,6 +126,9 @@ def test_html_gets_security_headers(api: Api) -> None:
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["x-content-type-options"] == "nosniff"
     assert api.get("/v1/status").headers["x-content-type-options"] == "nosniff"
+    docs = api.client.get("/docs")  # its viewer comes from a CDN with an inline starter
+    assert docs.status_code == 200 and docs.headers["x-frame-options"] == "DENY"
+    assert "https://cdn.jsdelivr.net" in docs.headers["content-security-policy"]
 
 
 def test_timeline_is_paginated(api: Api, engine: Engine) -> None:
