@@ -16,6 +16,10 @@ from urllib.parse import urlparse
 from engage.errors import ConfigError
 
 DEFAULT_PARTITIONS = 8
+DEFAULT_LATENESS = 5 * 60 * 1_000_000
+"""How late a touchpoint may arrive and still be judged before timers pass it."""
+DEFAULT_CLOCK_STEP = 60 * 1_000_000
+"""At most one clock record per partition per this much quiet."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,10 @@ class Settings:
     partitions: int = DEFAULT_PARTITIONS
     kafka_topic_prefix: str = "engage"
     """Topics are ``<prefix>.touchpoints``, ``<prefix>.triggers``, ``<prefix>.dlq``."""
+    lateness: int = DEFAULT_LATENESS
+    """``ENGAGE_LATENESS``: a live processor's clock is at least the wall time minus this."""
+    clock_step: int = DEFAULT_CLOCK_STEP
+    """``ENGAGE_CLOCK_STEP``: the quiet that earns a partition a clock record."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -40,13 +48,32 @@ class Settings:
                 raise ValueError
         except ValueError:
             raise ConfigError(f"ENGAGE_PARTITIONS must be 1 to 1024, got {parts!r}") from None
+        lateness = _duration(env, "ENGAGE_LATENESS", DEFAULT_LATENESS)
+        clock_step = _duration(env, "ENGAGE_CLOCK_STEP", DEFAULT_CLOCK_STEP)
         return cls(
+            lateness=lateness,
+            clock_step=clock_step,
             database_url=url,
             home=Path(env.get("ENGAGE_HOME") or ".engage"),
             kafka_bootstrap=env.get("ENGAGE_KAFKA_BOOTSTRAP") or None,
             partitions=partitions,
             kafka_topic_prefix=env.get("ENGAGE_KAFKA_TOPIC_PREFIX") or "engage",
         )
+
+
+def _duration(env: dict[str, str], name: str, default: int) -> int:
+    from rules.durations import parse_duration
+
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = parse_duration(text)
+    except Exception:
+        raise ConfigError(f"{name} must be a duration such as 5m or 1h, got {text!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {text!r}")
+    return value
 
 
 def check_database_url(url: str) -> None:

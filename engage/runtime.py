@@ -6,6 +6,7 @@ parts; nothing else decides which adapter serves which port.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -110,8 +111,19 @@ class Engine:
     ) -> AssignedBatches:
         """What a Faust agent hands its batches to (``consumers.assigned``)."""
         return AssignedBatches(
-            self.store, self.pipeline(with_rules=with_rules), self.relay(), self.dlq_relay(), now
+            self.store,
+            self.pipeline(with_rules=with_rules),
+            self.relay(),
+            self.dlq_relay(),
+            now,
+            log=self.stream,
+            wall=self.wall,
+            clock_step=self.settings.clock_step,
         )
+
+    def wall(self) -> Micros:
+        """The wall time minus the allowed lateness: a live clock's floor."""
+        return wall_micros() - self.settings.lateness
 
     def processor(
         self,
@@ -120,8 +132,11 @@ class Engine:
         with_rules: bool = True,
         partitions: list[int] | None = None,
         relay: bool = True,
+        live: bool = False,
     ) -> Processor:
-        """``relay=False`` leaves fired triggers in the outbox (a replay's shadow rules)."""
+        """``relay=False`` leaves fired triggers in the outbox (a replay's shadow rules).
+        ``live=True`` keeps the clock at least at the wall time minus the allowed
+        lateness, by clock records on quiet partitions (``consumers.processor``)."""
         return Processor(
             self.stream,
             self.store,
@@ -129,6 +144,8 @@ class Engine:
             DEFAULT_BATCH if batch_size is None else batch_size,
             self.relay() if relay else None,
             partitions,
+            wall=self.wall if live else None,
+            clock_step=self.settings.clock_step,
         )
 
     def publisher(self) -> Publisher:
@@ -153,3 +170,8 @@ class Engine:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def wall_micros() -> Micros:
+    """The wall clock, read here in the composition root and nowhere in the core."""
+    return time.time_ns() // 1_000

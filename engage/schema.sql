@@ -239,3 +239,8 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
 );
 CREATE INDEX IF NOT EXISTS webhook_attempts_sub ON webhook_attempts (subscription_id, id);
 CREATE INDEX IF NOT EXISTS trigger_outbox_rule_time ON trigger_outbox (rule_id, fired_at);
+
+-- Each partition's processor clock (the latest occurred_at or clock record read
+-- from it), committed with the offset it belongs to: timers fire by the clock
+-- of their customer's partition, so a replay reaches the same clocks.
+ALTER TABLE consumer_offsets ADD COLUMN IF NOT EXISTS clock bigint;

@@ -45,6 +45,21 @@ class StoreTransaction(Protocol):
 
     def get_clock(self, consumer: str) -> Micros | None: ...
 
+    def partition_clocks(
+        self, consumer: str, stream: str, partitions: Iterable[int]
+    ) -> dict[int, Micros]:
+        """Each partition's clock as committed with its offset (absent: none yet)."""
+        ...
+
+    def save_partition_clocks(
+        self, consumer: str, stream: str, clocks: Mapping[int, Micros]
+    ) -> None: ...
+
+    def load_timers(self, partitions: Iterable[int]) -> list[tuple[str, str, Micros, int]]:
+        """Every armed (customer_id, rule_id, due, partition) row of these
+        partitions: what a writer rebuilds its timer queue from."""
+        ...
+
     def save_clock(self, consumer: str, clock: Micros) -> None: ...
 
     def dead_letter(self, rows: Sequence[DeadLetterRow]) -> None: ...

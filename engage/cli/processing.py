@@ -56,7 +56,7 @@ def run(
     """
     now_us = parse_time_option(now, "--now")
     with Engine.open(rules=rules) as engine:
-        processor = engine.processor(batch_size)
+        processor = engine.processor(batch_size, live=True)
         lag = processor.lag()
         started = time.perf_counter()
         stop = threading.Event()
@@ -104,8 +104,9 @@ def process_until_idle(
     transient: bool = True,
 ) -> RunStats:
     """Process everything pending behind a progress bar, in one process or in
-    ``workers`` processes over disjoint partition shares."""
-    processor = engine.processor(batch_size)
+    ``workers`` processes over disjoint partition shares. The processors are
+    live: caught up, they move quiet partitions' clocks to the wall time."""
+    processor = engine.processor(batch_size, live=True)
     lag = processor.lag()
     if workers > 1:
         return _run_shares(engine, processor, rules, workers, now, batch_size, lag, transient)
@@ -132,15 +133,12 @@ def _run_shares(
 ) -> RunStats:
     settings = replace(engine.settings, database_url=engine.dsn)
     jobs = [
-        WorkerJob(settings, rules, share, now, batch_size)
+        WorkerJob(settings, rules, share, now, batch_size, live=True)
         for share in shares(engine.partitions, workers)
     ]
     with RateBar(f"processing ({len(jobs)} workers)", lag, transient=transient) as bar:
         stats = run_parallel(jobs, lambda: bar.update(lag - watcher.lag()))
         bar.update(lag - watcher.lag())
-    # timers that only the whole clock can fire once every share is caught up
-    final = watcher.run(until_idle=True, now=now)
-    stats.triggers += final.triggers
     return stats
 
 

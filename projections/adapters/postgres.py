@@ -112,6 +112,36 @@ class PostgresTransaction:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def partition_clocks(
+        self, consumer: str, stream: str, partitions: Iterable[int]
+    ) -> dict[int, Micros]:
+        rows = self._conn.execute(
+            "SELECT partition, clock FROM consumer_offsets"
+            " WHERE consumer = %s AND stream = %s AND partition = ANY(%s) AND clock IS NOT NULL",
+            (consumer, stream, sorted(partitions)),
+        ).fetchall()
+        return {int(p): int(c) for p, c in rows}
+
+    def save_partition_clocks(
+        self, consumer: str, stream: str, clocks: Mapping[int, Micros]
+    ) -> None:
+        if not clocks:
+            return
+        parts = sorted(clocks)
+        self._conn.execute(
+            "UPDATE consumer_offsets AS c SET clock = GREATEST(c.clock, v.k)"
+            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, k)"
+            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p",
+            (parts, [clocks[p] for p in parts], consumer, stream),
+        )
+
+    def load_timers(self, partitions: Iterable[int]) -> list[tuple[str, str, Micros, int]]:
+        rows = self._conn.execute(
+            "SELECT customer_id, rule_id, due_at, partition FROM timers WHERE partition = ANY(%s)",
+            (sorted(partitions),),
+        ).fetchall()
+        return [(str(c), str(r), int(d), int(p)) for c, r, d, p in rows]
+
     def save_clock(self, consumer: str, clock: Micros) -> None:
         self._conn.execute(
             "INSERT INTO processor_clock (consumer, clock) VALUES (%s, %s)"
