@@ -19,11 +19,15 @@ import pytest
 from engage.config import Settings
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
+from events.timefmt import parse_iso
 from events.synthetic import HistorySpec, generate_lines
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id
 
 SPEC = HistorySpec(customers=300, days=120, seed=11)
+NOW = "2026-06-15T00:00:00Z"
+"""Stands in for the wall time: the live CLI run then writes its clock records
+at this instant, as the clean run does, so the two logs and clocks agree."""
 
 
 @pytest.fixture
@@ -39,7 +43,8 @@ def _engine(dsn: str, tmp: str) -> Engine:
 
 def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "engage.cli", "run", "--until-idle", "--batch-size", "25"],
+        [sys.executable, "-m", "engage.cli", "run", "--until-idle", "--batch-size", "25"]
+        + ["--now", NOW],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -86,9 +91,12 @@ def test_kill_9_mid_batch_then_restart_equals_a_clean_run(
         final = _start(cli_env)
         _, stderr = final.communicate(timeout=300)
         assert final.returncode == 0, stderr.decode()
+        # the run ended by moving every partition's clock to --now: one clock record each
+        total = sum(crashed.log.heads(TOUCHPOINTS).values())
+        assert total == len(history) + TEST_PARTITIONS
         assert sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values()) == total
 
-        clean.processor().run(until_idle=True)
+        clean.processor().run(until_idle=True, now=parse_iso(NOW))
         after_crashes = profiles_by_id(crashed)
         expected = profiles_by_id(clean)
         assert len(after_crashes) == SPEC.customers
