@@ -19,8 +19,8 @@ import pytest
 from engage.config import Settings
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
-from events.timefmt import parse_iso
 from events.synthetic import HistorySpec, generate_lines
+from events.timefmt import parse_iso
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id
 
@@ -41,10 +41,12 @@ def _engine(dsn: str, tmp: str) -> Engine:
     return Engine.open(Settings(dsn, Path(tmp), None, TEST_PARTITIONS))
 
 
+RUN = [sys.executable, "-m", "engage.cli", "run", "--until-idle", "--batch-size", "25"]
+
+
 def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "engage.cli", "run", "--until-idle", "--batch-size", "25"]
-        + ["--now", NOW],
+        [*RUN, "--now", NOW],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
