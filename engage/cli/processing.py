@@ -151,13 +151,23 @@ def status() -> None:
         rows = engine.store.consumers()
         clocks = engine.store.clocks()
         dlq_size = engine.dead_letters.count()
+        clock_records = engine.log.clock_records() if engine.kafka is None else None
+        wall = engine.wall() + engine.settings.lateness
         profiles = engine.store.count()
         where = (engine.settings.database_url and "ENGAGE_DATABASE_URL") or str(
             engine.settings.home / "pgdata"
         )
     table = Table(title="engage status", show_header=False)
     table.add_row("database", where)
-    table.add_row("log: touchpoints", f"{sum(heads.values())} events in {len(heads)} partitions")
+    records = sum(heads.values())
+    if clock_records is None:
+        size = f"{records} records in {len(heads)} partitions"
+    else:
+        size = (
+            f"{records - clock_records} events and {clock_records} clock records"
+            f" in {len(heads)} partitions"
+        )
+    table.add_row("log: touchpoints", size)
     table.add_row("log: triggers", f"{sum(trigger_heads.values())} triggers")
     table.add_row("profiles", str(profiles))
     table.add_row("dead-letter store", str(dlq_size))
@@ -165,8 +175,24 @@ def status() -> None:
         table.add_row("consumers", "none yet (run `engage run`)")
     for consumer, stream, consumed in rows:
         total = sum((heads if stream == TOUCHPOINTS else trigger_heads).values())
-        clock = format_optional(clocks.get(consumer))
+        at = clocks.get(consumer)
+        clock = format_optional(at)
+        behind = "" if at is None else f" ({format_behind(wall - at)} behind the wall)"
         table.add_row(
-            f"consumer {consumer}", f"{stream}: lag {total - consumed}, clock {clock or '-'}"
+            f"consumer {consumer}",
+            f"{stream}: lag {total - consumed}, clock {clock or '-'}{behind}",
         )
     out.print(table)
+
+
+def format_behind(micros: int) -> str:
+    """A lag behind the wall clock, in the two largest units that apply."""
+    seconds = max(0, micros // 1_000_000)
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"

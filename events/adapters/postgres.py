@@ -20,6 +20,7 @@ from psycopg import sql
 
 from engage.database import connect
 from engage.errors import StorageError
+from events.clock import CLOCK_TYPE
 from events.dead_letters import DeadLetterRow
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
 from events.partitioning import partition_for
@@ -123,6 +124,17 @@ class PostgresLog:
         except psycopg.Error as exc:
             raise StorageError(f"appending to the {stream} log failed: {exc}") from None
         return AppendResult(accepted, duplicates)
+
+    def clock_records(self) -> int:
+        """How many touchpoint-log records are clock records (``events.clock``)."""
+        try:
+            with self._conn.transaction():
+                row = self._conn.execute(
+                    "SELECT count(*) FROM touchpoints WHERE type = %s", (CLOCK_TYPE,)
+                ).fetchone()
+        except psycopg.Error as exc:
+            raise StorageError(f"counting clock records failed: {exc}") from None
+        return 0 if row is None else int(row[0])
 
     def read(self, stream: str, positions: Mapping[int, int], limit: int) -> list[LogRecord]:
         table, _ = _table(stream)
