@@ -13,7 +13,8 @@ the writer's ``ProfileCache`` or the store. No query scans for due timers.
 Commit order, all inside the caller's single transaction:
 1. poison records (undecodable) go to the dead-letter store;
 2. changed profiles are upserted, with their armed timers;
-3. trigger events go to the outbox;
+3. trigger events go to the outbox, and, where the log is in the same
+   PostgreSQL database, straight onto the triggers stream (marked published);
 4. the KPI deltas of the batch (``projections.kpis``) are added;
 5. the partition clocks advance with the offsets (never backwards);
 6. the consumer offsets advance past the batch.
@@ -68,7 +69,11 @@ class Pipeline:
         trigger_codec: TriggerCodec | None = None,
         cache_capacity: int = DEFAULT_CAPACITY,
         drop_repeated_ids: bool = False,
+        publish_to: int | None = None,
     ) -> None:
+        """``publish_to``: the log's partition count when the triggers stream is
+        in the store's own database; triggers are then appended to it in the
+        batch transaction (``StoreTransaction.publish_triggers``)."""
         self.codec = codec
         self.consumer = consumer
         self.rules = rules
@@ -77,6 +82,7 @@ class Pipeline:
         # drops it; ids are claimed in the batch's own transaction, so a repeat
         # is dropped exactly when the first copy's batch committed
         self.drop_repeated_ids = drop_repeated_ids
+        self.publish_to = publish_to
         self.cache = ProfileCache(cache_capacity)
         self.timers = TimerQueue()
         self._timer_partitions: set[int] = set()
@@ -254,8 +260,10 @@ class Pipeline:
             tx.save_timers(list(outcome.timers), rows)
         triggers = outcome.triggers
         if triggers:
-            payloads = self.trigger_codec.encode_many(triggers)
-            tx.add_outbox(list(zip(triggers, payloads, strict=True)))
+            pairs = list(zip(triggers, self.trigger_codec.encode_many(triggers), strict=True))
+            tx.add_outbox(pairs, published=self.publish_to is not None)
+            if self.publish_to is not None:
+                tx.publish_triggers(pairs, self.publish_to)
         kpis = outcome.kpis
         kpis.count_triggers(triggers)
         tx.save_kpis(kpis.finish())

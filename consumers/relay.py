@@ -14,7 +14,7 @@ from engage.database import connect
 from engage.errors import StorageError
 from events.log import TRIGGERS, Entry, Log
 
-RELAY_BATCH = 5_000
+RELAY_BATCH = 20_000
 
 
 class OutboxRelay:

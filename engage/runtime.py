@@ -86,11 +86,15 @@ class Engine:
         ``self.log`` stays the PostgreSQL log for PostgreSQL-only queries."""
         return self.kafka if self.kafka is not None else self.log
 
-    def pipeline(self, *, with_rules: bool = True) -> Pipeline:
+    def pipeline(self, *, with_rules: bool = True, publish: bool = False) -> Pipeline:
+        """``publish``: triggers go onto the PostgreSQL triggers stream in the
+        batch transaction (not in Kafka mode, whose stream is a topic: the relay
+        moves them there)."""
         return Pipeline(
             self.codec,
             rules=self.rules if with_rules else None,
             drop_repeated_ids=self.kafka is not None,
+            publish_to=self.partitions if publish and self.kafka is None else None,
         )
 
     def relay(self) -> OutboxRelay:
@@ -140,7 +144,7 @@ class Engine:
         return Processor(
             self.stream,
             self.store,
-            self.pipeline(with_rules=with_rules),
+            self.pipeline(with_rules=with_rules, publish=relay),
             DEFAULT_BATCH if batch_size is None else batch_size,
             self.relay() if relay else None,
             partitions,

@@ -244,3 +244,8 @@ CREATE INDEX IF NOT EXISTS trigger_outbox_rule_time ON trigger_outbox (rule_id, 
 -- from it), committed with the offset it belongs to: timers fire by the clock
 -- of their customer's partition, so a replay reaches the same clocks.
 ALTER TABLE consumer_offsets ADD COLUMN IF NOT EXISTS clock bigint;
+
+-- The relay takes pending triggers in (fired_at, trigger_id) order: this index
+-- hands them over in that order without sorting every pending row per run.
+CREATE INDEX IF NOT EXISTS trigger_outbox_pending_order ON trigger_outbox (fired_at, trigger_id)
+    WHERE published_at IS NULL;

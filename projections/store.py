@@ -64,8 +64,20 @@ class StoreTransaction(Protocol):
 
     def dead_letter(self, rows: Sequence[DeadLetterRow]) -> None: ...
 
-    def add_outbox(self, triggers: Sequence[tuple[TriggerEvent, bytes]]) -> None:
-        """Encoded triggers for the relay; a trigger_id already there is ignored."""
+    def add_outbox(
+        self, triggers: Sequence[tuple[TriggerEvent, bytes]], *, published: bool = False
+    ) -> None:
+        """Encoded triggers for the relay; a trigger_id already there is ignored.
+        ``published``: they go to the triggers stream in this same transaction
+        (``publish_triggers``), so the relay has nothing to move."""
+        ...
+
+    def publish_triggers(
+        self, triggers: Sequence[tuple[TriggerEvent, bytes]], partitions: int
+    ) -> None:
+        """Append to the triggers stream inside this transaction, where the log
+        lives in the same database (the embedded default): one write instead
+        of outbox, relay read, append and mark."""
         ...
 
     def save_timers(

@@ -52,78 +52,11 @@ class PostgresLog:
     def append(self, stream: str, entries: Sequence[Entry]) -> AppendResult:
         if not entries:
             return AppendResult()
-        table, id_col = _table(stream)
-        by_partition: dict[int, list[Entry]] = defaultdict(list)
-        seen: set[str] = set()
-        duplicates: list[str] = []
-        for entry in entries:
-            if entry.record_id in seen:
-                duplicates.append(entry.record_id)
-                continue
-            seen.add(entry.record_id)
-            by_partition[partition_for(entry.key, self._partitions)].append(entry)
-        parts = sorted(by_partition)
         try:
             with self._conn.transaction():
-                cur = self._conn.cursor()
-                heads: dict[int, int] = dict(
-                    cur.execute(
-                        "SELECT partition, head FROM log_partitions"
-                        " WHERE stream = %s AND partition = ANY(%s)"
-                        " ORDER BY partition FOR UPDATE",
-                        (stream, parts),
-                    ).fetchall()
-                )
-                existing = {
-                    str(r[0])
-                    for r in cur.execute(
-                        sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
-                            sql.Identifier(id_col), sql.Identifier(table), sql.Identifier(id_col)
-                        ),
-                        (list(seen),),
-                    )
-                }
-                accepted = 0
-                if stream == TOUCHPOINTS:
-                    columns = sql.SQL(
-                        'partition, "offset", event_id, customer_id, type, occurred_at, payload'
-                    )
-                else:
-                    columns = sql.SQL(
-                        'partition, "offset", trigger_id, customer_id, rule_id, fired_at, payload'
-                    )
-                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), columns)
-                new_heads: list[tuple[int, int]] = []
-                with cur.copy(copy_sql) as copy:
-                    for p in parts:
-                        head = int(heads[p])
-                        for entry in by_partition[p]:
-                            if entry.record_id in existing:
-                                duplicates.append(entry.record_id)
-                                continue
-                            copy.write_row(
-                                (
-                                    p,
-                                    head,
-                                    entry.record_id,
-                                    entry.key,
-                                    entry.type,
-                                    entry.occurred_at,
-                                    entry.payload,
-                                )
-                            )
-                            head += 1
-                            accepted += 1
-                        new_heads.append((head, p))
-                cur.executemany(
-                    "UPDATE log_partitions SET head = %s WHERE stream = %s AND partition = %s",
-                    [(h, stream, p) for h, p in new_heads],
-                )
-                if accepted:
-                    cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, stream))
+                return append_entries(self._conn, stream, entries, self._partitions)
         except psycopg.Error as exc:
             raise StorageError(f"appending to the {stream} log failed: {exc}") from None
-        return AppendResult(accepted, duplicates)
 
     def clock_records(self) -> int:
         """How many touchpoint-log records are clock records (``events.clock``)."""
@@ -289,3 +222,78 @@ def add_dead_letters(
     ) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def append_entries(
+    conn: psycopg.Connection[Any], stream: str, entries: Sequence[Entry], partitions: int
+) -> AppendResult:
+    """Append inside the caller's transaction: the partition rows stay locked
+    until it commits, so a reader polling ``offset >= n`` never skips a row.
+    The processor calls it in its batch transaction to publish triggers with
+    the profiles that fired them; ``PostgresLog.append`` wraps it in its own."""
+    table, id_col = _table(stream)
+    by_partition: dict[int, list[Entry]] = defaultdict(list)
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for entry in entries:
+        if entry.record_id in seen:
+            duplicates.append(entry.record_id)
+            continue
+        seen.add(entry.record_id)
+        by_partition[partition_for(entry.key, partitions)].append(entry)
+    parts = sorted(by_partition)
+    cur = conn.cursor()
+    heads: dict[int, int] = dict(
+        cur.execute(
+            "SELECT partition, head FROM log_partitions"
+            " WHERE stream = %s AND partition = ANY(%s)"
+            " ORDER BY partition FOR UPDATE",
+            (stream, parts),
+        ).fetchall()
+    )
+    existing = {
+        str(r[0])
+        for r in cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
+                sql.Identifier(id_col), sql.Identifier(table), sql.Identifier(id_col)
+            ),
+            (list(seen),),
+        )
+    }
+    accepted = 0
+    if stream == TOUCHPOINTS:
+        columns = sql.SQL('partition, "offset", event_id, customer_id, type, occurred_at, payload')
+    else:
+        columns = sql.SQL(
+            'partition, "offset", trigger_id, customer_id, rule_id, fired_at, payload'
+        )
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), columns)
+    new_heads: list[tuple[int, int]] = []
+    with cur.copy(copy_sql) as copy:
+        for p in parts:
+            head = int(heads[p])
+            for entry in by_partition[p]:
+                if entry.record_id in existing:
+                    duplicates.append(entry.record_id)
+                    continue
+                copy.write_row(
+                    (
+                        p,
+                        head,
+                        entry.record_id,
+                        entry.key,
+                        entry.type,
+                        entry.occurred_at,
+                        entry.payload,
+                    )
+                )
+                head += 1
+                accepted += 1
+            new_heads.append((head, p))
+    cur.executemany(
+        "UPDATE log_partitions SET head = %s WHERE stream = %s AND partition = %s",
+        [(h, stream, p) for h, p in new_heads],
+    )
+    if accepted:
+        cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, stream))
+    return AppendResult(accepted, duplicates)

@@ -16,8 +16,9 @@ import psycopg
 
 from engage.database import connect
 from engage.errors import StorageError
-from events.adapters.postgres import add_dead_letters
+from events.adapters.postgres import add_dead_letters, append_entries
 from events.dead_letters import DeadLetterRow
+from events.log import TRIGGERS, Entry
 from events.model import Micros, TriggerEvent
 from projections.adapters.postgres_kpis import write_kpis
 from projections.kpis import KpiDelta
@@ -154,7 +155,9 @@ class PostgresTransaction:
         if rows:
             add_dead_letters(self._conn, rows)
 
-    def add_outbox(self, triggers: Sequence[tuple[TriggerEvent, bytes]]) -> None:
+    def add_outbox(
+        self, triggers: Sequence[tuple[TriggerEvent, bytes]], *, published: bool = False
+    ) -> None:
         if not triggers:
             return
         # COPY then one insert: a replay writes tens of thousands per batch
@@ -171,10 +174,23 @@ class PostgresTransaction:
             for t, payload in triggers:
                 copy.write_row((t.trigger_id, t.customer_id, t.rule_id, t.fired_at, payload))
         cur.execute(
-            "INSERT INTO trigger_outbox (trigger_id, customer_id, rule_id, fired_at, payload)"
-            " SELECT trigger_id, customer_id, rule_id, fired_at, payload FROM outbox_in"
-            " ON CONFLICT (trigger_id) DO NOTHING"
+            "INSERT INTO trigger_outbox"
+            " (trigger_id, customer_id, rule_id, fired_at, payload, published_at)"
+            " SELECT trigger_id, customer_id, rule_id, fired_at, payload,"
+            " CASE WHEN %s THEN now() END FROM outbox_in"
+            " ON CONFLICT (trigger_id) DO NOTHING",
+            (published,),
         )
+
+    def publish_triggers(
+        self, triggers: Sequence[tuple[TriggerEvent, bytes]], partitions: int
+    ) -> None:
+        entries = [
+            Entry(t.trigger_id, t.customer_id, payload, t.fired_at, t.rule_id)
+            for t, payload in triggers
+        ]
+        if entries:
+            append_entries(self._conn, TRIGGERS, entries, partitions)
 
     def save_timers(
         self, customer_ids: Sequence[str], timers: Sequence[tuple[str, str, Micros, int]]
