@@ -66,7 +66,11 @@ def run(
             err.print(f"processing (lag {lag}); waiting for new events, Ctrl-C to stop")
 
             def report(result: BatchResult) -> None:
-                out.print(f"processed {result.events} events, {result.profiles} profiles")
+                if result.events or result.triggers:
+                    out.print(
+                        f"processed {result.events} events, {result.profiles} profiles,"
+                        f" {len(result.triggers)} triggers"
+                    )
 
             watcher = None
             if rules is not None:
