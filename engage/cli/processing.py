@@ -165,7 +165,7 @@ def status() -> None:
     table.add_row("database", where)
     records = sum(heads.values())
     if clock_records is None:
-        size = f"{records} records in {len(heads)} partitions"
+        size = f"{records} events in {len(heads)} partitions, clock records included"
     else:
         size = (
             f"{records - clock_records} events and {clock_records} clock records"
