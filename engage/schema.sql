@@ -239,3 +239,15 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
 );
 CREATE INDEX IF NOT EXISTS webhook_attempts_sub ON webhook_attempts (subscription_id, id);
 CREATE INDEX IF NOT EXISTS trigger_outbox_rule_time ON trigger_outbox (rule_id, fired_at);
+
+-- Fitted churn and lifetime-value models (`engage model fit`), one row per fit;
+-- the highest version is the current one. params is projections.predictions.
+-- ModelParams as JSON (alpha in days); fit holds the log-likelihoods and the
+-- customer counts. Not a projection: a replay keeps it.
+CREATE TABLE IF NOT EXISTS model_fits (
+    version   bigserial   PRIMARY KEY,
+    fitted_at timestamptz NOT NULL DEFAULT now(),
+    as_of     bigint      NOT NULL,
+    params    json        NOT NULL,
+    fit       json        NOT NULL
+);

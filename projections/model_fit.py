@@ -59,14 +59,12 @@ class Customers:
             np.any(self.x < 0)
             or np.any(self.x != np.floor(self.x))
             or np.any(self.t_x < 0)
-            or np.any(self.T < self.t_x)
+            or np.any(self.t_x > self.T)
         ):
             raise ValueError("need whole x >= 0 and 0 <= t_x <= T for every customer")
 
     @classmethod
-    def of(
-        cls, x: Any, t_x: Any, T: Any, mean_value: Any | None = None
-    ) -> Customers:
+    def of(cls, x: Any, t_x: Any, T: Any, mean_value: Any | None = None) -> Customers:
         """From anything array-like (lists, columns of a file)."""
         xs = np.asarray(x, dtype=np.float64)
         return cls(
@@ -142,7 +140,9 @@ def fit(customers: Customers) -> ModelFit:
 # -- BG/NBD -------------------------------------------------------------------------
 
 
-def bgnbd_log_likelihood(r: float, alpha: float, a: float, b: float, x: Array, t_x: Array, T: Array) -> Array:
+def bgnbd_log_likelihood(
+    r: float, alpha: float, a: float, b: float, x: Array, t_x: Array, T: Array
+) -> Array:
     """Each customer's log-likelihood (FHL 2005 eq. 6), unvectorised by ``x``:
     the plain definition the fit's grouped sum is tested against."""
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
@@ -166,8 +166,13 @@ def _bgnbd_objective(x: Array, t_x: Array, T: Array) -> Callable[[Array], tuple[
         r, alpha, a, b = np.exp(theta)
         # terms of x alone, once per distinct x
         a12 = (
-            gammaln(r + xs) - gammaln(r) + r * np.log(alpha)
-            + gammaln(a + b) + gammaln(b + xs) - gammaln(b) - gammaln(a + b + xs)
+            gammaln(r + xs)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + gammaln(a + b)
+            + gammaln(b + xs)
+            - gammaln(b)
+            - gammaln(a + b + xs)
         )
         ll = float(w @ a12)
         g_r = float(w @ (digamma(r + xs) - digamma(r))) + n * np.log(alpha)
@@ -221,8 +226,13 @@ def gamma_gamma_log_likelihood(p: float, q: float, gamma: float, x: Array, m: Ar
     """Each customer's log-likelihood of the mean ``m`` of ``x`` transactions
     (Fader and Hardie 2013, eq. 3): the plain definition, for the tests."""
     return np.asarray(
-        gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(gamma)
-        + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(gamma + x * m),
+        gammaln(p * x + q)
+        - gammaln(p * x)
+        - gammaln(q)
+        + q * np.log(gamma)
+        + (p * x - 1) * np.log(m)
+        + p * x * np.log(x)
+        - (p * x + q) * np.log(gamma + x * m),
         dtype=np.float64,
     )
 
@@ -241,8 +251,10 @@ def _gamma_gamma_objective(x: Array, m: Array) -> Callable[[Array], tuple[float,
         log_mix = np.log(gamma + x * m)
         ll = (
             float(w @ (gammaln(px + q) - gammaln(px)))
-            - n * gammaln(q) + n * q * np.log(gamma)
-            + p * s1 - s2
+            - n * gammaln(q)
+            + n * q * np.log(gamma)
+            + p * s1
+            - s2
             - float(((p * x + q) * log_mix).sum())
         )
         g_p = float(w @ (xs * (digamma(px + q) - digamma(px)))) + s1 - float((x * log_mix).sum())
@@ -269,11 +281,12 @@ def fit_gamma_gamma(x: Any, mean_value: Any) -> GammaGamma:
     return GammaGamma(p, q, gamma, float(-objective(theta)[0] * len(xs)))
 
 
-def _minimise(
-    objective: Callable[[Array], tuple[float, Array]], start: Array, model: str
-) -> Array:
+def _minimise(objective: Callable[[Array], tuple[float, Array]], start: Array, model: str) -> Array:
     result = minimize(
-        objective, start, jac=True, method="L-BFGS-B",
+        objective,
+        start,
+        jac=True,
+        method="L-BFGS-B",
         options={"maxiter": 1_000, "ftol": 1e-15, "gtol": 1e-9},
     )
     if not result.success and not np.all(np.isfinite(result.x)):
@@ -307,3 +320,85 @@ def expected_purchases_array(t: float, c: Customers, params: ModelParams) -> Arr
     for i in np.flatnonzero(slow):
         out[i] = expected_purchases(t, int(x[i]), float(t_x[i]), float(T[i]), params)
     return out
+
+
+# -- holdout: predicted against actual repeat purchases ----------------------------------
+
+TOP_FREQUENCY = 7
+"""Calibration frequencies from 7 up are one row ("7+"), as in the papers' tables."""
+
+
+@dataclass(frozen=True, slots=True)
+class HoldoutRow:
+    frequency: str
+    customers: int
+    predicted: float
+    """Mean predicted repeat purchases per customer in the holdout period."""
+    actual: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frequency": self.frequency,
+            "customers": self.customers,
+            "predicted": self.predicted,
+            "actual": self.actual,
+            "error": self.predicted - self.actual,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Holdout:
+    """How a fit predicts the repeat purchases of a later period."""
+
+    days: float
+    rows: list[HoldoutRow]
+    total_predicted: float
+    total_actual: int
+    mean_absolute_error: float
+    """Per customer, |predicted - actual| averaged."""
+
+    @property
+    def total_error(self) -> float | None:
+        """(predicted - actual) / actual over everyone; None without actual purchases."""
+        if not self.total_actual:
+            return None
+        return (self.total_predicted - self.total_actual) / self.total_actual
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "days": self.days,
+            "by_frequency": [row.to_json() for row in self.rows],
+            "total_predicted": self.total_predicted,
+            "total_actual": self.total_actual,
+            "total_error": self.total_error,
+            "mean_absolute_error": self.mean_absolute_error,
+        }
+
+
+def holdout(calibration: Customers, actual: Any, days: float, params: ModelParams) -> Holdout:
+    """Compare each customer's expected repeat purchases over the ``days`` after
+    the calibration with ``actual``, the repeat purchases (distinct new
+    purchase days) they made in that period; rows by calibration frequency."""
+    got = np.asarray(actual, dtype=np.float64)
+    if len(got) != len(calibration):
+        raise ValueError("one actual count per customer")
+    predicted = expected_purchases_array(days, calibration, params)
+    bucket = np.minimum(calibration.x, TOP_FREQUENCY).astype(np.int64)
+    rows = []
+    for k in np.unique(bucket):
+        held = bucket == k
+        rows.append(
+            HoldoutRow(
+                f"{k}+" if k == TOP_FREQUENCY else str(k),
+                int(held.sum()),
+                float(predicted[held].mean()),
+                float(got[held].mean()),
+            )
+        )
+    return Holdout(
+        days,
+        rows,
+        float(predicted.sum()),
+        int(got.sum()),
+        float(np.abs(predicted - got).mean()) if len(got) else 0.0,
+    )

@@ -103,7 +103,10 @@ class ModelParams:
                 raise ValueError(f"model parameter {f.name} must be a positive number: {value!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"time_unit": TIME_UNIT, **{f.name: float(getattr(self, f.name)) for f in fields(self)}}
+        return {
+            "time_unit": TIME_UNIT,
+            **{f.name: float(getattr(self, f.name)) for f in fields(self)},
+        }
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> ModelParams:
