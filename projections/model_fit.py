@@ -282,6 +282,10 @@ def fit_gamma_gamma(x: Any, mean_value: Any) -> GammaGamma:
 
 
 def _minimise(objective: Callable[[Array], tuple[float, Array]], start: Array, model: str) -> Array:
+    """L-BFGS-B to tight tolerances. At those it may stop on a line search that
+    can gain nothing more; that is accepted where the (per-customer) gradient
+    is already negligible, and anything else is an error, as is a parameter
+    running off to 0 or infinity (the data cannot identify the model)."""
     result = minimize(
         objective,
         start,
@@ -289,11 +293,15 @@ def _minimise(objective: Callable[[Array], tuple[float, Array]], start: Array, m
         method="L-BFGS-B",
         options={"maxiter": 1_000, "ftol": 1e-15, "gtol": 1e-9},
     )
-    if not result.success and not np.all(np.isfinite(result.x)):
-        raise FitError(f"the {model} fit did not converge: {result.message}")
     theta: Array = np.asarray(result.x, dtype=np.float64)
+    settled = np.all(np.isfinite(theta)) and np.all(np.isfinite(result.jac))
+    if not settled or (not result.success and np.abs(result.jac).max() > 1e-5):
+        raise FitError(f"the {model} fit did not converge: {result.message}")
     if np.any(np.abs(theta) > 30):
-        raise FitError(f"the {model} fit ran off to a degenerate parameter: {np.exp(theta)}")
+        raise FitError(
+            f"the {model} fit ran off to a degenerate parameter ({np.exp(theta)}): "
+            "too few customers, or too little history"
+        )
     return theta
 
 

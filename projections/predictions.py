@@ -53,6 +53,7 @@ Amounts are summed as given, whatever their currency.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -284,8 +285,9 @@ def add_purchase(stats: PurchaseStats | None, at: Micros, amount: float) -> Purc
     if stats is None:
         return PurchaseStats((day,), at, at, amount, amount)
     days = stats.days
-    if day not in days:
-        days = tuple(sorted((*days, day)))
+    at_day = bisect.bisect_left(days, day)
+    if at_day == len(days) or days[at_day] != day:
+        days = (*days[:at_day], day, *days[at_day:])
     if day < stats.days[0]:
         first_day_total = amount  # an earlier first day: the old one becomes a repeat
     elif day == stats.days[0]:
