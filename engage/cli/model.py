@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.table import Table
 
 from consumers.pipeline import DEFAULT_CONSUMER
-from consumers.purchase_history import purchase_stats
 from engage.cli.app import RateBar, app, out, parse_time_option
 from engage.errors import ConfigError, EngageError
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
 from events.timefmt import format_iso
-from projections.adapters.model_fits import PostgresModelFits, StoredFit
-from projections.model_fit import Customers, Holdout, fit, holdout
 from projections.predictions import TIME_UNIT, UNIT
+
+if TYPE_CHECKING:  # NumPy and SciPy load only for a fit: they slow every CLI start
+    from projections.adapters.model_fits import StoredFit
+    from projections.model_fit import Holdout
 
 model_app = typer.Typer(
     help="The churn and lifetime-value model: BG/NBD (purchases and drop-out) with "
@@ -58,6 +59,10 @@ def fit_command(
     did: mean predicted and actual repeat purchases per customer in the holdout
     period, by the number of repeat purchases before it, and the error.
     """
+    from consumers.purchase_history import purchase_stats
+    from projections.adapters.model_fits import PostgresModelFits
+    from projections.model_fit import Customers, fit, holdout
+
     start = parse_time_option(as_of, "--as-of")
     end = parse_time_option(holdout_end, "--holdout-end")
     with Engine.open() as engine:
