@@ -29,7 +29,6 @@ from events.model import DAY
 from projections.model_fit import expected_purchases_array, fit, simulate
 from projections.predictions import (
     ModelParams,
-    PurchaseStats,
     expected_purchases,
     p_alive,
     p_alive_crossing,
@@ -70,12 +69,10 @@ def main() -> None:
     for x, t_x, T in rows:
         expected_purchases(90.0, int(x), t_x, T, got)
     expected_us = (time.perf_counter() - started) / SAMPLE * 1e6
-    stats = [
-        PurchaseStats(tuple(range(int(x) + 1)), 0, int(t_x * DAY), 0.0, 0.0) for x, t_x, _ in rows
-    ]
+    recent = [(int(x), int(t_x * DAY)) for x, t_x, _ in rows]
     started = time.perf_counter()
-    for s in stats:
-        p_alive_crossing(s, got)
+    for x, last_at in recent:
+        p_alive_crossing(x, 0, last_at, got)
     crossing_us = (time.perf_counter() - started) / SAMPLE * 1e6
 
     names = ("r", "alpha", "a", "b", "p", "q", "gamma")

@@ -27,24 +27,29 @@ transactions' values (each day's total, the first day excluded).
 
 How to wire this into the fold and the profile (the lead's part):
 
-- **What the fold keeps per customer** (``PurchaseStats``, folded by
-  ``add_purchase``, which is order-independent like the rest of the fold):
-  the distinct purchase days (UTC day numbers; their count minus one is
-  ``x``), the first and the last purchase instants (``t_x`` = last - first,
-  ``T`` = clock - first), the total of all order values and the total of the
-  first purchase day (the mean repeat value is their difference over ``x``).
-  If keeping the day set is too much state, a count of distinct days is exact
-  as long as a customer's purchases arrive in time order; a late purchase on
-  an already-counted day would then count twice.
-- **The profile fields at the clock**: ``predict(stats, now, params)`` returns
-  ``p_alive``, ``expected_purchases_90d``, ``predicted_clv_365d`` and
-  ``churn_risk`` (``None`` for a customer without a purchase, or without a
-  fitted model).
+- **What the fold keeps per customer**: the distinct purchase days (UTC day
+  numbers; their count minus one is ``x``), the first and the last purchase
+  instants (``t_x`` = last - first, ``T`` = clock - first), the total of all
+  order values and the total of the first purchase day (the mean repeat value
+  is their difference over ``x``). ``PurchaseStats`` holds exactly that and
+  ``add_purchase`` folds it in any order, like the rest of the fold. If the
+  day set is too much state, a count of distinct days plus the last purchase
+  day is exact while a customer's purchases arrive in time order; a late
+  purchase on an already-counted earlier day would then count twice.
+- **The profile fields at the clock**: ``predict(x, first_at, last_at,
+  mean_value, now, params)`` gives ``p_alive``, ``expected_purchases_90d``,
+  ``predicted_clv_365d`` and ``churn_risk``; a customer without a purchase,
+  or any customer before the first fit, has none. Evaluate it when the
+  profile is read, not in the fold: ``expected_purchases`` sums a series,
+  about 2-15 us per customer, up to ~100 us for a brand-new customer (see
+  bench/model_fit.py); for a whole population use
+  ``projections.model_fit.expected_purchases_array`` (NumPy/SciPy).
 - **The ``predicted-churn`` timer**: after each purchase, arm it at
-  ``p_alive_crossing(stats, params, 0.3)`` (``None`` below 2 purchases days, or
-  with no model): the first microsecond at which ``p_alive`` is below 0.3.
-  A new purchase moves it (x and t_x change); a new ``model_fitted`` event
-  re-arms every customer's timer with the new parameters.
+  ``p_alive_crossing(x, first_at, last_at, params, 0.3)`` (closed form, a few
+  microseconds; None below two purchase days): the first microsecond at which
+  ``p_alive`` is below 0.3. A new purchase moves it (x and t_x change); a new
+  ``model_fitted`` event on the log re-arms every customer's timer with the
+  new parameters, so a replay gets the same instants from the same position.
 
 CLV is undiscounted (DESIGN.md "Predictions" asks for none): the expected
 number of transactions in the horizon times the expected value of one.
@@ -247,6 +252,16 @@ def churn_risk(alive: float) -> str:
 # -- what the fold keeps, and evaluation at an instant ----------------------------------
 
 
+def recency(x: int, first_at: Micros, last_at: Micros) -> float:
+    """``t_x``: days from the first purchase to the last; 0 without a repeat day."""
+    return (last_at - first_at) / UNIT if x else 0.0
+
+
+def age(first_at: Micros, last_at: Micros, now: Micros) -> float:
+    """``T``: days from the first purchase to ``now`` (never less than ``t_x``)."""
+    return (max(now, last_at) - first_at) / UNIT
+
+
 @dataclass(frozen=True, slots=True)
 class PurchaseStats:
     """A customer's purchase history as the models need it (see the module docstring)."""
@@ -271,12 +286,10 @@ class PurchaseStats:
         return (self.total - self.first_day_total) / self.x if self.x else 0.0
 
     def t_x(self) -> float:
-        """Days from the first purchase to the last; 0 without a repeat day."""
-        return (self.last_at - self.first_at) / UNIT if self.x else 0.0
+        return recency(self.x, self.first_at, self.last_at)
 
     def age(self, now: Micros) -> float:
-        """``T``: days from the first purchase to ``now`` (never less than ``t_x``)."""
-        return (max(now, self.last_at) - self.first_at) / UNIT
+        return age(self.first_at, self.last_at, now)
 
 
 def add_purchase(stats: PurchaseStats | None, at: Micros, amount: float) -> PurchaseStats:
@@ -311,6 +324,13 @@ def summarise(purchases: Iterable[tuple[Micros, float]]) -> PurchaseStats | None
     return stats
 
 
+# -- at an instant: what the profile shows and when predicted-churn fires -----------------
+#
+# These take the fold's scalars (x, the first and last purchase instants, the
+# mean repeat value) rather than a PurchaseStats, so the profile can keep them
+# however it likes.
+
+
 @dataclass(frozen=True, slots=True)
 class Predictions:
     p_alive: float
@@ -319,24 +339,32 @@ class Predictions:
     churn_risk: str
 
 
-def predict(stats: PurchaseStats, now: Micros, params: ModelParams) -> Predictions:
+def predict(
+    x: int, first_at: Micros, last_at: Micros, mean_value: float, now: Micros, params: ModelParams
+) -> Predictions:
     """The profile's prediction fields, judged at ``now``."""
-    x, t_x, T = stats.x, stats.t_x(), stats.age(now)
+    t_x, T = recency(x, first_at, last_at), age(first_at, last_at, now)
     alive = p_alive(x, t_x, T, params)
     return Predictions(
         p_alive=alive,
         expected_purchases_90d=expected_purchases(PURCHASES_HORIZON_DAYS, x, t_x, T, params),
-        predicted_clv_365d=predicted_clv(CLV_HORIZON_DAYS, x, t_x, T, stats.mean_value, params),
+        predicted_clv_365d=predicted_clv(CLV_HORIZON_DAYS, x, t_x, T, mean_value, params),
         churn_risk=churn_risk(alive),
     )
 
 
-def p_alive_at(stats: PurchaseStats, now: Micros, params: ModelParams) -> float:
-    return p_alive(stats.x, stats.t_x(), stats.age(now), params)
+def p_alive_at(
+    x: int, first_at: Micros, last_at: Micros, now: Micros, params: ModelParams
+) -> float:
+    return p_alive(x, recency(x, first_at, last_at), age(first_at, last_at, now), params)
 
 
 def p_alive_crossing(
-    stats: PurchaseStats, params: ModelParams, threshold: float = HIGH_RISK_BELOW
+    x: int,
+    first_at: Micros,
+    last_at: Micros,
+    params: ModelParams,
+    threshold: float = HIGH_RISK_BELOW,
 ) -> Micros | None:
     """The first microsecond at which ``p_alive`` is below ``threshold`` if no
     purchase comes: the instant to arm the ``predicted-churn`` timer at.
@@ -353,10 +381,9 @@ def p_alive_crossing(
     """
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be between 0 and 1: {threshold!r}")
-    x = stats.x
     if x < 1:
         return None
-    t_x = stats.t_x()
+    t_x = recency(x, first_at, last_at)
     m = (math.log((1 - threshold) / threshold) - math.log(params.a / (params.b + x - 1))) / (
         params.r + x
     )
@@ -364,19 +391,19 @@ def p_alive_crossing(
         after_last = (params.alpha + t_x) * math.expm1(m) * UNIT if m > 0 else 0.0
     except OverflowError:
         return None
-    if stats.last_at + after_last > _LATEST:
+    if last_at + after_last > _LATEST:
         return None
-    instant = stats.last_at + math.ceil(after_last)
+    instant = last_at + math.ceil(after_last)
 
     def below(at: Micros) -> bool:
-        return p_alive_at(stats, at, params) < threshold
+        return p_alive_at(x, first_at, last_at, at, params) < threshold
 
     for _ in range(1_000):  # floating-point rounding: a few microseconds at most
         if below(instant):
             break
         instant += 1
     for _ in range(1_000):
-        if instant <= stats.last_at or not below(instant - 1):
+        if instant <= last_at or not below(instant - 1):
             break
         instant -= 1
     return instant

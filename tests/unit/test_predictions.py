@@ -206,6 +206,11 @@ def test_churn_risk_buckets() -> None:
 # -- the crossing instant of predicted-churn ------------------------------------------------
 
 
+def _key(stats: PurchaseStats) -> tuple[int, int, int]:
+    """What the instant functions take from the fold: x, first and last purchase."""
+    return stats.x, stats.first_at, stats.last_at
+
+
 @st.composite
 def purchase_histories(draw: st.DrawFn) -> PurchaseStats:
     """Two or more purchase days: amounts in quarters, so any order sums exactly."""
@@ -222,7 +227,7 @@ def purchase_histories(draw: st.DrawFn) -> PurchaseStats:
 def test_the_crossing_instant_is_exact(
     params: ModelParams, stats: PurchaseStats, threshold: float
 ) -> None:
-    at = p_alive_crossing(stats, params, threshold)
+    at = p_alive_crossing(*_key(stats), params, threshold)
     if stats.x < 1:
         assert at is None
         return
@@ -236,33 +241,33 @@ def test_the_crossing_instant_is_exact(
         assert instant > 253_402_300_799_999_999
         return
     # below at the answer, not a microsecond before (or it is the last purchase itself)
-    assert p_alive_at(stats, at, params) < threshold
-    assert at == stats.last_at or p_alive_at(stats, at - 1, params) >= threshold
+    assert p_alive_at(*_key(stats), at, params) < threshold
+    assert at == stats.last_at or p_alive_at(*_key(stats), at - 1, params) >= threshold
     assert abs(at - max(instant, stats.last_at)) <= 2
     if instant > stats.last_at:
-        assert abs(p_alive_at(stats, at, params) - threshold) < TOLERANCE
+        assert abs(p_alive_at(*_key(stats), at, params) - threshold) < TOLERANCE
         assert abs(mp_p_alive(stats.x, float(t_x), float(age), params) - threshold) < 1e-12
 
 
 def test_crossing_none_without_repeat_purchase_days() -> None:
     one_day = summarise([(10 * DAY, 5.0), (10 * DAY + 3_600_000_000, 7.0)])
     assert one_day is not None and one_day.x == 0
-    assert p_alive_crossing(one_day, CDNOW_DAYS) is None
-    assert p_alive_at(one_day, 400 * DAY, CDNOW_DAYS) == 1.0
+    assert p_alive_crossing(*_key(one_day), CDNOW_DAYS) is None
+    assert p_alive_at(*_key(one_day), 400 * DAY, CDNOW_DAYS) == 1.0
     with pytest.raises(ValueError):
-        p_alive_crossing(one_day, CDNOW_DAYS, 1.0)
+        p_alive_crossing(*_key(one_day), CDNOW_DAYS, 1.0)
 
 
 def test_p_alive_falls_over_a_quiet_spell_and_the_bucket_follows() -> None:
     stats = summarise([(0, 10.0), (20 * DAY, 10.0), (40 * DAY, 10.0)])
     assert stats is not None
-    crossing = p_alive_crossing(stats, CDNOW_DAYS)
+    crossing = p_alive_crossing(*_key(stats), CDNOW_DAYS)
     assert crossing is not None and crossing > stats.last_at
     instants = [stats.last_at + k * DAY for k in range(0, 2_000, 7)]
-    alive = [p_alive_at(stats, t, CDNOW_DAYS) for t in instants]
+    alive = [p_alive_at(*_key(stats), t, CDNOW_DAYS) for t in instants]
     assert alive == sorted(alive, reverse=True)
     for t, p in zip(instants, alive, strict=True):
-        risk = predict(stats, t, CDNOW_DAYS).churn_risk
+        risk = predict(*_key(stats), stats.mean_value, t, CDNOW_DAYS).churn_risk
         assert (risk == "high") == (t >= crossing) == (p < 0.3)
 
 
@@ -270,7 +275,7 @@ def test_predict_gives_the_profile_fields() -> None:
     stats = summarise([(0, 10.0), (20 * DAY, 30.0), (45 * DAY, 50.0)])
     assert stats is not None
     now = 100 * DAY
-    got = predict(stats, now, CDNOW_DAYS)
+    got = predict(*_key(stats), stats.mean_value, now, CDNOW_DAYS)
     assert stats.x == 2 and stats.mean_value == 40.0
     assert got.p_alive == p_alive(2, 45.0, 100.0, CDNOW_DAYS)
     assert got.expected_purchases_90d == expected_purchases(
