@@ -194,23 +194,28 @@ def hyp2f1_series(a: float, b: float, c: float, z: float) -> float:
 
 
 def _series(a: float, b: float, c: float, z: float, m: float) -> float:
-    """1 + sum over n >= 1 of (a)_n (b)_n / ((c)_n (m)_n) z^n, for 0 <= z < 1.
+    """1 + sum over n >= 1 of (a)_n (b)_n / ((c)_n (m)_n) z^n, for 0 <= z < 1 and m >= 1.
 
-    Summed until a geometric bound on the tail is below the rounding of the
-    sum: once the ratio of successive terms is below 1 it tends to z
-    monotonically, so the tail after a term is at most term * q / (1 - q) with
-    q = max(ratio, z)."""
+    Summed until a bound on the rest is below the rounding of the sum. The
+    ratio of term n+1 to term n is z (a+n)/(c+n) (b+n)/(m+n), and once every
+    factor is positive each fraction moves monotonically towards 1, so every
+    later ratio is at most q = z max(1, (a+n)/(c+n)) max(1, (b+n)/(m+n)) and
+    the rest at most |term| q / (1 - q)."""
     term = 1.0
     total = 1.0
     n = 0.0
     while n < _SERIES_MAX_TERMS:
-        ratio = (a + n) * (b + n) * z / ((c + n) * (m + n))
-        term *= ratio
+        term *= (a + n) * (b + n) * z / ((c + n) * (m + n))
         total += term
         n += 1.0
-        if -1.0 <= ratio < 1.0:
-            q = ratio if ratio > z else z
-            if abs(term) * q <= _SERIES_TOLERANCE * (1.0 - q) * abs(total):
+        if term == 0.0:  # a or b a whole number <= 0: the series ends
+            return total
+        if abs(term) > 1e-12 * abs(total):  # far from done: skip the bound
+            continue
+        an, bn, cn, mn = a + n, b + n, c + n, m + n
+        if an > 0 and bn > 0 and cn > 0:
+            q = z * (an / cn if an > cn else 1.0) * (bn / mn if bn > mn else 1.0)
+            if q < 1.0 and abs(term) * q <= _SERIES_TOLERANCE * (1.0 - q) * abs(total):
                 return total
     raise ArithmeticError(f"the 2F1 series did not converge in {n:.0f} terms (z={z})")
 

@@ -76,10 +76,13 @@ def mp_p_alive(x: int, t_x: float, T: float, params: ModelParams) -> mp.mpf:
 
 
 def mp_expected(t: float, x: int, t_x: float, T: float, params: ModelParams) -> mp.mpf:
-    """FHL 2005 eq. 10 as printed, with mpmath's own 2F1 (a = 1 exactly is its limit)."""
+    """FHL 2005 eq. 10 as printed, with mpmath's own 2F1 (at its removable
+    singularities, its limit)."""
     r, alpha, a, b = _mp_params(params)
-    if a == 1:
+    if a == 1:  # eq. 10 divides by a - 1
         a += mp.mpf(10) ** -35
+    if a + b + x - 1 == 0:  # ...and by 2F1's c at x = 0, a + b = 1: take the limit
+        b += mp.mpf(10) ** -35
     t, T = mp.mpf(t), mp.mpf(T)
     z = t / (alpha + T + t)
     power = ((alpha + T) / (alpha + T + t)) ** (r + x)
@@ -120,6 +123,25 @@ def test_expected_purchases_are_stable_where_a_nears_one(a: float) -> None:
     for x, t_x, T in [(0, 0.0, 10.0), (3, 40.0, 100.0), (50, 900.0, 1_000.0)]:
         got = expected_purchases(365, x, t_x, T, params)
         assert _close(got, mp_expected(365, x, t_x, T, params))
+
+
+@pytest.mark.parametrize(
+    ("r", "alpha", "a", "b"),
+    [
+        (0.1, 5.0, 15.0, 0.05),  # a > r + x + 2: the series' ratios approach z from above
+        (12.0, 3.0, 0.5, 0.5),  # a + b - r << 0: the first factors are negative
+        (3.0, 0.2, 0.05, 40.0),  # alpha tiny: z near 1 for a new customer
+        (0.05, 2_000.0, 0.3, 0.2),  # a + b < 1: x = 0 has a + b + x - 1 < 0
+    ],
+)
+def test_expected_purchases_at_extreme_parameters(
+    r: float, alpha: float, a: float, b: float
+) -> None:
+    params = ModelParams(r=r, alpha=alpha, a=a, b=b, p=1.0, q=2.0, gamma=1.0)
+    for x, t_x, T in [(0, 0.0, 0.5), (0, 0.0, 300.0), (1, 2.0, 30.0), (4, 60.0, 61.0)]:
+        for t in (1.0, 90.0, 3_650.0):
+            got = expected_purchases(t, x, t_x, T, params)
+            assert _close(got, mp_expected(t, x, t_x, T, params)), (x, t_x, T, t)
 
 
 def test_expected_purchases_are_zero_over_no_time_and_grow_with_it() -> None:
