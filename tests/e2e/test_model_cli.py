@@ -118,7 +118,9 @@ def test_model_fit_rejects_bad_instants(cli_env: dict[str, str]) -> None:
     for args, reason in (
         (["--as-of", "yesterday"], "--as-of"),
         (["--as-of", HOLDOUT_END, "--holdout-end", AS_OF], "later than --as-of"),
+        (["--as-of", AS_OF], "BG/NBD needs at least 4 customers"),  # no purchases yet
     ):
         done = engage(cli_env, "model", "fit", *args)
         assert done.returncode != 0
         assert reason in done.stderr and "Traceback" not in done.stderr
+        assert done.stderr.startswith("engage: error:")
