@@ -123,4 +123,6 @@ def test_model_fit_rejects_bad_instants(cli_env: dict[str, str]) -> None:
         done = engage(cli_env, "model", "fit", *args)
         assert done.returncode != 0
         assert reason in done.stderr and "Traceback" not in done.stderr
-        assert done.stderr.startswith("engage: error:")
+        # one line (the progress bar leaves an empty line on a non-terminal stderr)
+        assert done.stderr.strip().startswith("engage: error:")
+        assert len(done.stderr.strip().splitlines()) == 1
