@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, LiteralString
 
 import orjson
 import psycopg
+from psycopg import sql
 
 from engage.database import connect
 from engage.errors import StorageError
@@ -49,15 +50,22 @@ class PostgresTransaction:
         return {int(p): int(o) for p, o in rows}
 
     def save_offsets(self, consumer: str, stream: str, offsets: Mapping[int, int]) -> None:
-        if not offsets:
+        self._update_partitions('"offset" = v.value', consumer, stream, offsets)
+
+    def _update_partitions(
+        self, assignment: LiteralString, consumer: str, stream: str, values: Mapping[int, int]
+    ) -> None:
+        """One UPDATE of the consumer's partition rows; ``assignment`` names
+        the new value ``v.value`` (a constant column expression, never input)."""
+        if not values:
             return
-        parts = sorted(offsets)
-        self._conn.execute(
-            'UPDATE consumer_offsets AS c SET "offset" = v.o'
-            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, o)"
-            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p",
-            (parts, [offsets[p] for p in parts], consumer, stream),
-        )
+        parts = sorted(values)
+        query = sql.SQL(
+            "UPDATE consumer_offsets AS c SET {}"
+            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, value)"
+            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p"
+        ).format(sql.SQL(assignment))
+        self._conn.execute(query, (parts, [values[p] for p in parts], consumer, stream))
 
     def claim_partitions(
         self, consumer: str, stream: str, partitions: Iterable[int], writer: str
@@ -126,15 +134,7 @@ class PostgresTransaction:
     def save_partition_clocks(
         self, consumer: str, stream: str, clocks: Mapping[int, Micros]
     ) -> None:
-        if not clocks:
-            return
-        parts = sorted(clocks)
-        self._conn.execute(
-            "UPDATE consumer_offsets AS c SET clock = GREATEST(c.clock, v.k)"
-            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, k)"
-            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p",
-            (parts, [clocks[p] for p in parts], consumer, stream),
-        )
+        self._update_partitions("clock = GREATEST(c.clock, v.value)", consumer, stream, clocks)
 
     def load_timers(self, partitions: Iterable[int]) -> list[tuple[str, str, Micros, int]]:
         rows = self._conn.execute(
