@@ -158,14 +158,6 @@ class Pipeline:
         result.clock = max(clocks.values()) if clocks else None
         return result
 
-    def tick(
-        self, tx: StoreTransaction, partitions: Collection[int], now: Micros | None
-    ) -> BatchResult:
-        """No new records: nothing to decide. Kept for callers that poll; the
-        clock moves by clock records (``clock_advances``), never here."""
-        del tx, partitions, now
-        return BatchResult()
-
     def clock_advances(
         self,
         tx: StoreTransaction,

@@ -209,18 +209,6 @@ class PostgresTransaction:
     def save_kpis(self, delta: KpiDelta) -> None:
         write_kpis(self._conn, delta)
 
-    def due_customers(self, limits: Mapping[int, Micros]) -> list[tuple[str, int]]:
-        if not limits:
-            return []
-        parts = sorted(limits)
-        rows = self._conn.execute(
-            "SELECT DISTINCT t.customer_id, t.partition FROM timers AS t"
-            " JOIN unnest(%s::int[], %s::bigint[]) AS l(p, lim)"
-            " ON t.partition = l.p AND t.due_at < l.lim",
-            (parts, [limits[p] for p in parts]),
-        ).fetchall()
-        return [(str(c), int(p)) for c, p in rows]
-
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         if not event_ids:
             return set()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from events.adapters.memory import MemoryLog
 from events.adapters.postgres import PostgresLog
 from events.log import TOUCHPOINTS, Entry, Log
 from events.partitioning import partition_for
@@ -77,6 +78,15 @@ class LogContract:
 
     def second_log(self, log: Log) -> Log:  # pragma: no cover - overridden
         raise NotImplementedError
+
+
+class TestMemoryLog(LogContract):
+    @pytest.fixture
+    def log(self) -> Iterator[Log]:
+        yield MemoryLog(4)
+
+    def second_log(self, log: Log) -> Log:
+        return log  # memory is shared by being the same object
 
 
 class TestPostgresLog(LogContract):

@@ -8,6 +8,7 @@ import pytest
 
 from engage.errors import EngageError
 from events.log import TOUCHPOINTS
+from projections.adapters.memory import MemoryProfileStore
 from projections.adapters.postgres import PostgresProfileStore
 from projections.profile import Profile
 from projections.store import ProfileStore
@@ -89,6 +90,12 @@ class StoreContract:
     def test_storage_errors_are_engage_errors(self, store: ProfileStore) -> None:
         with pytest.raises(EngageError), store.transaction() as tx:
             tx.save_offsets("proc", TOUCHPOINTS, {0: "not a number"})  # type: ignore[dict-item]
+
+
+class TestMemoryStore(StoreContract):
+    @pytest.fixture
+    def store(self) -> Iterator[ProfileStore]:
+        yield MemoryProfileStore()
 
 
 class TestPostgresStore(StoreContract):
