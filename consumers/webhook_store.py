@@ -16,8 +16,8 @@ from typing import Final
 
 import psycopg
 
-from engage.database import connect
-from engage.errors import EngageError, NotFound, StorageError
+from events.adapters.connection import connect
+from events.errors import EngageError, NotFound, StorageError
 
 _ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\''
 

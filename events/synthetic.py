@@ -44,7 +44,7 @@ from typing import Any, Final
 
 import orjson
 
-from engage.errors import EngageError
+from events.errors import EngageError
 from events.model import DAY, HOUR, MINUTE, SECOND, Micros
 from events.timefmt import format_iso
 

@@ -18,10 +18,10 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from engage.database import connect
-from engage.errors import StorageError
+from events.adapters.connection import connect
 from events.clock import CLOCK_TYPE
 from events.dead_letters import DeadLetterRow
+from events.errors import StorageError
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
 from events.partitioning import partition_for
 

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from engage.errors import StorageError
 from events.adapters.memory import MemoryLog
 from events.dead_letters import DeadLetterRow
+from events.errors import StorageError
 from events.log import TRIGGERS, Entry
 from events.model import Micros, TriggerEvent
 from projections.kpis import KpiDelta

@@ -15,10 +15,10 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from engage.database import connect
-from engage.errors import StorageError
+from events.adapters.connection import connect
 from events.adapters.postgres import add_dead_letters, append_entries
 from events.dead_letters import DeadLetterRow
+from events.errors import StorageError
 from events.log import TRIGGERS, Entry
 from events.model import Micros, TriggerEvent
 from projections.adapters.postgres_kpis import write_kpis
