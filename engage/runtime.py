@@ -93,7 +93,7 @@ class Engine:
         return Pipeline(
             self.codec,
             rules=self.rules if with_rules else None,
-            drop_repeated_ids=self.kafka is not None,
+            drop_repeated_ids=not self.stream.refuses_repeated_ids,
             publish_to=self.partitions if publish and self.kafka is None else None,
         )
 

@@ -97,6 +97,9 @@ def _describe(admin: KafkaAdminClient, topic: str) -> int:
 
 
 class KafkaLog:
+    refuses_repeated_ids = False
+    """A topic cannot be searched for an id: repeats across appends are stored."""
+
     def __init__(
         self,
         bootstrap: str,

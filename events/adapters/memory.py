@@ -18,6 +18,8 @@ from events.partitioning import partition_for
 
 
 class MemoryLog:
+    refuses_repeated_ids = True
+
     def __init__(self, partitions: int) -> None:
         self._partitions = partitions
         self._streams: dict[str, list[list[LogRecord]]] = {}

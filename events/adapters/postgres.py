@@ -39,6 +39,8 @@ def _table(stream: str) -> tuple[str, str]:
 
 
 class PostgresLog:
+    refuses_repeated_ids = True
+
     def __init__(self, dsn: str, partitions: int) -> None:
         self._dsn = dsn
         self._partitions = partitions
