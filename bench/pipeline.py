@@ -3,7 +3,11 @@
 Processing runs twice on the same published log (a template copy of the
 database): with the default rule pack, and with rules off as the baseline.
 
-    python bench/pipeline.py --events 1000000
+    python bench/pipeline.py --events 1000000 [--shapes short,long]
+
+Each shape (``events.synthetic.HistorySpec.shape``) runs in turn: ``short`` is
+the demo's 180-day history on every channel; ``long`` is 18 months of a
+purchase-heavy retail history where timers fire about once per purchase.
 
 Prints one JSON object. Runs against a fresh database: on the server named by
 ENGAGE_DATABASE_URL when set, otherwise on a throwaway embedded PostgreSQL
@@ -32,7 +36,7 @@ from consumers.parallel import WorkerJob, run_parallel, shares
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
 from engage.runtime import Engine
-from events.synthetic import HistorySpec, generate_lines
+from events.synthetic import DEFAULT_START, LONG_START, HistorySpec, generate_lines
 from projections.view import customer_360
 
 
@@ -41,111 +45,136 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=200_000, help="about how many events")
-    parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--lookups", type=int, default=5_000)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=2, help="for the parallel run")
-    args = parser.parse_args()
+SHAPES = {
+    # name: (days, events per customer the generator gives, about)
+    "short": (180, 40),
+    "long": (540, 9),
+}
 
-    customers = max(10, args.events // 40)  # the generator gives ~40 events per customer
-    spec = HistorySpec(customers=customers, days=180, seed=1)
+
+def history(shape: str, events: int) -> tuple[list[str], float]:
+    days, per_customer = SHAPES[shape]
+    start = LONG_START if shape == "long" else DEFAULT_START
+    spec = HistorySpec(
+        customers=max(10, events // per_customer), days=days, start=start, seed=1, shape=shape
+    )
     gc.disable()
     started = time.perf_counter()
     lines = []
     for line in generate_lines(spec):
         lines.append(line)
-        if len(lines) >= args.events:
+        if len(lines) >= events:
             break
     generate_s = time.perf_counter() - started
     gc.enable()
     gc.freeze()
+    return lines, generate_s
 
-    with admin_server() as (admin, workdir):
-        tmp = str(workdir)
-        name = database_name()
-        dsn = create_database(admin, name)
-        names = [name]
-        try:
-            migrate(dsn, args.partitions)
-            settings = Settings(dsn, Path(tmp), None, args.partitions)
-            with Engine.open(settings) as engine:
-                started = time.perf_counter()
-                report = engine.publisher().publish_lines(lines, "bench")
-                publish_s = time.perf_counter() - started
-                del lines
-            # the same published log, twice: rules off here, rules on in a copy
-            copies = {}
-            for suffix in ("_rules", "_parallel"):
-                with connect(admin, autocommit=True) as conn:
-                    conn.execute(
-                        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                            sql.Identifier(name + suffix), sql.Identifier(name)
-                        )
-                    )
-                names.append(name + suffix)
-                copies[suffix] = psycopg.conninfo.make_conninfo(admin, dbname=name + suffix)
-            rules_dsn = copies["_rules"]
 
-            # rules on, partition-parallel: the path `engage run --until-idle` takes
-            par_settings = Settings(copies["_parallel"], Path(tmp), None, args.partitions)
-            jobs = [
-                WorkerJob(par_settings, None, share, None, args.batch_size)
-                for share in shares(args.partitions, args.workers)
-            ]
+def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dict[str, object]:
+    lines, generate_s = history(shape, args.events)
+    name = database_name()
+    dsn = create_database(admin, name)
+    names = [name]
+    try:
+        migrate(dsn, args.partitions)
+        settings = Settings(dsn, Path(tmp), None, args.partitions)
+        with Engine.open(settings) as engine:
             started = time.perf_counter()
-            par_stats = run_parallel(jobs)
-            with Engine.open(par_settings) as engine:
-                engine.processor(args.batch_size).run(until_idle=True)
-            parallel_rate = par_stats.events / (time.perf_counter() - started)
+            report = engine.publisher().publish_lines(lines, "bench")
+            publish_s = time.perf_counter() - started
+            del lines
+        # the same published log, twice: rules off here, rules on in a copy
+        copies = {}
+        for suffix in ("_rules", "_parallel"):
+            with connect(admin, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(name + suffix), sql.Identifier(name)
+                    )
+                )
+            names.append(name + suffix)
+            copies[suffix] = psycopg.conninfo.make_conninfo(admin, dbname=name + suffix)
+        rules_dsn = copies["_rules"]
 
-            runs: dict[str, float] = {}
-            triggers = 0
-            for label, target, with_rules in (("off", dsn, False), ("on", rules_dsn, True)):
-                with Engine.open(Settings(target, Path(tmp), None, args.partitions)) as engine:
-                    processor = engine.processor(args.batch_size, with_rules=with_rules)
-                    started = time.perf_counter()
-                    stats = processor.run(until_idle=True)
-                    runs[label] = stats.events / (time.perf_counter() - started)
-                    triggers = max(triggers, stats.triggers)
-                    if with_rules:
-                        clock = engine.store.clock("engage-processor") or 0
-                        ids = engine.store.sample_ids(10**9)
-                        rng = random.Random(3)
-                        timings: list[float] = []
-                        for _ in range(args.lookups):
-                            customer_id = rng.choice(ids)
-                            t0 = time.perf_counter()
-                            found = engine.store.get(customer_id)
-                            assert found is not None
-                            customer_360(found, clock)
-                            timings.append((time.perf_counter() - t0) * 1000)
-            result = {
-                "events": report.accepted,
-                "customers": len(ids),
-                "partitions": args.partitions,
-                "generate_events_per_s": round(report.lines / generate_s),
-                "publish_events_per_s": round(report.accepted / publish_s),
-                "process_events_per_s": round(runs["on"]),
-                "process_events_per_s_rules_off": round(runs["off"]),
-                "rules_cost_ratio": round(runs["on"] / runs["off"], 3),
-                "process_events_per_s_parallel": round(parallel_rate),
-                "workers": args.workers,
-                "parallel_speedup": round(parallel_rate / runs["on"], 2),
-                "triggers_fired": triggers,
-                "lookup_p50_ms": round(_percentile(timings, 0.50), 3),
-                "lookup_p99_ms": round(_percentile(timings, 0.99), 3),
+        # rules on, partition-parallel: the path `engage run --until-idle` takes
+        par_settings = Settings(copies["_parallel"], Path(tmp), None, args.partitions)
+        jobs = [
+            WorkerJob(par_settings, None, share, None, args.batch_size)
+            for share in shares(args.partitions, args.workers)
+        ]
+        started = time.perf_counter()
+        par_stats = run_parallel(jobs)
+        with Engine.open(par_settings) as engine:
+            engine.processor(args.batch_size).run(until_idle=True)
+        parallel_rate = par_stats.events / (time.perf_counter() - started)
+
+        runs: dict[str, float] = {}
+        triggers = 0
+        for label, target, with_rules in (("off", dsn, False), ("on", rules_dsn, True)):
+            with Engine.open(Settings(target, Path(tmp), None, args.partitions)) as engine:
+                processor = engine.processor(args.batch_size, with_rules=with_rules)
+                started = time.perf_counter()
+                stats = processor.run(until_idle=True)
+                runs[label] = stats.events / (time.perf_counter() - started)
+                triggers = max(triggers, stats.triggers)
+                if with_rules:
+                    clock = engine.store.clock("engage-processor") or 0
+                    ids = engine.store.sample_ids(10**9)
+                    rng = random.Random(3)
+                    timings: list[float] = []
+                    for _ in range(args.lookups):
+                        customer_id = rng.choice(ids)
+                        t0 = time.perf_counter()
+                        found = engine.store.get(customer_id)
+                        assert found is not None
+                        customer_360(found, clock)
+                        timings.append((time.perf_counter() - t0) * 1000)
+        return {
+            "shape": shape,
+            "events": report.accepted,
+            "customers": len(ids),
+            "partitions": args.partitions,
+            "generate_events_per_s": round(report.lines / generate_s),
+            "publish_events_per_s": round(report.accepted / publish_s),
+            "process_events_per_s": round(runs["on"]),
+            "process_events_per_s_rules_off": round(runs["off"]),
+            "rules_cost_ratio": round(runs["on"] / runs["off"], 3),
+            "process_events_per_s_parallel": round(parallel_rate),
+            "workers": args.workers,
+            "parallel_speedup": round(parallel_rate / runs["on"], 2),
+            "triggers_fired": triggers,
+            "triggers_per_event": round(triggers / max(1, report.accepted), 3),
+            "lookup_p50_ms": round(_percentile(timings, 0.50), 3),
+            "lookup_p99_ms": round(_percentile(timings, 0.99), 3),
+        }
+    finally:
+        for db in names:
+            drop_database(admin, db)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="about how many per shape")
+    parser.add_argument("--shapes", default="short,long", help="history shapes, comma-separated")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--lookups", type=int, default=5_000)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2, help="for the parallel run")
+    args = parser.parse_args()
+    with admin_server() as (admin, workdir):
+        results = [run_shape(admin, str(workdir), shape, args) for shape in args.shapes.split(",")]
+    print(
+        orjson.dumps(
+            {
+                "shapes": results,
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                 f"{platform.python_version()}",
             }
-            print(orjson.dumps(result).decode())
-        finally:
-            for db in names:
-                drop_database(admin, db)
+        ).decode()
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Benchmark: replay speed against DuckDB and a naive one-commit-per-event baseline.
 
     pip install -e '.[bench]'
-    python bench/replay.py --events 10000000 --customers 1000000
+    python bench/replay.py --events 10000000 --customers 1000000 [--shapes short,long]
+
+Each history shape runs in turn (``short``: the demo's; ``long``: 18 months
+of purchase-heavy retail where timers fire about once per purchase).
 
 In one run, on one generated history (``events.synthetic``):
 
@@ -64,7 +67,7 @@ from events.codec import TouchpointCodec
 from events.ingest import validate
 from events.log import TOUCHPOINTS, Entry
 from events.model import Touchpoint
-from events.synthetic import HistorySpec, estimate_events, generate
+from events.synthetic import LONG_START, HistorySpec, estimate_events, generate
 
 CHUNK = 50_000
 
@@ -265,7 +268,9 @@ class DuckResult:
 def duckdb_profiles(parquet: Path, workdir: Path) -> DuckResult:
     import duckdb
 
-    db = duckdb.connect(str(workdir / "bench.duckdb"))
+    path = workdir / f"{parquet.stem}.duckdb"
+    path.unlink(missing_ok=True)
+    db = duckdb.connect(str(path))
     try:
         db.execute(f"SET threads = {os.cpu_count() or 1}")
         started = time.perf_counter()
@@ -336,12 +341,95 @@ def _agree(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     return ints and spend
 
 
+def shape_spec(shape: str, events: int, customers: int | None, seed: int) -> HistorySpec:
+    """``short``: the demo's history, as long as ``customers`` need to give
+    ``events``; ``long``: 18 months of purchase-heavy retail history."""
+    if shape == "long":
+        return HistorySpec(
+            customers=customers or max(10, events // 9),
+            days=540,
+            start=LONG_START,
+            seed=seed,
+            shape="long",
+        )
+    return history_spec(events, customers or max(10, events // 10), seed)
+
+
+def run_shape(admin: str, workdir: Path, shape: str, args: argparse.Namespace) -> dict[str, Any]:
+    spec = shape_spec(shape, args.events, args.customers, args.seed)
+    customers = spec.customers
+    with fresh_database(admin, "engage_replay") as dsn:
+        result: dict[str, Any] = {"shape": shape}
+        migrate(dsn, args.partitions)
+        settings = Settings(dsn, workdir, None, args.partitions)
+        parquet = workdir / f"events-{shape}.parquet"
+        log(f"{shape}: loading ~{args.events:,} events, {customers:,} customers, {spec.days} days")
+        with Engine.open(settings) as engine:
+            started = time.perf_counter()
+            events = load(engine, spec, args.events, parquet, args.load_workers)
+            load_s = time.perf_counter() - started
+        with connect(dsn, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE touchpoints")
+        result.update(
+            events=events,
+            customers_requested=customers,
+            history_days=spec.days,
+            partitions=args.partitions,
+            load_events_per_s=round(events / load_s),
+        )
+
+        duck = None
+        if not args.skip_duckdb:
+            log(f"{shape}: DuckDB")
+            duck = duckdb_profiles(parquet, workdir)
+            result.update(
+                duckdb_load_s=round(duck.load_s, 2),
+                duckdb_s=round(duck.compute_s, 2),
+                duckdb_events_per_s=round(events / duck.compute_s),
+                duckdb_events_per_s_with_load=round(events / (duck.load_s + duck.compute_s)),
+                duckdb_customers=int(duck.totals[0]),
+            )
+
+        naive_rate = None
+        if not args.skip_naive:
+            log(f"{shape}: naive, {args.naive_events:,} events one commit each")
+            naive_done, naive_s = naive(settings, args.naive_events)
+            naive_rate = naive_done / naive_s
+            result.update(naive_events=naive_done, naive_events_per_s=round(naive_rate))
+
+        log(f"{shape}: replay, {args.workers} workers")
+        started = time.perf_counter()
+        stats = replay(settings, args.workers, args.batch_size)
+        replay_s = time.perf_counter() - started
+        replay_rate = stats.events / replay_s
+        totals = postgres_totals(dsn)
+        result.update(
+            replay_events=stats.events,
+            replay_s=round(replay_s, 2),
+            replay_events_per_s=round(replay_rate),
+            replay_workers=args.workers,
+            replay_triggers_in_shadow=stats.triggers,
+            triggers_per_event=round(stats.triggers / max(1, stats.events), 3),
+            profiles=int(totals[0]),
+        )
+        if duck is not None:
+            result["replay_vs_duckdb"] = round(replay_rate / (events / duck.compute_s), 3)
+            result["profiles_agree_with_duckdb"] = _agree(totals[:5], duck.totals)
+        if naive_rate is not None:
+            result["replay_vs_naive"] = round(replay_rate / naive_rate, 1)
+        parquet.unlink(missing_ok=True)
+        return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--customers", type=int, default=None, help="default: events / 10")
+    parser.add_argument("--events", type=int, default=200_000, help="per shape")
+    parser.add_argument("--shapes", default="short,long", help="history shapes, comma-separated")
+    parser.add_argument(
+        "--customers", type=int, default=None, help="default: events / 10 (short), / 9 (long)"
+    )
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="replay processes")
     parser.add_argument(
@@ -355,78 +443,17 @@ def main() -> None:
     args = parser.parse_args()
     # a plain kill still drops the database and stops the embedded server
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    customers = args.customers or max(10, args.events // 10)
-    spec = history_spec(args.events, customers, args.seed)
-
-    with (
-        admin_server("engage-replay-bench-") as (admin, workdir),
-        fresh_database(admin, "engage_replay") as dsn,
-    ):
-        result: dict[str, Any] = {}
-        migrate(dsn, args.partitions)
-        settings = Settings(dsn, workdir, None, args.partitions)
-        parquet = workdir / "events.parquet"
-        log(f"loading ~{args.events:,} events, {customers:,} customers, {spec.days} days")
-        with Engine.open(settings) as engine:
-            started = time.perf_counter()
-            events = load(engine, spec, args.events, parquet, args.load_workers)
-            load_s = time.perf_counter() - started
-        with connect(dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE touchpoints")
-        result.update(
-            events=events,
-            customers_requested=customers,
-            history_days=spec.days,
-            partitions=args.partitions,
-            load_events_per_s=round(events / load_s),
-            load_method="events.synthetic.generate -> events.ingest.validate ->"
-            " TouchpointCodec.encode_many (in a process pool) -> PostgresLog.append, one COPY"
-            " per 50k-event chunk, in generation order; the same fields to Parquet",
-        )
-
-        duck = None
-        if not args.skip_duckdb:
-            log("DuckDB")
-            duck = duckdb_profiles(parquet, workdir)
-            result.update(
-                duckdb_load_s=round(duck.load_s, 2),
-                duckdb_s=round(duck.compute_s, 2),
-                duckdb_events_per_s=round(events / duck.compute_s),
-                duckdb_events_per_s_with_load=round(events / (duck.load_s + duck.compute_s)),
-                duckdb_customers=int(duck.totals[0]),
-            )
-
-        naive_rate = None
-        if not args.skip_naive:
-            log(f"naive, {args.naive_events:,} events one commit each")
-            naive_done, naive_s = naive(settings, args.naive_events)
-            naive_rate = naive_done / naive_s
-            result.update(naive_events=naive_done, naive_events_per_s=round(naive_rate))
-
-        log(f"replay, {args.workers} workers")
-        started = time.perf_counter()
-        stats = replay(settings, args.workers, args.batch_size)
-        replay_s = time.perf_counter() - started
-        replay_rate = stats.events / replay_s
-        totals = postgres_totals(dsn)
-        result.update(
-            replay_events=stats.events,
-            replay_s=round(replay_s, 2),
-            replay_events_per_s=round(replay_rate),
-            replay_workers=args.workers,
-            replay_triggers_in_shadow=stats.triggers,
-            profiles=int(totals[0]),
-        )
-        if duck is not None:
-            result["replay_vs_duckdb"] = round(replay_rate / (events / duck.compute_s), 3)
-            result["profiles_agree_with_duckdb"] = _agree(totals[:5], duck.totals)
-        if naive_rate is not None:
-            result["replay_vs_naive"] = round(replay_rate / naive_rate, 1)
-        result["machine"] = (
-            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-            ", shared with other work: figures are noisy"
-        )
-        print(orjson.dumps(result).decode(), flush=True)
+    with admin_server("engage-replay-bench-") as (admin, workdir):
+        shapes = [run_shape(admin, workdir, shape, args) for shape in args.shapes.split(",")]
+    result = {
+        "shapes": shapes,
+        "load_method": "events.synthetic.generate -> events.ingest.validate ->"
+        " TouchpointCodec.encode_many (in a process pool) -> PostgresLog.append, one COPY"
+        " per 50k-event chunk, in generation order; the same fields to Parquet",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, shared with other work: figures are noisy",
+    }
+    print(orjson.dumps(result).decode(), flush=True)
 
 
 if __name__ == "__main__":

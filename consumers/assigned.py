@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from consumers.dlq_relay import DeadLetterRelay
 from consumers.pipeline import BatchResult, Pipeline
 from consumers.relay import OutboxRelay
-from engage.errors import StorageError
-from events.log import TOUCHPOINTS, LogRecord
+from events.errors import StorageError
+from events.log import TOUCHPOINTS, Log, LogRecord
 from events.model import Micros
 from projections.store import ProfileStore
 
@@ -36,12 +36,20 @@ class AssignedBatches:
         relay: OutboxRelay | None = None,
         dlq_relay: DeadLetterRelay | None = None,
         now: Micros | None = None,
+        log: Log | None = None,
+        wall: Callable[[], Micros] | None = None,
+        clock_step: Micros = 60_000_000,
     ) -> None:
+        """``log`` and ``wall``: where clock records for quiet partitions go, and
+        the live clock floor (wall time minus lateness) they carry."""
         self.store = store
         self.pipeline = pipeline
         self.relay = relay
         self.dlq_relay = dlq_relay
         self.now = now
+        self.log = log
+        self.wall = wall
+        self.clock_step = clock_step
         # the agent and the timer tick run in threads; one store connection
         self._lock = threading.Lock()
 
@@ -59,15 +67,26 @@ class AssignedBatches:
         return result
 
     def tick(self, caught_up: Collection[int]) -> BatchResult:
-        """Fire the timers the clock has passed on partitions with nothing unread."""
-        if not caught_up:
+        """Move the clocks of partitions with nothing unread: append clock
+        records (at ``now``, else at the wall floor once a partition is a
+        ``clock_step`` behind) that the agent then reads like any record."""
+        if not caught_up or self.log is None:
             return BatchResult()
-        with self._lock:
-            with self.pipeline.transaction(self.store) as tx:
-                tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, caught_up)
-                result = self.pipeline.tick(tx, caught_up, self.now)
-            self._relay()
-        return result
+        if self.now is None and self.wall is None:
+            return BatchResult()
+        with self._lock, self.pipeline.transaction(self.store) as tx:
+            tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, caught_up)
+            if self.now is not None:
+                at, step, source = self.now, 1, "now"
+            else:
+                assert self.wall is not None
+                at, step, source = self.wall(), self.clock_step, "wall"
+            advances = self.pipeline.clock_advances(
+                tx, caught_up, self.log.partitions, at, step, source
+            )
+        if not advances:
+            return BatchResult()
+        return BatchResult(records=self.log.append(TOUCHPOINTS, advances).accepted)
 
     def positions(self) -> dict[int, int]:
         """The committed positions in PostgreSQL: where an assigned partition resumes."""

@@ -32,6 +32,7 @@ class WorkerJob:
     now: Micros | None
     batch_size: int | None
     with_rules: bool = True
+    live: bool = False
 
 
 def shares(partitions: int, workers: int) -> list[list[int]]:
@@ -58,7 +59,7 @@ def _work(job: WorkerJob) -> RunStats:
 
     with Engine.open(job.settings, rules=job.rules) as engine:
         processor = engine.processor(
-            job.batch_size, with_rules=job.with_rules, partitions=job.partitions
+            job.batch_size, with_rules=job.with_rules, partitions=job.partitions, live=job.live
         )
         return processor.run(until_idle=True, now=job.now)
 

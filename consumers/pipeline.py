@@ -1,33 +1,31 @@
-"""The one processing pipeline: decode → evolve → evaluate → write.
+"""The one processing pipeline: load → decide → commit.
 
 The embedded processor loop and the Faust agents both hand a batch of log
-records to ``Pipeline.process`` inside a store transaction; nothing else
-knows how a batch becomes profiles and triggers.
+records to ``Pipeline.process`` inside a store transaction; the pure batch
+step ``rules.decide`` holds the whole ordering of fold, rules and timers, so
+nothing here knows how an event becomes a profile or a trigger.
 
-Per customer, in log order, the pipeline follows ``rules.harness``: timers due
-strictly before an event fire first, then the event is folded, then the
-on-event rules run. After the batch, timers that the clock has passed fire for
-customers that had no event. The clock used for that is per partition: the
-latest ``occurred_at`` read from it, or the whole clock once the partition is
-caught up, so a timer never fires while its customer's next event is still
-unread on a lagging partition.
+Load: decode the records (touchpoints and clock records, ``events.clock``),
+advance each partition's clock, pop the customers whose timers the new clocks
+pass from the writer's ``TimerQueue``, and fetch every profile needed, from
+the writer's ``ProfileCache`` or the store. No query scans for due timers.
 
 Commit order, all inside the caller's single transaction:
 1. poison records (undecodable) go to the dead-letter store;
 2. changed profiles are upserted, with their armed timers;
-3. trigger events go to the outbox;
+3. trigger events go to the outbox, and, where the log is in the same
+   PostgreSQL database, straight onto the triggers stream (marked published);
 4. the KPI deltas of the batch (``projections.kpis``) are added;
-5. the processor clock advances (never backwards);
+5. the partition clocks advance with the offsets (never backwards);
 6. the consumer offsets advance past the batch.
 The transaction commits after step 6; a crash anywhere before leaves no trace.
 The KPI rows come late so that parallel workers sharing a day's rows hold
 their locks only briefly.
 
-Profiles written by a batch stay in memory for the next (``ProfileCache``)
-while the pipeline's writer token on its partitions shows that nobody else
-wrote them in between. Callers run ``process`` and ``tick`` inside
-``Pipeline.transaction``, which drops that memory when the transaction does
-not commit.
+The profile cache and the timer queue stay in memory between batches while
+the pipeline's writer token on its partitions shows that nobody else wrote
+them in between. Callers run ``process`` inside ``Pipeline.transaction``,
+which drops that memory when the transaction does not commit.
 """
 
 from __future__ import annotations
@@ -38,15 +36,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
+from events.clock import clock_codec, clock_entry, is_clock
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
 from events.dead_letters import DeadLetterRow
-from events.log import TOUCHPOINTS, LogRecord
-from events.model import Micros, Touchpoint, TriggerEvent
-from projections.evolve import apply
-from projections.kpis import KpiBatch
+from events.log import TOUCHPOINTS, Entry, LogRecord
+from events.model import ClockRecord, Micros, Touchpoint, TriggerEvent
 from projections.profile import Profile
 from projections.store import ProfileStore, StoreTransaction
-from rules import RuleSet, due_timers, evaluate, fire_due
+from rules import RuleSet
+from rules.decide import Outcome, Record, advance, decide
+from rules.timer_queue import TimerQueue
 
 DEFAULT_CONSUMER = "engage-processor"
 
@@ -70,7 +69,11 @@ class Pipeline:
         trigger_codec: TriggerCodec | None = None,
         cache_capacity: int = DEFAULT_CAPACITY,
         drop_repeated_ids: bool = False,
+        publish_to: int | None = None,
     ) -> None:
+        """``publish_to``: the log's partition count when the triggers stream is
+        in the store's own database; triggers are then appended to it in the
+        batch transaction (``StoreTransaction.publish_triggers``)."""
         self.codec = codec
         self.consumer = consumer
         self.rules = rules
@@ -79,24 +82,37 @@ class Pipeline:
         # drops it; ids are claimed in the batch's own transaction, so a repeat
         # is dropped exactly when the first copy's batch committed
         self.drop_repeated_ids = drop_repeated_ids
+        self.publish_to = publish_to
         self.cache = ProfileCache(cache_capacity)
+        self.timers = TimerQueue()
+        self._timer_partitions: set[int] = set()
         self.writer = uuid.uuid4().hex
+
+    def forget(self) -> None:
+        """Drop everything held in memory: the store is the truth again."""
+        self.cache.clear()
+        self.timers.clear()
+        self._timer_partitions.clear()
 
     @contextmanager
     def transaction(self, store: ProfileStore) -> Iterator[StoreTransaction]:
-        """The store transaction a batch or tick runs in. If it does not commit,
-        the profiles this pipeline folded in memory are ahead of the database,
-        so its cache is dropped before the error goes on."""
+        """The store transaction a batch runs in. If it does not commit, the
+        profiles and timers this pipeline holds in memory are ahead of the
+        database, so they are dropped before the error goes on."""
         try:
             with store.transaction() as tx:
                 yield tx
         except BaseException:
-            self.cache.clear()
+            self.forget()
             raise
 
     def _claim(self, tx: StoreTransaction, partitions: Collection[int], stream: str) -> None:
         if not tx.claim_partitions(self.consumer, stream, partitions, self.writer):
-            self.cache.clear()
+            self.forget()
+        missing = [p for p in partitions if p not in self._timer_partitions]
+        if missing and self.rules is not None:
+            self.timers.load(tx.load_timers(missing))
+            self._timer_partitions.update(missing)
 
     def _load(self, tx: StoreTransaction, customer_ids: list[str]) -> dict[str, Profile]:
         found, missing = self.cache.split(customer_ids)
@@ -113,21 +129,83 @@ class Pipeline:
         caught_up: Collection[int] = (),
         stream: str = TOUCHPOINTS,
     ) -> BatchResult:
-        """Apply one batch read from ``positions``; ``caught_up`` names the
-        partitions that had nothing more to read."""
+        """Apply one batch read from ``positions``. ``now`` and ``caught_up`` are
+        not used any more: the clock moves only by what is on the log (clock
+        records carry the wall time), so a replay reaches the same clocks."""
+        del now, caught_up
         result = BatchResult(records=len(records))
         self._claim(tx, positions.keys(), stream)
-        decoded: Sequence[Touchpoint | CodecError | None]
-        decoded = self.codec.decode_many([r.payload for r in records])
-        if self.drop_repeated_ids:
-            decoded = _drop_repeats(tx, decoded)
-        by_customer: dict[str, list[Touchpoint]] = {}
-        partition_of: dict[str, int] = {}
-        watermark: dict[int, Micros] = {}
+        batch, poison, next_offsets = self._decode(tx, records, positions, stream)
+        result.poison = len(poison)
+        tx.dead_letter(poison)
+
+        before = tx.partition_clocks(self.consumer, stream, positions.keys())
+        rules = self.rules
+        due: list[tuple[str, int]] = []
+        if rules is not None:
+            for partition, clock in advance(batch, before).items():
+                due.extend((c, partition) for c in self.timers.pop_due(partition, clock))
+        wanted = {r.customer_id for _, r in batch if type(r) is Touchpoint}
+        wanted.update(c for c, _ in due)
+        outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules)
+
+        result.events = outcome.events
+        result.triggers = outcome.triggers
+        result.profiles = len(outcome.profiles)
+        self._commit(tx, outcome, stream)
+        tx.save_offsets(self.consumer, stream, next_offsets)
+        clocks = {**before, **outcome.clocks}
+        result.clock = max(clocks.values()) if clocks else None
+        return result
+
+    def clock_advances(
+        self,
+        tx: StoreTransaction,
+        partitions: Collection[int],
+        partition_count: int,
+        wall: Micros,
+        step: Micros,
+        source: str = "wall",
+    ) -> list[Entry]:
+        """Clock records for caught-up partitions whose clock is at least
+        ``step`` behind ``wall`` (so a quiet log gets one record per partition
+        per ``step``, not one per poll). The caller appends them to the log."""
+        if self.rules is None:
+            return []
+        clocks = tx.partition_clocks(self.consumer, TOUCHPOINTS, partitions)
+        return [
+            clock_entry(p, partition_count, wall, source)
+            for p in sorted(partitions)
+            if wall - clocks.get(p, wall - step) >= step
+        ]
+
+    def _decode(
+        self,
+        tx: StoreTransaction,
+        records: Sequence[LogRecord],
+        positions: Mapping[int, int],
+        stream: str,
+    ) -> tuple[list[tuple[int, Record]], list[DeadLetterRow], dict[int, int]]:
+        """(partition, record) in log order, the poison rows, the next offsets."""
+        clock_at = [i for i, r in enumerate(records) if is_clock(r.payload)]
+        if clock_at:
+            clocks: dict[int, ClockRecord | CodecError] = {}
+            for i in clock_at:
+                try:
+                    clocks[i] = clock_codec().decode(records[i].payload)
+                except CodecError as exc:
+                    clocks[i] = exc
+            skip = set(clock_at)
+            plain = [r.payload for i, r in enumerate(records) if i not in skip]
+            touchpoints = iter(self._decode_touchpoints(tx, plain))
+            decoded: list[Touchpoint | ClockRecord | CodecError | None] = [
+                clocks[i] if i in skip else next(touchpoints) for i in range(len(records))
+            ]
+        else:
+            decoded = list(self._decode_touchpoints(tx, [r.payload for r in records]))
+        batch: list[tuple[int, Record]] = []
         next_offsets = dict(positions)
         poison: list[DeadLetterRow] = []
-        # one pass per record does the grouping, the watermarks and the offsets:
-        # at 50,000 records per partition, each separate loop cost about 2%
         for record, item in zip(records, decoded, strict=True):
             partition = record.partition
             if record.offset >= next_offsets.get(partition, 0):
@@ -147,147 +225,43 @@ class Pipeline:
                     )
                 )
                 continue
-            customer_id = item.customer_id
-            bucket = by_customer.get(customer_id)
-            if bucket is None:
-                by_customer[customer_id] = [item]
-                partition_of[customer_id] = partition
-            else:
-                bucket.append(item)
-            if item.occurred_at > watermark.get(partition, -1):
-                watermark[partition] = item.occurred_at
-        result.poison = len(poison)
-        tx.dead_letter(poison)
+            batch.append((partition, item))
+        return batch, poison, next_offsets
 
-        stored_clock = tx.get_clock(self.consumer)
-        candidates = [c for c in (stored_clock, now, *watermark.values()) if c is not None]
-        clock = max(candidates) if candidates else None
-        stored = self._load(tx, list(by_customer))
-        changed: dict[str, Profile] = {}
-        rules = self.rules
-        triggers = result.triggers
-        kpis = KpiBatch()
-        observe = kpis.observe
-        judged = {} if rules is None else rules.by_type
-        events_seen = 0
-        for customer_id, events in by_customer.items():
-            profile = stored.get(customer_id) or Profile(customer_id)
-            kpis.customer(profile)
-            events_seen += len(events)
-            changed[customer_id] = profile
-            if rules is None:
-                for event in events:
-                    apply(profile, event)
-                    observe(profile, event)
-                continue
-            for event in events:
-                fired = fire_due(rules, profile, event.occurred_at)
-                if fired:
-                    triggers.extend(fired)
-                if event.type not in judged:
-                    # no rule names this type: no "before" to keep, nothing to judge
-                    apply(profile, event)
-                    observe(profile, event)
-                    continue
-                before = profile.copy() if profile.event_count else None
-                apply(profile, event)
-                observe(profile, event)
-                moment = event.occurred_at if clock is None else clock
-                fired = evaluate(rules, before, profile, event, moment)
-                if fired:
-                    triggers.extend(fired)
-        result.events = events_seen
+    def _decode_touchpoints(
+        self, tx: StoreTransaction, payloads: list[bytes]
+    ) -> Sequence[Touchpoint | CodecError | None]:
+        decoded = self.codec.decode_many(payloads)
+        if self.drop_repeated_ids:
+            return _drop_repeats(tx, decoded)
+        return decoded
 
-        if rules is not None and clock is not None:
-            triggers.extend(
-                self._fire_timers(tx, rules, changed, partition_of, watermark, caught_up, clock)
-            )
-
-        result.profiles = len(changed)
-        self._write(tx, changed, triggers, clock, kpis)
-        result.clock = clock
-        tx.save_offsets(self.consumer, stream, next_offsets)
-        return result
-
-    def tick(
-        self, tx: StoreTransaction, partitions: Collection[int], now: Micros | None
-    ) -> BatchResult:
-        """No new records: fire the timers the clock (or ``now``) has passed."""
-        result = BatchResult()
-        if self.rules is None:
-            return result
-        stored_clock = tx.get_clock(self.consumer)
-        candidates = [c for c in (stored_clock, now) if c is not None]
-        if not candidates:
-            return result
-        clock = max(candidates)
-        self._claim(tx, partitions, TOUCHPOINTS)
-        changed: dict[str, Profile] = {}
-        fired = self._fire_timers(tx, self.rules, changed, {}, {}, partitions, clock)
-        self._write(tx, changed, fired, None if clock == stored_clock else clock)
-        result.triggers = fired
-        result.profiles = len(changed)
-        result.clock = clock
-        return result
-
-    def _write(
-        self,
-        tx: StoreTransaction,
-        changed: dict[str, Profile],
-        triggers: list[TriggerEvent],
-        clock: Micros | None,
-        kpis: KpiBatch | None = None,
-    ) -> None:
-        """Steps 2–5 of the commit order: profiles, outbox, KPIs, clock."""
+    def _commit(self, tx: StoreTransaction, outcome: Outcome, stream: str) -> None:
+        """Steps 2–5 of the commit order: profiles and timers, outbox, KPIs, clocks."""
+        changed = outcome.profiles
         tx.save_profiles(list(changed.values()))
         self.cache.keep(changed)
+        if self.rules is not None:
+            partition_of = outcome.partition_of
+            rows: list[tuple[str, str, Micros, int]] = []
+            arm = self.timers.arm
+            for customer_id, armed in outcome.timers.items():
+                partition = partition_of[customer_id]
+                arm(customer_id, partition, armed)
+                rows.extend((customer_id, r, due, partition) for r, due in armed.items())
+            tx.save_timers(list(outcome.timers), rows)
+        triggers = outcome.triggers
         if triggers:
-            payloads = self.trigger_codec.encode_many(triggers)
-            tx.add_outbox(list(zip(triggers, payloads, strict=True)))
-        kpis = KpiBatch() if kpis is None else kpis
+            pairs = list(zip(triggers, self.trigger_codec.encode_many(triggers), strict=True))
+            tx.add_outbox(pairs, published=self.publish_to is not None)
+            if self.publish_to is not None:
+                tx.publish_triggers(pairs, self.publish_to)
+        kpis = outcome.kpis
         kpis.count_triggers(triggers)
         tx.save_kpis(kpis.finish())
-        if clock is not None:
-            tx.save_clock(self.consumer, clock)
-
-    def _fire_timers(
-        self,
-        tx: StoreTransaction,
-        rules: RuleSet,
-        changed: dict[str, Profile],
-        partition_of: dict[str, int],
-        watermark: Mapping[int, Micros],
-        caught_up: Collection[int],
-        clock: Micros,
-    ) -> list[TriggerEvent]:
-        """Fire timers due before each partition's limit, then re-arm every
-        changed profile's timers. Returns (and appends to nothing) the triggers."""
-        limits = dict(watermark)
-        for p in caught_up:
-            limits[p] = clock
-        # the batch's own customers first: their timers are in memory, maybe unsaved
-        fired: list[TriggerEvent] = []
-        for customer_id, profile in changed.items():
-            limit = limits.get(partition_of[customer_id])
-            if limit is not None:
-                fired.extend(fire_due(rules, profile, limit))
-        due = [(c, p) for c, p in tx.due_customers(limits) if c not in changed]
-        loaded = self._load(tx, [c for c, _ in due])
-        for customer_id, partition in due:
-            found = loaded.get(customer_id)
-            if found is None:
-                continue
-            profile = found
-            partition_of[customer_id] = partition
-            fired.extend(fire_due(rules, profile, limits[partition]))
-            changed[customer_id] = profile
-        rows = [
-            (customer_id, rule_id, at, partition_of[customer_id])
-            for customer_id, profile in changed.items()
-            for rule_id, at in due_timers(rules, profile)
-        ]
-        tx.save_timers(list(changed), rows)
-        return fired
+        if outcome.clocks:
+            tx.save_partition_clocks(self.consumer, stream, outcome.clocks)
+            tx.save_clock(self.consumer, max(outcome.clocks.values()))
 
 
 def _drop_repeats(

@@ -3,6 +3,14 @@
 Every step locks this consumer's offsets, reads from where they point, and
 runs the pipeline in the same transaction, so a ``kill -9`` at any instant
 leaves either the whole batch applied or none of it.
+
+When a step finds nothing to read, the processor moves the clock of its quiet
+partitions by appending clock records (``events.clock``) to the log: at
+``--now`` when one is given, else, for a live processor (``wall`` set), at the
+wall time minus the allowed lateness once a partition is ``clock_step``
+behind. The next step reads them like any record, so timers fire with no
+traffic and a replay fires them identically. A processor with neither (a
+replay, a benchmark, a test) moves the clock only by what is on the log.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from operator import attrgetter
 from consumers.collector import BatchCollector
 from consumers.pipeline import BatchResult, Pipeline
 from consumers.relay import OutboxRelay
-from events.log import TOUCHPOINTS, Log
+from events.log import TOUCHPOINTS, Entry, Log
 from events.model import Micros
 from projections.store import ProfileStore
 
@@ -49,7 +57,10 @@ class Processor:
         batch_size: int = DEFAULT_BATCH,
         relay: OutboxRelay | None = None,
         partitions: Sequence[int] | None = None,
+        wall: Callable[[], Micros] | None = None,
+        clock_step: Micros = 60_000_000,
     ) -> None:
+        """``wall`` returns the live clock floor (wall time minus lateness)."""
         self.log = log
         self.store = store
         self.pipeline = pipeline
@@ -59,17 +70,33 @@ class Processor:
         # offsets keep two processors off the same partition either way
         self.partitions = list(range(log.partitions)) if partitions is None else list(partitions)
         self.collector = BatchCollector()
+        self.wall = wall
+        self.clock_step = clock_step
 
     def step(self, now: Micros | None = None) -> BatchResult:
-        """Process one batch (possibly empty) in one transaction."""
+        """Process one batch in one transaction. With nothing to read, append
+        the clock records the quiet partitions are due; ``records`` of the
+        result is then how many were appended (read by the next step)."""
+        advances: list[Entry] = []
         with self.pipeline.transaction(self.store) as tx:
             positions = tx.lock_offsets(self.pipeline.consumer, TOUCHPOINTS, self.partitions)
             records = self.log.read(TOUCHPOINTS, positions, self.batch_size)
-            if not records:
-                return self.pipeline.tick(tx, positions.keys(), now)
-            counts = Counter(map(_partition, records))
-            caught_up = [p for p in positions if counts.get(p, 0) < self.batch_size]
-            return self.pipeline.process(tx, records, positions, now, caught_up)
+            if records:
+                counts = Counter(map(_partition, records))
+                caught_up = [p for p in positions if counts.get(p, 0) < self.batch_size]
+                return self.pipeline.process(tx, records, positions, now, caught_up)
+            if now is not None:
+                advances = self.pipeline.clock_advances(
+                    tx, positions.keys(), self.log.partitions, now, 1, "now"
+                )
+            elif self.wall is not None:
+                advances = self.pipeline.clock_advances(
+                    tx, positions.keys(), self.log.partitions, self.wall(), self.clock_step
+                )
+        if advances:
+            appended = self.log.append(TOUCHPOINTS, advances).accepted
+            return BatchResult(records=appended)
+        return BatchResult()
 
     def lag(self) -> int:
         heads = self.log.heads(TOUCHPOINTS)

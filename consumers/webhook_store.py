@@ -17,8 +17,8 @@ from typing import Final
 import psycopg
 
 from consumers.webhook_targets import check_target
-from engage.database import connect
-from engage.errors import NotFound, StorageError
+from events.adapters.connection import connect
+from events.errors import NotFound, StorageError
 
 _ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\''
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
-from engage.errors import EngageError
-from engage.redact import mask_url
+from events.errors import EngageError
+from events.redact import mask_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _SCHEMES: Final = {"http": 80, "https": 443}

@@ -37,9 +37,9 @@ import orjson
 from consumers.webhook_signature import HEADER, sign
 from consumers.webhook_store import QueueItem, Subscription, WebhookStore
 from consumers.webhook_targets import Target, TargetRefused, check_target
-from engage.errors import EngageError
 from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
+from events.errors import EngageError
 from events.log import TRIGGERS, Log
 
 FEED_BATCH: Final = 1_000

@@ -14,10 +14,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from engage.errors import ConfigError
-from engage.redact import mask_url
 from events.limits import DEFAULT_MAX_FUTURE
+from events.redact import mask_url
 
 DEFAULT_PARTITIONS = 8
+DEFAULT_LATENESS = 5 * 60 * 1_000_000
+"""How late a touchpoint may arrive and still be judged before timers pass it."""
+DEFAULT_CLOCK_STEP = 60 * 1_000_000
+"""At most one clock record per partition per this much quiet."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,10 @@ class Settings:
     """Topics are ``<prefix>.touchpoints``, ``<prefix>.triggers``, ``<prefix>.dlq``."""
     max_future: int = DEFAULT_MAX_FUTURE
     """``ENGAGE_MAX_FUTURE``: how far past now an ``occurred_at`` may lie (µs)."""
+    lateness: int = DEFAULT_LATENESS
+    """``ENGAGE_LATENESS``: a live processor's clock is at least the wall time minus this."""
+    clock_step: int = DEFAULT_CLOCK_STEP
+    """``ENGAGE_CLOCK_STEP``: the quiet that earns a partition a clock record."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -44,8 +52,12 @@ class Settings:
                 raise ValueError
         except ValueError:
             raise ConfigError(f"ENGAGE_PARTITIONS must be 1 to 1024, got {parts!r}") from None
+        lateness = _duration(env, "ENGAGE_LATENESS", DEFAULT_LATENESS)
+        clock_step = _duration(env, "ENGAGE_CLOCK_STEP", DEFAULT_CLOCK_STEP)
         return cls(
-            max_future=_max_future(env.get("ENGAGE_MAX_FUTURE") or "1d"),
+            max_future=_duration(env, "ENGAGE_MAX_FUTURE", DEFAULT_MAX_FUTURE),
+            lateness=lateness,
+            clock_step=clock_step,
             database_url=url,
             home=Path(env.get("ENGAGE_HOME") or ".engage"),
             kafka_bootstrap=env.get("ENGAGE_KAFKA_BOOTSTRAP") or None,
@@ -54,13 +66,19 @@ class Settings:
         )
 
 
-def _max_future(text: str) -> int:
+def _duration(env: dict[str, str], name: str, default: int) -> int:
     from rules.durations import parse_duration
 
+    text = env.get(name)
+    if not text:
+        return default
     try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise ConfigError(f"ENGAGE_MAX_FUTURE: {exc}") from None
+        value = parse_duration(text)
+    except Exception:
+        raise ConfigError(f"{name} must be a duration such as 5m or 1h, got {text!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {text!r}")
+    return value
 
 
 def check_database_url(url: str) -> None:

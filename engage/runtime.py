@@ -87,11 +87,15 @@ class Engine:
         ``self.log`` stays the PostgreSQL log for PostgreSQL-only queries."""
         return self.kafka if self.kafka is not None else self.log
 
-    def pipeline(self, *, with_rules: bool = True) -> Pipeline:
+    def pipeline(self, *, with_rules: bool = True, publish: bool = False) -> Pipeline:
+        """``publish``: triggers go onto the PostgreSQL triggers stream in the
+        batch transaction (not in Kafka mode, whose stream is a topic: the relay
+        moves them there)."""
         return Pipeline(
             self.codec,
             rules=self.rules if with_rules else None,
-            drop_repeated_ids=self.kafka is not None,
+            drop_repeated_ids=not self.stream.refuses_repeated_ids,
+            publish_to=self.partitions if publish and self.kafka is None else None,
         )
 
     def relay(self) -> OutboxRelay:
@@ -112,8 +116,19 @@ class Engine:
     ) -> AssignedBatches:
         """What a Faust agent hands its batches to (``consumers.assigned``)."""
         return AssignedBatches(
-            self.store, self.pipeline(with_rules=with_rules), self.relay(), self.dlq_relay(), now
+            self.store,
+            self.pipeline(with_rules=with_rules),
+            self.relay(),
+            self.dlq_relay(),
+            now,
+            log=self.stream,
+            wall=self.wall,
+            clock_step=self.settings.clock_step,
         )
+
+    def wall(self) -> Micros:
+        """The wall time minus the allowed lateness: a live clock's floor."""
+        return wall_micros() - self.settings.lateness
 
     def processor(
         self,
@@ -122,22 +137,27 @@ class Engine:
         with_rules: bool = True,
         partitions: list[int] | None = None,
         relay: bool = True,
+        live: bool = False,
     ) -> Processor:
-        """``relay=False`` leaves fired triggers in the outbox (a replay's shadow rules)."""
+        """``relay=False`` leaves fired triggers in the outbox (a replay's shadow rules).
+        ``live=True`` keeps the clock at least at the wall time minus the allowed
+        lateness, by clock records on quiet partitions (``consumers.processor``)."""
         return Processor(
             self.stream,
             self.store,
-            self.pipeline(with_rules=with_rules),
+            self.pipeline(with_rules=with_rules, publish=relay),
             DEFAULT_BATCH if batch_size is None else batch_size,
             self.relay() if relay else None,
             partitions,
+            wall=self.wall if live else None,
+            clock_step=self.settings.clock_step,
         )
 
     def publisher(self, now: Micros | None = None) -> Publisher:
         """Ingest refuses an ``occurred_at`` later than ``now`` (the wall clock
         unless given, as ``--now`` does) plus ``ENGAGE_MAX_FUTURE``: one event
         dated in year 9999 would otherwise move everyone's clock there."""
-        at = time.time_ns() // 1_000 if now is None else now
+        at = wall_micros() if now is None else now
         window = TimeWindow.around(at, self.settings.max_future)
         return Publisher(self.stream, self.dead_letters, self.codec, window)
 
@@ -160,3 +180,8 @@ class Engine:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def wall_micros() -> Micros:
+    """The wall clock, read here in the composition root and nowhere in the core."""
+    return time.time_ns() // 1_000

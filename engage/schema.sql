@@ -244,3 +244,25 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
 );
 CREATE INDEX IF NOT EXISTS webhook_attempts_sub ON webhook_attempts (subscription_id, id);
 CREATE INDEX IF NOT EXISTS trigger_outbox_rule_time ON trigger_outbox (rule_id, fired_at);
+
+-- Each partition's processor clock (the latest occurred_at or clock record read
+-- from it), committed with the offset it belongs to: timers fire by the clock
+-- of their customer's partition, so a replay reaches the same clocks.
+ALTER TABLE consumer_offsets ADD COLUMN IF NOT EXISTS clock bigint;
+
+-- The relay takes pending triggers in (fired_at, trigger_id) order: this index
+-- hands them over in that order without sorting every pending row per run.
+CREATE INDEX IF NOT EXISTS trigger_outbox_pending_order ON trigger_outbox (fired_at, trigger_id)
+    WHERE published_at IS NULL;
+
+-- Fitted churn and lifetime-value models (`engage model fit`), one row per fit;
+-- the highest version is the current one. params is projections.predictions.
+-- ModelParams as JSON (alpha in days); fit holds the log-likelihoods and the
+-- customer counts. Not a projection: a replay keeps it.
+CREATE TABLE IF NOT EXISTS model_fits (
+    version   bigserial   PRIMARY KEY,
+    fitted_at timestamptz NOT NULL DEFAULT now(),
+    as_of     bigint      NOT NULL,
+    params    json        NOT NULL,
+    fit       json        NOT NULL
+);

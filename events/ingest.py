@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import orjson
 
-from engage.errors import EngageError
+from events.errors import EngageError
 from events.limits import TimeWindow, customer_id_problem, depth_problem, dumps_any
 from events.model import CHANNELS, EVENT_TYPES, MAX_ID_LENGTH, Touchpoint
 from events.timefmt import parse_iso

@@ -62,6 +62,16 @@ class Touchpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockRecord:
+    """An advance of one partition's clock that no touchpoint caused
+    (``events.clock`` says why they are on the log)."""
+
+    partition: int
+    at: Micros
+    source: str = "wall"
+
+
+@dataclass(frozen=True, slots=True)
 class TriggerEvent:
     """One fired lifecycle trigger, as it goes to the outbox and the triggers stream.
 

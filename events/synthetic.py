@@ -44,12 +44,16 @@ from typing import Any, Final
 
 import orjson
 
-from engage.errors import EngageError
+from events.errors import EngageError
 from events.model import DAY, HOUR, MINUTE, SECOND, Micros
 from events.timefmt import format_iso
 
 DEFAULT_START: Final[Micros] = 1_767_225_600 * SECOND
 """2026-01-01T00:00:00Z."""
+
+LONG_START: Final[Micros] = 1_717_200_000 * SECOND
+"""2024-06-01T00:00:00Z: where the benchmarks' and tests' long histories start,
+so 540 days of it end in the past and no event is refused as from the future."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NEVER: Final = 1 << 62
@@ -66,6 +70,11 @@ class HistorySpec:
     seed: int = 7
     bad_lines: int = 0
     duplicate_rate: float = 0.0
+    shape: str = "short"
+    """``short``: every channel, weekly campaigns (the demo). ``long``: a
+    purchase-heavy retail history with no campaigns, where most customers buy
+    1–5 times months apart, so inactivity and win-back timers fire about once
+    per purchase, as on a real shop's history. Use it with 365 days or more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +234,25 @@ _PERSONAS: Final = (
     ),
 )
 
+_LONG_PERSONAS: Final = (
+    # a regular: buys every month or two, for as long as they stay
+    _Persona("regular", weight=0.30, visit_rate=0.018, pages=0.3, buy_p=0.8, max_orders=0,
+             amount_mu=math.log(55), amount_sigma=0.6, store_share=0.25, app_share=0.2,
+             sub_p=0.6, open_p=0.3, click_p=0.1, support_p=0.02, churn_p=0.35,
+             winback_p=0.15, nps_mu=8.0),
+    # an occasional buyer: a few orders, months apart
+    _Persona("occasional", weight=0.45, visit_rate=0.008, pages=0.3, buy_p=0.85, max_orders=5,
+             amount_mu=math.log(45), amount_sigma=0.7, store_share=0.25, app_share=0.15,
+             sub_p=0.5, open_p=0.25, click_p=0.05, support_p=0.02, churn_p=0.30,
+             winback_p=0.10, nps_mu=7.5),
+    _Persona("one_time", weight=0.25, visit_rate=0.01, pages=0.3, buy_p=0.8, max_orders=1,
+             amount_mu=math.log(40), amount_sigma=0.7, store_share=0.3, app_share=0.1,
+             sub_p=0.4, open_p=0.2, click_p=0.05, support_p=0.02, churn_p=0.6,
+             winback_p=0.05, nps_mu=7.0),
+)  # fmt: skip
+SHAPES: Final = {"short": _PERSONAS, "long": _LONG_PERSONAS}
+"""The history shapes ``HistorySpec.shape`` names, with their persona mixes."""
+
 _WEEKDAY_FACTOR: Final = (0.95, 0.92, 0.97, 1.0, 1.05, 1.25, 1.15)  # Monday first
 _FIRST_NAMES: Final = (
     "Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jamal",
@@ -293,6 +321,8 @@ def _mean_factor(start: Micros, days: int) -> float:
 def _check(spec: HistorySpec) -> None:
     if spec.customers < 0 or spec.days < 0 or spec.bad_lines < 0:
         raise EngageError("customers, days and bad_lines must be 0 or more")
+    if spec.shape not in SHAPES:
+        raise EngageError(f"unknown history shape {spec.shape!r}: use one of {', '.join(SHAPES)}")
     if not 0.0 <= spec.duplicate_rate <= 1.0:
         raise EngageError(f"duplicate_rate must be between 0 and 1, got {spec.duplicate_rate}")
 
@@ -322,6 +352,7 @@ class _Simulation:
         n = spec.customers
         self.spec = spec
         self.rng = random.Random(spec.seed)
+        self.personas = SHAPES[spec.shape]
         self.start = spec.start
         self.ndays = spec.days
         self.buckets: list[list[_Event]] = [[] for _ in range(spec.days)]
@@ -373,6 +404,8 @@ class _Simulation:
                 kinds.append("promo")
             if season > 1.3 and wd == 5:
                 kinds.append("holiday")
+            if self.spec.shape == "long":
+                kinds = []  # a purchase history: no campaigns keep customers "seen"
             self.campaigns.append([f"cmp-{ymd}-{k}" for k in kinds])
         self.fmax = max(self.factor, default=1.0)
 
@@ -393,14 +426,14 @@ class _Simulation:
 
     def _population(self) -> None:
         rng = self.rng
-        weights = [p.weight for p in _PERSONAS]
-        kinds = range(len(_PERSONAS))
+        weights = [p.weight for p in self.personas]
+        kinds = range(len(self.personas))
         self.persona_of = array("b", rng.choices(kinds, weights, k=self.spec.customers))
         ndays = self.ndays
         if ndays == 0:
             return
         for i, kind in enumerate(self.persona_of):
-            persona = _PERSONAS[kind]
+            persona = self.personas[kind]
             # a third are the existing base, first seen in the first fortnight
             while True:
                 if rng.random() < 0.3:
@@ -431,14 +464,14 @@ class _Simulation:
         return f"{prefix}-{self.counter}"
 
     def can_buy(self, i: int) -> bool:
-        p = _PERSONAS[self.persona_of[i]]
+        p = self.personas[self.persona_of[i]]
         return p.buy_p > 0.0 and (p.max_orders == 0 or self.n_orders[i] < p.max_orders)
 
     def schedule(self, i: int, d: int) -> None:
         """Draw the next visit day: geometric gaps, thinned by the day's intensity."""
         rng = self.rng
         factor, fmax = self.factor, self.fmax
-        log_q = math.log(1.0 - min(0.95, _PERSONAS[self.persona_of[i]].visit_rate * fmax))
+        log_q = math.log(1.0 - min(0.95, self.personas[self.persona_of[i]].visit_rate * fmax))
         churn_day, quiet_from, quiet_to = self.churn_day[i], self.quiet_from[i], self.quiet_to[i]
         while True:
             d += 1 + int(math.log(1.0 - rng.random()) / log_q)
@@ -472,7 +505,7 @@ class _Simulation:
 
     def arrive(self, i: int, d: int) -> None:
         rng = self.rng
-        p = _PERSONAS[self.persona_of[i]]
+        p = self.personas[self.persona_of[i]]
         cid = self.cids[i]
         t = self.acq_t[i]
         first = _FIRST_NAMES[int(rng.random() * len(_FIRST_NAMES))]
@@ -498,7 +531,7 @@ class _Simulation:
     def visit(self, i: int, d: int, t: Micros, first_visit: bool = False) -> None:
         rng = self.rng
         random_ = rng.random
-        p = _PERSONAS[self.persona_of[i]]
+        p = self.personas[self.persona_of[i]]
         cid = self.cids[i]
         add = self.add
         self.schedule(i, d)
@@ -533,7 +566,7 @@ class _Simulation:
 
     def purchase(self, i: int, d: int, t: Micros, via: int) -> None:
         rng = self.rng
-        p = _PERSONAS[self.persona_of[i]]
+        p = self.personas[self.persona_of[i]]
         total = rng.lognormvariate(p.amount_mu, p.amount_sigma) * (0.6 + 0.4 * self.season[d])
         r = rng.random()
         n = 1 if r < 0.6 else 2 if r < 0.88 else 3
@@ -594,7 +627,7 @@ class _Simulation:
         if not resolved:
             self.case(i, end + (1 + int(rng.random() * 10)) * MINUTE, "support")
         elif rng.random() < 0.15:
-            self.survey(i, end + 5 * MINUTE, "csat", _PERSONAS[self.persona_of[i]].nps_mu / 2.2)
+            self.survey(i, end + 5 * MINUTE, "csat", self.personas[self.persona_of[i]].nps_mu / 2.2)
 
     def case(self, i: int, t: Micros, channel: str) -> None:
         rng = self.rng
@@ -611,7 +644,7 @@ class _Simulation:
         if resolution == "refunded":
             self.refund(i, close + 10 * MINUTE)
         if rng.random() < 0.6:
-            mood = _PERSONAS[self.persona_of[i]].nps_mu / 2.2 + (
+            mood = self.personas[self.persona_of[i]].nps_mu / 2.2 + (
                 0.8 if resolution == "solved" else -0.8
             )
             survey = "csat" if rng.random() < 0.7 else "nps"
@@ -648,7 +681,7 @@ class _Simulation:
             ts = send_t + number * step
             if not (sub_since[i] <= ts < sub_until[i]) or acq_t[i] >= ts:
                 continue
-            p = _PERSONAS[persona_of[i]]
+            p = self.personas[persona_of[i]]
             cid = cids[i]
             message = f"{message_prefix}{i + 1}"
             props = {"campaign_id": campaign, "message_id": message}

@@ -45,12 +45,39 @@ class StoreTransaction(Protocol):
 
     def get_clock(self, consumer: str) -> Micros | None: ...
 
+    def partition_clocks(
+        self, consumer: str, stream: str, partitions: Iterable[int]
+    ) -> dict[int, Micros]:
+        """Each partition's clock as committed with its offset (absent: none yet)."""
+        ...
+
+    def save_partition_clocks(
+        self, consumer: str, stream: str, clocks: Mapping[int, Micros]
+    ) -> None: ...
+
+    def load_timers(self, partitions: Iterable[int]) -> list[tuple[str, str, Micros, int]]:
+        """Every armed (customer_id, rule_id, due, partition) row of these
+        partitions: what a writer rebuilds its timer queue from."""
+        ...
+
     def save_clock(self, consumer: str, clock: Micros) -> None: ...
 
     def dead_letter(self, rows: Sequence[DeadLetterRow]) -> None: ...
 
-    def add_outbox(self, triggers: Sequence[tuple[TriggerEvent, bytes]]) -> None:
-        """Encoded triggers for the relay; a trigger_id already there is ignored."""
+    def add_outbox(
+        self, triggers: Sequence[tuple[TriggerEvent, bytes]], *, published: bool = False
+    ) -> None:
+        """Encoded triggers for the relay; a trigger_id already there is ignored.
+        ``published``: they go to the triggers stream in this same transaction
+        (``publish_triggers``), so the relay has nothing to move."""
+        ...
+
+    def publish_triggers(
+        self, triggers: Sequence[tuple[TriggerEvent, bytes]], partitions: int
+    ) -> None:
+        """Append to the triggers stream inside this transaction, where the log
+        lives in the same database (the embedded default): one write instead
+        of outbox, relay read, append and mark."""
         ...
 
     def save_timers(
@@ -62,11 +89,6 @@ class StoreTransaction(Protocol):
 
     def save_kpis(self, delta: KpiDelta) -> None:
         """Add one batch's KPI deltas (``projections.kpis``)."""
-        ...
-
-    def due_customers(self, limits: Mapping[int, Micros]) -> list[tuple[str, int]]:
-        """(customer_id, partition) with a timer due strictly before its
-        partition's limit."""
         ...
 
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:

@@ -1,19 +1,14 @@
-"""The one place that defines how the fold, the rules and the timers interleave.
+"""The backtest harness: ``decide`` over a history held in memory.
 
-Tests, ``engage backtest`` and the processor's pipeline must agree on the order,
-or a replay would fire different triggers than the live run. For each event,
-in log order:
+Tests, ``engage backtest`` and the processor's pipeline must agree on the
+order of fold, rules and timers, or a replay would fire different triggers
+than the live run; ``rules.decide`` is that order, and this harness only
+feeds it one event at a time, with one clock (a history in memory has no
+partitions) and a ``TimerQueue`` in place of the pipeline's.
 
-1. the clock advances to ``max(clock, event.occurred_at)`` (it never goes back);
-2. every armed timer, of any customer, due strictly before the clock fires, in
-   (due, customer, rule) order, with ``fired_at`` = its due instant;
-3. the event is folded into its customer's profile (``evolve``);
-4. the on-event rules are evaluated on (before, after, event);
-5. that customer's timers are re-armed from the new profile (``due_timers``).
-
-``advance(until)`` is step 2 alone, for ``--now`` or the end of a backtest.
-Timers due exactly at the clock wait: a touchpoint at that very instant still
-counts as activity and re-arms them.
+``advance(until)`` moves the clock alone, for ``--now`` or the end of a
+backtest. Timers due exactly at the clock wait: a touchpoint at that very
+instant still counts as activity and re-arms them.
 
 The harness keeps profiles in memory and returns triggers without writing them
 anywhere, so it is also the shadow/backtest runner.
@@ -21,16 +16,17 @@ anywhere, so it is also the shadow/backtest runner.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from events.model import Micros, Touchpoint, TriggerEvent
-from projections.evolve import evolve
 from projections.profile import Profile
-from rules.evaluate import evaluate
+from rules.decide import decide
 from rules.model import RuleSet
-from rules.timers import due_timers, fire_timer
+from rules.timer_queue import TimerQueue
+
+_ONE: int = 0
+"""The harness's one partition."""
 
 
 @dataclass
@@ -39,28 +35,18 @@ class Harness:
     profiles: dict[str, Profile] = field(default_factory=dict)
     triggers: list[TriggerEvent] = field(default_factory=list)
     clock: Micros | None = None
-    # customer -> {rule_id: due}; the heap holds (due, customer, rule) and may
-    # hold stale entries, skipped when they no longer match ``armed``
-    armed: dict[str, dict[str, Micros]] = field(default_factory=dict)
-    _heap: list[tuple[Micros, str, str]] = field(default_factory=list)
+    queue: TimerQueue = field(default_factory=TimerQueue)
 
     def feed(self, event: Touchpoint) -> list[TriggerEvent]:
-        """Process one event (steps 1–5); returns the triggers it caused, timers first."""
-        t = event.occurred_at
-        self.clock = t if self.clock is None else max(self.clock, t)
-        fired = self._fire_until(self.clock)
-        before = self.profiles.get(event.customer_id)
-        after = evolve(before, event)
-        self.profiles[event.customer_id] = after
-        on_event = evaluate(self.ruleset, before, after, event, self.clock)
-        self.triggers.extend(on_event)
-        self._rearm(after)
-        return fired + on_event
+        """Process one event; returns the triggers it caused (its customer's
+        due timers first) and any other customer's timers the clock passed."""
+        clock = event.occurred_at if self.clock is None else max(self.clock, event.occurred_at)
+        return self._decide([(_ONE, event)], clock)
 
     def advance(self, until: Micros) -> list[TriggerEvent]:
         """Move the clock to ``until`` (if later) and fire the timers it passes."""
-        self.clock = until if self.clock is None else max(self.clock, until)
-        return self._fire_until(self.clock)
+        clock = until if self.clock is None else max(self.clock, until)
+        return self._decide([], clock)
 
     def run(self, events: Iterable[Touchpoint], until: Micros | None = None) -> list[TriggerEvent]:
         """Feed every event, then advance to ``until``; returns all triggers fired."""
@@ -71,28 +57,31 @@ class Harness:
             self.advance(until)
         return self.triggers[start:]
 
-    def _fire_until(self, clock: Micros) -> list[TriggerEvent]:
-        fired: list[TriggerEvent] = []
-        heap = self._heap
-        while heap and heap[0][0] < clock:
-            due, customer_id, rule_id = heapq.heappop(heap)
-            if self.armed.get(customer_id, {}).get(rule_id) != due:
-                continue
-            profile = self.profiles[customer_id].copy()
-            new = fire_timer(self.ruleset, rule_id, profile, due)
-            self.profiles[customer_id] = profile
-            fired.extend(new)
-            self._rearm(profile)
-        self.triggers.extend(fired)
-        return fired
+    @property
+    def armed(self) -> _Armed:
+        """``armed[customer_id]``: that customer's armed timers, rule_id -> due."""
+        return _Armed(self.queue)
 
-    def _rearm(self, profile: Profile) -> None:
-        timers = dict(due_timers(self.ruleset, profile))
-        old = self.armed.get(profile.customer_id, {})
-        self.armed[profile.customer_id] = timers
-        for rule_id, due in timers.items():
-            if old.get(rule_id) != due:
-                heapq.heappush(self._heap, (due, profile.customer_id, rule_id))
+    def _decide(self, batch: list[tuple[int, Touchpoint]], clock: Micros) -> list[TriggerEvent]:
+        due = [(c, _ONE) for c in self.queue.pop_due(_ONE, clock)]
+        before = {} if self.clock is None else {_ONE: self.clock}
+        if not batch:
+            before = {_ONE: clock}
+        outcome = decide(batch, self.profiles, due, before, self.ruleset)
+        self.clock = clock
+        self.profiles.update(outcome.profiles)
+        for customer_id, armed in outcome.timers.items():
+            self.queue.arm(customer_id, _ONE, armed)
+        self.triggers.extend(outcome.triggers)
+        return outcome.triggers
+
+
+@dataclass(frozen=True)
+class _Armed:
+    queue: TimerQueue
+
+    def __getitem__(self, customer_id: str) -> dict[str, Micros]:
+        return self.queue.armed(customer_id)
 
 
 def replay(ruleset: RuleSet, events: Iterable[Touchpoint], until: Micros | None = None) -> Harness:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from engage.errors import EngageError
+from events.errors import EngageError
 from events.model import DAY, Micros
 from projections.profile import Profile
 from rules.expressions import Expression

@@ -30,8 +30,11 @@ def run(
     now: Annotated[
         str | None,
         typer.Option(
-            help="Treat the clock as at least this ISO 8601 instant (for lifecycle stages and "
-            "timers); the clock is otherwise the latest occurred_at seen."
+            help="Stand in for the wall time (tests, backfills): once caught up, every "
+            "partition's clock moves to this ISO 8601 instant. Without it the clock follows "
+            "the wall time minus ENGAGE_LATENESS (default 5m), so timers fire with no "
+            "traffic; each such advance is a clock record on the log, so `engage replay` "
+            "reproduces it."
         ),
     ] = None,
     batch_size: Annotated[
@@ -56,7 +59,7 @@ def run(
     """
     now_us = parse_time_option(now, "--now")
     with Engine.open(rules=rules) as engine:
-        processor = engine.processor(batch_size)
+        processor = engine.processor(batch_size, live=True)
         lag = processor.lag()
         started = time.perf_counter()
         stop = threading.Event()
@@ -66,7 +69,11 @@ def run(
             err.print(f"processing (lag {lag}); waiting for new events, Ctrl-C to stop")
 
             def report(result: BatchResult) -> None:
-                out.print(f"processed {result.events} events, {result.profiles} profiles")
+                if result.events or result.triggers:
+                    out.print(
+                        f"processed {result.events} events, {result.profiles} profiles,"
+                        f" {len(result.triggers)} triggers"
+                    )
 
             watcher = None
             if rules is not None:
@@ -104,8 +111,9 @@ def process_until_idle(
     transient: bool = True,
 ) -> RunStats:
     """Process everything pending behind a progress bar, in one process or in
-    ``workers`` processes over disjoint partition shares."""
-    processor = engine.processor(batch_size)
+    ``workers`` processes over disjoint partition shares. The processors are
+    live: caught up, they move quiet partitions' clocks to the wall time."""
+    processor = engine.processor(batch_size, live=True)
     lag = processor.lag()
     if workers > 1:
         return _run_shares(engine, processor, rules, workers, now, batch_size, lag, transient)
@@ -132,15 +140,12 @@ def _run_shares(
 ) -> RunStats:
     settings = replace(engine.settings, database_url=engine.dsn)
     jobs = [
-        WorkerJob(settings, rules, share, now, batch_size)
+        WorkerJob(settings, rules, share, now, batch_size, live=True)
         for share in shares(engine.partitions, workers)
     ]
     with RateBar(f"processing ({len(jobs)} workers)", lag, transient=transient) as bar:
         stats = run_parallel(jobs, lambda: bar.update(lag - watcher.lag()))
         bar.update(lag - watcher.lag())
-    # timers that only the whole clock can fire once every share is caught up
-    final = watcher.run(until_idle=True, now=now)
-    stats.triggers += final.triggers
     return stats
 
 
@@ -153,13 +158,23 @@ def status() -> None:
         rows = engine.store.consumers()
         clocks = engine.store.clocks()
         dlq_size = engine.dead_letters.count()
+        clock_records = engine.log.clock_records() if engine.kafka is None else None
+        wall = engine.wall() + engine.settings.lateness
         profiles = engine.store.count()
         where = (engine.settings.database_url and "ENGAGE_DATABASE_URL") or str(
             engine.settings.home / "pgdata"
         )
     table = Table(title="engage status", show_header=False)
     table.add_row("database", where)
-    table.add_row("log: touchpoints", f"{sum(heads.values())} events in {len(heads)} partitions")
+    records = sum(heads.values())
+    if clock_records is None:
+        size = f"{records} events in {len(heads)} partitions, clock records included"
+    else:
+        size = (
+            f"{records - clock_records} events and {clock_records} clock records"
+            f" in {len(heads)} partitions"
+        )
+    table.add_row("log: touchpoints", size)
     table.add_row("log: triggers", f"{sum(trigger_heads.values())} triggers")
     table.add_row("profiles", str(profiles))
     table.add_row("dead-letter store", str(dlq_size))
@@ -167,8 +182,24 @@ def status() -> None:
         table.add_row("consumers", "none yet (run `engage run`)")
     for consumer, stream, consumed in rows:
         total = sum((heads if stream == TOUCHPOINTS else trigger_heads).values())
-        clock = format_optional(clocks.get(consumer))
+        at = clocks.get(consumer)
+        clock = format_optional(at)
+        behind = "" if at is None else f" ({format_behind(wall - at)} behind the wall)"
         table.add_row(
-            f"consumer {consumer}", f"{stream}: lag {total - consumed}, clock {clock or '-'}"
+            f"consumer {consumer}",
+            f"{stream}: lag {total - consumed}, clock {clock or '-'}{behind}",
         )
     out.print(table)
+
+
+def format_behind(micros: int) -> str:
+    """A lag behind the wall clock, in the two largest units that apply."""
+    seconds = max(0, micros // 1_000_000)
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"

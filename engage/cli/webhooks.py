@@ -13,9 +13,9 @@ from consumers.webhooks import DeliveryPolicy, WebhookDeliverer, deliver_until_i
 from engage.cli.app import app, err, out
 from engage.cli.rules import RulesOption
 from engage.errors import ConfigError
-from engage.redact import strip_credentials
 from engage.runtime import Engine
 from events.log import TRIGGERS
+from events.redact import strip_credentials
 
 hooks_app = typer.Typer(
     help="Deliver triggers to your endpoints by HTTP POST (the trigger JSON), signed "

@@ -577,7 +577,7 @@ def _process(settings: Settings, config: ServeConfig, stop: threading.Event) -> 
     while not stop.is_set():
         try:
             with Engine.open(settings, config.rules) as engine:
-                engine.processor().run(until_idle=False, stop=stop, idle_wait=0.5)
+                engine.processor(live=True).run(until_idle=False, stop=stop, idle_wait=0.5)
         except (EngageError, psycopg.Error) as exc:
             log.warning("processor: %s; restarting", exc)
             stop.wait(2.0)

@@ -18,9 +18,10 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from engage.database import connect
-from engage.errors import StorageError
+from events.adapters.connection import connect
+from events.clock import CLOCK_TYPE
 from events.dead_letters import DeadLetterRow, capped
+from events.errors import StorageError
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
 from events.model import Micros
 from events.partitioning import partition_for
@@ -39,6 +40,8 @@ def _table(stream: str) -> tuple[str, str]:
 
 
 class PostgresLog:
+    refuses_repeated_ids = True
+
     def __init__(self, dsn: str, partitions: int) -> None:
         self._dsn = dsn
         self._partitions = partitions
@@ -52,78 +55,22 @@ class PostgresLog:
     def append(self, stream: str, entries: Sequence[Entry]) -> AppendResult:
         if not entries:
             return AppendResult()
-        table, id_col = _table(stream)
-        by_partition: dict[int, list[Entry]] = defaultdict(list)
-        seen: set[str] = set()
-        duplicates: list[str] = []
-        for entry in entries:
-            if entry.record_id in seen:
-                duplicates.append(entry.record_id)
-                continue
-            seen.add(entry.record_id)
-            by_partition[partition_for(entry.key, self._partitions)].append(entry)
-        parts = sorted(by_partition)
         try:
             with self._conn.transaction():
-                cur = self._conn.cursor()
-                heads: dict[int, int] = dict(
-                    cur.execute(
-                        "SELECT partition, head FROM log_partitions"
-                        " WHERE stream = %s AND partition = ANY(%s)"
-                        " ORDER BY partition FOR UPDATE",
-                        (stream, parts),
-                    ).fetchall()
-                )
-                existing = {
-                    str(r[0])
-                    for r in cur.execute(
-                        sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
-                            sql.Identifier(id_col), sql.Identifier(table), sql.Identifier(id_col)
-                        ),
-                        (list(seen),),
-                    )
-                }
-                accepted = 0
-                if stream == TOUCHPOINTS:
-                    columns = sql.SQL(
-                        'partition, "offset", event_id, customer_id, type, occurred_at, payload'
-                    )
-                else:
-                    columns = sql.SQL(
-                        'partition, "offset", trigger_id, customer_id, rule_id, fired_at, payload'
-                    )
-                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), columns)
-                new_heads: list[tuple[int, int]] = []
-                with cur.copy(copy_sql) as copy:
-                    for p in parts:
-                        head = int(heads[p])
-                        for entry in by_partition[p]:
-                            if entry.record_id in existing:
-                                duplicates.append(entry.record_id)
-                                continue
-                            copy.write_row(
-                                (
-                                    p,
-                                    head,
-                                    entry.record_id,
-                                    entry.key,
-                                    entry.type,
-                                    entry.occurred_at,
-                                    entry.payload,
-                                )
-                            )
-                            head += 1
-                            accepted += 1
-                        new_heads.append((head, p))
-                cur.executemany(
-                    "UPDATE log_partitions SET head = %s WHERE stream = %s AND partition = %s",
-                    [(h, stream, p) for h, p in new_heads],
-                )
-                if accepted:
-                    cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, stream))
+                return append_entries(self._conn, stream, entries, self._partitions)
         except psycopg.Error as exc:
             raise StorageError(f"appending to the {stream} log failed: {exc}") from None
-        return AppendResult(accepted, duplicates)
+
+    def clock_records(self) -> int:
+        """How many touchpoint-log records are clock records (``events.clock``)."""
+        try:
+            with self._conn.transaction():
+                row = self._conn.execute(
+                    "SELECT count(*) FROM touchpoints WHERE type = %s", (CLOCK_TYPE,)
+                ).fetchone()
+        except psycopg.Error as exc:
+            raise StorageError(f"counting clock records failed: {exc}") from None
+        return 0 if row is None else int(row[0])
 
     def read(self, stream: str, positions: Mapping[int, int], limit: int) -> list[LogRecord]:
         table, _ = _table(stream)
@@ -318,3 +265,78 @@ def add_dead_letters(
     ) as copy:
         for row in rows:
             copy.write_row((*row[:6], *capped(row[6])))
+
+
+def append_entries(
+    conn: psycopg.Connection[Any], stream: str, entries: Sequence[Entry], partitions: int
+) -> AppendResult:
+    """Append inside the caller's transaction: the partition rows stay locked
+    until it commits, so a reader polling ``offset >= n`` never skips a row.
+    The processor calls it in its batch transaction to publish triggers with
+    the profiles that fired them; ``PostgresLog.append`` wraps it in its own."""
+    table, id_col = _table(stream)
+    by_partition: dict[int, list[Entry]] = defaultdict(list)
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for entry in entries:
+        if entry.record_id in seen:
+            duplicates.append(entry.record_id)
+            continue
+        seen.add(entry.record_id)
+        by_partition[partition_for(entry.key, partitions)].append(entry)
+    parts = sorted(by_partition)
+    cur = conn.cursor()
+    heads: dict[int, int] = dict(
+        cur.execute(
+            "SELECT partition, head FROM log_partitions"
+            " WHERE stream = %s AND partition = ANY(%s)"
+            " ORDER BY partition FOR UPDATE",
+            (stream, parts),
+        ).fetchall()
+    )
+    existing = {
+        str(r[0])
+        for r in cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s)").format(
+                sql.Identifier(id_col), sql.Identifier(table), sql.Identifier(id_col)
+            ),
+            (list(seen),),
+        )
+    }
+    accepted = 0
+    if stream == TOUCHPOINTS:
+        columns = sql.SQL('partition, "offset", event_id, customer_id, type, occurred_at, payload')
+    else:
+        columns = sql.SQL(
+            'partition, "offset", trigger_id, customer_id, rule_id, fired_at, payload'
+        )
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), columns)
+    new_heads: list[tuple[int, int]] = []
+    with cur.copy(copy_sql) as copy:
+        for p in parts:
+            head = int(heads[p])
+            for entry in by_partition[p]:
+                if entry.record_id in existing:
+                    duplicates.append(entry.record_id)
+                    continue
+                copy.write_row(
+                    (
+                        p,
+                        head,
+                        entry.record_id,
+                        entry.key,
+                        entry.type,
+                        entry.occurred_at,
+                        entry.payload,
+                    )
+                )
+                head += 1
+                accepted += 1
+            new_heads.append((head, p))
+    cur.executemany(
+        "UPDATE log_partitions SET head = %s WHERE stream = %s AND partition = %s",
+        [(h, stream, p) for h, p in new_heads],
+    )
+    if accepted:
+        cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, stream))
+    return AppendResult(accepted, duplicates)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, LiteralString
 
 import orjson
 import psycopg
+from psycopg import sql
 
-from engage.database import connect
-from engage.errors import StorageError
-from events.adapters.postgres import add_dead_letters
+from events.adapters.connection import connect
+from events.adapters.postgres import add_dead_letters, append_entries
 from events.dead_letters import DeadLetterRow
+from events.errors import StorageError
+from events.log import TRIGGERS, Entry
 from events.model import Micros, TriggerEvent
 from projections.adapters.postgres_kpis import write_kpis
 from projections.kpis import KpiDelta
@@ -48,15 +50,22 @@ class PostgresTransaction:
         return {int(p): int(o) for p, o in rows}
 
     def save_offsets(self, consumer: str, stream: str, offsets: Mapping[int, int]) -> None:
-        if not offsets:
+        self._update_partitions('"offset" = v.value', consumer, stream, offsets)
+
+    def _update_partitions(
+        self, assignment: LiteralString, consumer: str, stream: str, values: Mapping[int, int]
+    ) -> None:
+        """One UPDATE of the consumer's partition rows; ``assignment`` names
+        the new value ``v.value`` (a constant column expression, never input)."""
+        if not values:
             return
-        parts = sorted(offsets)
-        self._conn.execute(
-            'UPDATE consumer_offsets AS c SET "offset" = v.o'
-            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, o)"
-            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p",
-            (parts, [offsets[p] for p in parts], consumer, stream),
-        )
+        parts = sorted(values)
+        query = sql.SQL(
+            "UPDATE consumer_offsets AS c SET {}"
+            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, value)"
+            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p"
+        ).format(sql.SQL(assignment))
+        self._conn.execute(query, (parts, [values[p] for p in parts], consumer, stream))
 
     def claim_partitions(
         self, consumer: str, stream: str, partitions: Iterable[int], writer: str
@@ -112,6 +121,28 @@ class PostgresTransaction:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def partition_clocks(
+        self, consumer: str, stream: str, partitions: Iterable[int]
+    ) -> dict[int, Micros]:
+        rows = self._conn.execute(
+            "SELECT partition, clock FROM consumer_offsets"
+            " WHERE consumer = %s AND stream = %s AND partition = ANY(%s) AND clock IS NOT NULL",
+            (consumer, stream, sorted(partitions)),
+        ).fetchall()
+        return {int(p): int(c) for p, c in rows}
+
+    def save_partition_clocks(
+        self, consumer: str, stream: str, clocks: Mapping[int, Micros]
+    ) -> None:
+        self._update_partitions("clock = GREATEST(c.clock, v.value)", consumer, stream, clocks)
+
+    def load_timers(self, partitions: Iterable[int]) -> list[tuple[str, str, Micros, int]]:
+        rows = self._conn.execute(
+            "SELECT customer_id, rule_id, due_at, partition FROM timers WHERE partition = ANY(%s)",
+            (sorted(partitions),),
+        ).fetchall()
+        return [(str(c), str(r), int(d), int(p)) for c, r, d, p in rows]
+
     def save_clock(self, consumer: str, clock: Micros) -> None:
         self._conn.execute(
             "INSERT INTO processor_clock (consumer, clock) VALUES (%s, %s)"
@@ -124,7 +155,9 @@ class PostgresTransaction:
         if rows:
             add_dead_letters(self._conn, rows)
 
-    def add_outbox(self, triggers: Sequence[tuple[TriggerEvent, bytes]]) -> None:
+    def add_outbox(
+        self, triggers: Sequence[tuple[TriggerEvent, bytes]], *, published: bool = False
+    ) -> None:
         if not triggers:
             return
         # COPY then one insert: a replay writes tens of thousands per batch
@@ -141,10 +174,23 @@ class PostgresTransaction:
             for t, payload in triggers:
                 copy.write_row((t.trigger_id, t.customer_id, t.rule_id, t.fired_at, payload))
         cur.execute(
-            "INSERT INTO trigger_outbox (trigger_id, customer_id, rule_id, fired_at, payload)"
-            " SELECT trigger_id, customer_id, rule_id, fired_at, payload FROM outbox_in"
-            " ON CONFLICT (trigger_id) DO NOTHING"
+            "INSERT INTO trigger_outbox"
+            " (trigger_id, customer_id, rule_id, fired_at, payload, published_at)"
+            " SELECT trigger_id, customer_id, rule_id, fired_at, payload,"
+            " CASE WHEN %s THEN now() END FROM outbox_in"
+            " ON CONFLICT (trigger_id) DO NOTHING",
+            (published,),
         )
+
+    def publish_triggers(
+        self, triggers: Sequence[tuple[TriggerEvent, bytes]], partitions: int
+    ) -> None:
+        entries = [
+            Entry(t.trigger_id, t.customer_id, payload, t.fired_at, t.rule_id)
+            for t, payload in triggers
+        ]
+        if entries:
+            append_entries(self._conn, TRIGGERS, entries, partitions)
 
     def save_timers(
         self, customer_ids: Sequence[str], timers: Sequence[tuple[str, str, Micros, int]]
@@ -162,18 +208,6 @@ class PostgresTransaction:
 
     def save_kpis(self, delta: KpiDelta) -> None:
         write_kpis(self._conn, delta)
-
-    def due_customers(self, limits: Mapping[int, Micros]) -> list[tuple[str, int]]:
-        if not limits:
-            return []
-        parts = sorted(limits)
-        rows = self._conn.execute(
-            "SELECT DISTINCT t.customer_id, t.partition FROM timers AS t"
-            " JOIN unnest(%s::int[], %s::bigint[]) AS l(p, lim)"
-            " ON t.partition = l.p AND t.due_at < l.lim",
-            (parts, [limits[p] for p in parts]),
-        ).fetchall()
-        return [(str(c), int(p)) for c, p in rows]
 
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         if not event_ids:

@@ -22,6 +22,7 @@ from events.ingest import parse_line
 from events.log import TOUCHPOINTS, Entry
 from events.model import Touchpoint, TriggerEvent
 from events.synthetic import HistorySpec, generate_lines
+from events.timefmt import parse_iso
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id
 from tests.kafka_workers import (
@@ -131,12 +132,17 @@ def _publish(engine: Engine, events: list[Touchpoint]) -> None:
     engine.stream.append(TOUCHPOINTS, [POISON])
 
 
+NOW = "2026-06-15T00:00:00Z"
+"""Stands in for the wall time in the workers and the embedded run alike:
+both then move every partition's clock there by the same clock records."""
+
+
 def _embedded(
     settings: Settings, events: list[Touchpoint]
 ) -> tuple[dict[str, Any], list[TriggerEvent], int]:
     with Engine.open(settings) as engine:
         _publish(engine, events)
-        engine.processor().run(until_idle=True)
+        engine.processor().run(until_idle=True, now=parse_iso(NOW))
         decoded = TriggerCodec().decode_many([r.payload for r in engine.log.find_triggers()])
         triggers = [t for t in decoded if not isinstance(t, CodecError)]
         return profiles_by_id(engine), sorted(triggers, key=_key), engine.dead_letters.count()
@@ -159,7 +165,9 @@ def _run_workers(
     """A short session timeout: a killed worker's partitions move sooner, and
     Tansu holds a group join for about half of it."""
     return [
-        WorkerProcess(settings, tmp_path / f"worker-{i}.log", "--session-timeout", "6", *extra)
+        WorkerProcess(
+            settings, tmp_path / f"worker-{i}.log", "--session-timeout", "6", "--now", NOW, *extra
+        )
         for i in range(count)
     ]
 

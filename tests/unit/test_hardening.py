@@ -15,11 +15,11 @@ from engage.config import Settings
 from engage.errors import ConfigError
 from engage.http.paging import decode_cursor, encode_cursor, timeline_page
 from engage.http.security import request_problem
-from engage.redact import mask_url, strip_credentials
 from events.dead_letters import RAW_KEEP, capped
 from events.ingest import IngestError, Rejection, parse_line, parse_object, validate
 from events.limits import MAX_DEPTH, TimeWindow, dumps_any
 from events.model import DAY, Touchpoint
+from events.redact import mask_url, strip_credentials
 from events.timefmt import parse_iso
 from projections.kpis import report
 from rules import RuleError, load_rules_text

@@ -75,7 +75,13 @@ def _run(events: list[Touchpoint]) -> tuple[Harness, list[tuple[TriggerEvent, bo
         subscribed_before = {cid: p.subscribed for cid, p in harness.profiles.items()}
         for trigger in harness.feed(event):
             if trigger.rule_id in ("inactive-30d", "win-back-90d"):
-                consent = subscribed_before[trigger.customer_id]
+                # a timer fires before the event is folded, or (when a late
+                # event re-armed it to an instant the clock has passed) right
+                # after: consent then is the profile's before or after the event
+                after = harness.profiles[trigger.customer_id].subscribed
+                consent = subscribed_before.get(trigger.customer_id, False) or (
+                    trigger.customer_id == event.customer_id and after
+                )
             else:
                 consent = harness.profiles[trigger.customer_id].subscribed
             seen.append((trigger, consent))
