@@ -1,7 +1,9 @@
 """Settings from the environment, the one place that reads it.
 
 ``ENGAGE_DATABASE_URL`` picks an existing PostgreSQL server; without it an
-embedded server keeps its data under ``ENGAGE_HOME``. ``ENGAGE_KAFKA_BOOTSTRAP``
+embedded server keeps its data under ``ENGAGE_HOME``, or else under the
+nearest ``.engage`` directory in the current directory or its parents (as git
+finds ``.git``), or else a new ``./.engage``. ``ENGAGE_KAFKA_BOOTSTRAP``
 makes the log Kafka (the scale-out mode), with topics named
 ``<ENGAGE_KAFKA_TOPIC_PREFIX>.touchpoints`` and so on (default prefix ``engage``).
 """
@@ -11,11 +13,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 from engage.errors import ConfigError
 
 DEFAULT_PARTITIONS = 8
+HOME_DIR = ".engage"
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,43 @@ class Settings:
             raise ConfigError(f"ENGAGE_PARTITIONS must be 1 to 1024, got {parts!r}") from None
         return cls(
             database_url=url,
-            home=Path(env.get("ENGAGE_HOME") or ".engage"),
+            home=Path(env["ENGAGE_HOME"]) if env.get("ENGAGE_HOME") else find_home(Path.cwd()),
             kafka_bootstrap=env.get("ENGAGE_KAFKA_BOOTSTRAP") or None,
             partitions=partitions,
             kafka_topic_prefix=env.get("ENGAGE_KAFKA_TOPIC_PREFIX") or "engage",
         )
+
+
+def find_home(start: Path) -> Path:
+    """The nearest ``.engage`` directory in ``start`` or its parents, else
+    ``start/.engage`` (created on first use). Without the search, running
+    ``engage`` from a subdirectory silently started a second, empty database."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / HOME_DIR
+        if candidate.is_dir():
+            return candidate
+    return start / HOME_DIR
+
+
+def describe_database(settings: Settings) -> str:
+    """Which database a command uses, for ``engage status`` and "unknown"
+    errors: the embedded server's data directory, or the URL without its
+    password."""
+    url = settings.database_url
+    if url is None:
+        return f"{settings.home.resolve()} (embedded PostgreSQL)"
+    if "://" in url:
+        parts = urlparse(url)
+        if parts.password is not None:
+            host = parts.hostname or ""
+            netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+            url = urlunparse(parts._replace(netloc=netloc))
+        return url
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(url)
+    return " ".join(f"{k}={'***' if k == 'password' else v}" for k, v in params.items())
 
 
 def check_database_url(url: str) -> None:

@@ -17,6 +17,7 @@ from consumers.processor import DEFAULT_BATCH, Processor, RunStats
 from consumers.rule_reload import RuleFileWatcher
 from engage.cli.app import RateBar, app, err, out, parse_time_option
 from engage.cli.rules import RulesOption
+from engage.config import describe_database
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.timefmt import format_optional
@@ -154,9 +155,7 @@ def status() -> None:
         clocks = engine.store.clocks()
         dlq_size = engine.dead_letters.count()
         profiles = engine.store.count()
-        where = (engine.settings.database_url and "ENGAGE_DATABASE_URL") or str(
-            engine.settings.home / "pgdata"
-        )
+        where = describe_database(engine.settings)
     table = Table(title="engage status", show_header=False)
     table.add_row("database", where)
     table.add_row("log: touchpoints", f"{sum(heads.values())} events in {len(heads)} partitions")

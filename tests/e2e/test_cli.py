@@ -109,7 +109,10 @@ def test_publish_from_stdin(cli_env: dict[str, str]) -> None:
 def test_errors_are_one_line_without_traceback(cli_env: dict[str, str], tmp_path: Path) -> None:
     unknown = engage(cli_env, "profile", "nobody")
     assert unknown.returncode != 0
-    assert unknown.stderr.strip() == "engage: error: unknown customer 'nobody'"
+    database = cli_env["ENGAGE_DATABASE_URL"]
+    assert unknown.stderr.strip() == (
+        f"engage: error: unknown customer 'nobody' in the database at {database}"
+    )
     missing = engage(cli_env, "publish", str(tmp_path / "missing.jsonl"))
     assert missing.returncode != 0 and "no such file" in missing.stderr
     bad_url = engage({**cli_env, "ENGAGE_DATABASE_URL": "mysql://x/y"}, "status")
