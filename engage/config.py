@@ -29,6 +29,10 @@ class Settings:
     partitions: int = DEFAULT_PARTITIONS
     kafka_topic_prefix: str = "engage"
     """Topics are ``<prefix>.touchpoints``, ``<prefix>.triggers``, ``<prefix>.dlq``."""
+    currency: str = "USD"
+    """The currency money figures are shown in (``ENGAGE_CURRENCY``): amounts are
+    summed as sent, with no conversion, so it is the one currency your events use
+    (ingest's default for ``purchase`` is USD)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -43,7 +47,11 @@ class Settings:
                 raise ValueError
         except ValueError:
             raise ConfigError(f"ENGAGE_PARTITIONS must be 1 to 1024, got {parts!r}") from None
+        currency = (env.get("ENGAGE_CURRENCY") or "USD").upper()
+        if not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
+            raise ConfigError(f"ENGAGE_CURRENCY must be a 3-letter ISO 4217 code, got {currency!r}")
         return cls(
+            currency=currency,
             database_url=url,
             home=Path(env["ENGAGE_HOME"]) if env.get("ENGAGE_HOME") else find_home(Path.cwd()),
             kafka_bootstrap=env.get("ENGAGE_KAFKA_BOOTSTRAP") or None,

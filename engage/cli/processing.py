@@ -15,9 +15,10 @@ from consumers.parallel import WorkerJob, default_workers, run_parallel, shares
 from consumers.pipeline import BatchResult
 from consumers.processor import DEFAULT_BATCH, Processor, RunStats
 from consumers.rule_reload import RuleFileWatcher
-from engage.cli.app import RateBar, app, err, out, parse_time_option
+from engage.cli.app import RateBar, app, err, out, parse_time_option, plural
 from engage.cli.rules import RulesOption
 from engage.config import describe_database
+from engage.housekeeping import human, measure
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.timefmt import format_optional
@@ -67,7 +68,10 @@ def run(
             err.print(f"processing (lag {lag}); waiting for new events, Ctrl-C to stop")
 
             def report(result: BatchResult) -> None:
-                out.print(f"processed {result.events} events, {result.profiles} profiles")
+                out.print(
+                    f"processed {plural(result.events, 'event')}, "
+                    f"{plural(result.profiles, 'profile')}"
+                )
 
             watcher = None
             if rules is not None:
@@ -89,8 +93,9 @@ def run(
         elapsed = time.perf_counter() - started
         rate = stats.events / elapsed if elapsed > 0 else 0.0
         out.print(
-            f"processed {stats.events} events in {elapsed:.1f}s ({rate:,.0f} events/s); "
-            f"{stats.triggers} triggers fired; {stats.poison} undecodable to the DLQ; "
+            f"processed {plural(stats.events, 'event')} in {elapsed:.1f}s "
+            f"({rate:,.0f} events/s); {plural(stats.triggers, 'trigger')} fired; "
+            f"{stats.poison:,} undecodable to the DLQ; "
             f"lag now {processor.lag()}"
         )
 
@@ -147,7 +152,8 @@ def _run_shares(
 
 @app.command()
 def status() -> None:
-    """Show the log's size, each consumer's lag, and the dead-letter store's size."""
+    """Show which database is in use and its size, the log's size, each
+    consumer's lag, and the dead-letter store's size."""
     with Engine.open() as engine:
         heads = engine.stream.heads(TOUCHPOINTS)
         trigger_heads = engine.stream.heads(TRIGGERS)
@@ -156,14 +162,26 @@ def status() -> None:
         dlq_size = engine.dead_letters.count()
         profiles = engine.store.count()
         where = describe_database(engine.settings)
+        embedded = engine.settings.database_url is None
+        sizes = measure(engine.dsn, engine.settings.home.resolve() / "pgdata" if embedded else None)
+        kafka = engine.kafka is not None
     table = Table(title="engage status", show_header=False)
     table.add_row("database", where)
-    table.add_row("log: touchpoints", f"{sum(heads.values())} events in {len(heads)} partitions")
-    table.add_row("log: triggers", f"{sum(trigger_heads.values())} triggers")
+    size = f"{human(sizes.database)} (log {human(sizes.log)}"
+    if sizes.kept_versions:
+        size += f", replay reports and kept versions {human(sizes.kept_versions)}"
+    size += ")"
+    if sizes.on_disk is not None and sizes.wal is not None:
+        size += f"; {human(sizes.on_disk)} on disk, write-ahead log {human(sizes.wal)}"
+    table.add_row("size", size)
+    events = plural(sum(heads.values()), "event")
+    table.add_row("log: touchpoints", f"{events} in {len(heads)} partitions")
+    table.add_row("log: triggers", plural(sum(trigger_heads.values()), "trigger"))
     table.add_row("profiles", str(profiles))
     table.add_row("dead-letter store", str(dlq_size))
     if not rows:
-        table.add_row("consumers", "none yet (run `engage run`)")
+        hint = "`engage worker`" if kafka else "`engage run`"
+        table.add_row("consumers", f"none yet (start {hint})")
     for consumer, stream, consumed in rows:
         total = sum((heads if stream == TOUCHPOINTS else trigger_heads).values())
         clock = format_optional(clocks.get(consumer))
