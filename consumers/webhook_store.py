@@ -19,7 +19,7 @@ import psycopg
 from engage.database import connect
 from engage.errors import EngageError, NotFound, StorageError
 
-_ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\''
+_ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS"Z"\''
 
 
 @dataclass(frozen=True, slots=True)
