@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from importlib.resources import files
 from typing import Annotated, Any, Final
 
 import orjson
@@ -23,16 +22,15 @@ import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consumers.pipeline import DEFAULT_CONSUMER
 from consumers.webhooks import DeliveryPolicy, WebhookDeliverer
 from engage.config import Settings
 from engage.errors import EngageError, StorageError
-from engage.http import models
+from engage.http import assets, models
 from engage.http.ingest import IngestRefused, ingest_body
 from engage.http.keys import ApiKey, ApiKeys
 from engage.http.kpi_view import pyramid
@@ -202,6 +200,8 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
             "only read."
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     bearer = HTTPBearer(auto_error=False, description="An API key from `engage keys create`.")
 
@@ -562,13 +562,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    static = files("engage.http").joinpath("static")
-
-    @app.get("/", include_in_schema=False)
-    def dashboard() -> HTMLResponse:
-        return HTMLResponse(static.joinpath("index.html").read_text())
-
-    app.mount("/static", StaticFiles(packages=[("engage.http", "static")]), name="static")
+    assets.install(app)  # the dashboard and /docs, served from packages
     return app
 
 

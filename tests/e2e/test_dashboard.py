@@ -5,6 +5,7 @@ customer search that opens the 360 and timeline."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from engage.config import Settings
 from engage.http.app import ServeConfig
@@ -71,3 +72,26 @@ def test_dashboard_shows_the_engine_and_one_customer(
         page.wait_for_selector("#app:not([hidden])")
         page.click("#logout")
         page.wait_for_selector("#login:not([hidden])")
+
+
+def test_api_docs_render_with_no_internet(settings: Settings, tmp_path: Path) -> None:
+    """/docs draws Swagger UI from the installed package: with every request
+    outside the server refused, the operations still render."""
+    config = ServeConfig(process=False, deliver=False, pool_size=1)
+    with live_server(settings, config) as url, chromium_page() as page:
+        outside: list[str] = []
+
+        def only_local(route: Any) -> None:
+            if route.request.url.startswith(url):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_local)
+        page.goto(url + "/docs")
+        page.wait_for_selector(".opblock-summary-path")
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert any("/v1/events" in p for p in paths), paths
+        assert outside == []
+        assert_not_blank(page.screenshot(full_page=True, path=str(tmp_path / "docs.png")))

@@ -264,6 +264,12 @@ def test_health_metrics_status_and_openapi(api: Api, engine: Engine) -> None:
     page = api.client.get("/")
     assert page.status_code == 200 and "Engage dashboard" in page.text
     assert api.client.get("/static/app.js").status_code == 200
+    docs = api.client.get("/docs")
+    assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text and "https://" not in docs.text  # nothing from the internet
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+        assert api.client.get(f"/docs/assets/{asset}").status_code == 200
+    assert api.client.get("/redoc").status_code == 404  # it would load from a CDN
 
 
 def test_kpis_are_the_processor_kept_report_with_a_pyramid(api: Api, engine: Engine) -> None:
