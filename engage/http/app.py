@@ -30,7 +30,7 @@ from consumers.pipeline import DEFAULT_CONSUMER
 from consumers.webhooks import DeliveryPolicy, WebhookDeliverer
 from engage.config import Settings
 from engage.errors import EngageError, StorageError
-from engage.http import assets, models
+from engage.http import assets, contact, models
 from engage.http.ingest import IngestRefused, ingest_body
 from engage.http.keys import ApiKey, ApiKeys
 from engage.http.kpi_view import pyramid
@@ -500,6 +500,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
     ) -> Response:
         with state["pool"].borrow() as engine:
             report = read_kpis(engine.dsn, DEFAULT_CONSUMER, by)
+        report["currency"] = settings.currency
         if last is not None:
             report["periods"] = report["periods"][-last:]
         report["pyramid"] = pyramid(report)
@@ -562,6 +563,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    contact.install(app, lambda: state["pool"].borrow(), read_key, config.rules)
     assets.install(app)  # the dashboard and /docs, served from packages
     return app
 
