@@ -7,7 +7,6 @@ machines that follow the stream in order; this is for people deciding whom
 to call today.
 """
 
-
 import csv
 import io
 from collections.abc import Callable, Iterator
