@@ -27,6 +27,7 @@ from engage.cli import (
     rules,
     serve,
     triggers,
+    webhook_listen,
     webhooks,
     worker,
 )
@@ -48,6 +49,7 @@ _ = (
     rules,
     serve,
     triggers,
+    webhook_listen,
     webhooks,
     worker,
 )  # the modules register their commands on import

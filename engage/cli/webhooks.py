@@ -35,6 +35,10 @@ def add(
         bool,
         typer.Option("--from-start", help="Also deliver every trigger already fired."),
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print only the signing secret (for SECRET=$(...))."),
+    ] = False,
 ) -> None:
     """Subscribe URL to triggers fired from now on (or --from-start). Prints the
     signing secret: keep it to verify deliveries."""
@@ -46,6 +50,9 @@ def add(
             sub = store.add(url, kind, rule, start)
         finally:
             store.close()
+    if quiet:
+        print(sub.secret)
+        return
     what = (
         ", ".join(x for x in (kind and f"kind {kind}", rule and f"rule {rule}") if x)
         or "all triggers"
