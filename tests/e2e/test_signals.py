@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,13 +27,17 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def home_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+def home_env() -> Iterator[dict[str, str]]:
+    # not under pytest's tmp_path: a concurrent pytest session prunes old
+    # numbered temp directories, a live server's data with them (tests/conftest.py)
+    home = Path(tempfile.mkdtemp(prefix="engage-signals-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGE_")}
-    env["ENGAGE_HOME"] = str(tmp_path / ".engage")
+    env["ENGAGE_HOME"] = str(home / ".engage")
     env["ENGAGE_PARTITIONS"] = "4"
     yield env
-    for proc in _servers(tmp_path / ".engage" / "pgdata"):  # never leave one behind
+    for proc in _servers(home / ".engage" / "pgdata"):  # never leave one behind
         proc.kill()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _servers(pgdata: Path) -> list[psutil.Process]:
