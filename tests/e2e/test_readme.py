@@ -367,10 +367,14 @@ def test_walk_the_readme(workdir: Path) -> None:
         outputs = walk.stop_all()
         receiver = next(o for o in outputs if "signature" in o)
         assert "first-purchase-thank-you for cust-grace; signature ok" in receiver
-    finally:
+    finally:  # after a failure: SIGTERM first, so the broker helper stops its broker too
         for bg in walk.background:
             if bg.process.poll() is None:
-                bg.process.kill()
+                bg.process.terminate()
+                try:
+                    bg.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    bg.process.kill()
     for home in walk.homes:  # the last command to leave stopped each embedded server
         wait_for(lambda home=home: not _servers(home / "pgdata"), 60, f"no server in {home}")
 
