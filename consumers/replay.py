@@ -61,7 +61,8 @@ class ReplayResult:
     # (rule_id, would fire in the replay, fired live, same trigger_id in both)
     rules: list[tuple[str, int, int, int]] = field(default_factory=list)
     dropped_reports: list[str] = field(default_factory=list)
-    """Earlier replays' report schemas dropped after the swap (the newest stays)."""
+    """Schemas dropped after the swap: earlier replays' reports (the newest
+    stays) and versions retired before the one this replay replaced."""
 
 
 def build_processor(

@@ -92,7 +92,7 @@ def replay(
             else "previous version dropped"
         )
         + (
-            f"; earlier replay reports dropped: {', '.join(result.dropped_reports)}"
+            f"; dropped earlier reports and kept versions: {', '.join(result.dropped_reports)}"
             if result.dropped_reports
             else ""
         ),

@@ -301,8 +301,10 @@ class PostgresVersions:
 
     def reclaim(self, keep_report: int) -> list[str]:
         """Space housekeeping after a swap: drop the report schemas of replays
-        before ``keep_report`` (the newest report stays for reading), then
-        CHECKPOINT so the write-ahead log the build produced can be removed.
+        before ``keep_report`` (the newest report stays for reading) and the
+        versions retired before the one this swap retired (``--keep-old`` keeps
+        the replaced version until the next replay), then CHECKPOINT so the
+        write-ahead log the build produced can be removed.
 
         A replay writes every projection anew, and each one used to leave its
         report behind (about 6 MB per replay of the demo) besides the write-ahead
@@ -313,11 +315,19 @@ class PostgresVersions:
         them it is skipped, and the server's own checkpoints do the same later.
         Returns the schemas dropped."""
         rows = self._conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname ~ '^engage_replay_[0-9]+$'"
+            "SELECT nspname FROM pg_namespace WHERE nspname ~ '^engage_(replay|retired)_[0-9]+$'"
         ).fetchall()
+
+        def version(name: str) -> int:
+            return int(name.rsplit("_", 1)[1])
+
         old = sorted(
-            (str(r[0]) for r in rows if int(str(r[0]).rsplit("_", 1)[1]) < keep_report),
-            key=lambda name: int(name.rsplit("_", 1)[1]),
+            (
+                name
+                for name in (str(r[0]) for r in rows)
+                if version(name) < (keep_report if "replay" in name else keep_report - 1)
+            ),
+            key=lambda name: (version(name), name),
         )
         try:
             for schema in old:
