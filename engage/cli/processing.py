@@ -177,8 +177,8 @@ def status() -> None:
     events = plural(sum(heads.values()), "event")
     table.add_row("log: touchpoints", f"{events} in {len(heads)} partitions")
     table.add_row("log: triggers", plural(sum(trigger_heads.values()), "trigger"))
-    table.add_row("profiles", str(profiles))
-    table.add_row("dead-letter store", str(dlq_size))
+    table.add_row("profiles", f"{profiles:,}")
+    table.add_row("dead-letter store", f"{dlq_size:,}")
     if not rows:
         hint = "`engage worker`" if kafka else "`engage run`"
         table.add_row("consumers", f"none yet (start {hint})")
