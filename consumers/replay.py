@@ -19,7 +19,9 @@ fire everything again after the swap.
 
 Order: build with ``workers`` processes over disjoint partition shares, then
 one process fires the timers only the whole clock can fire, then the swap
-locks the live tables, catches up with the head, and moves the tables.
+locks the live tables, catches up with the head, and moves the tables; last,
+the replaced version and earlier replays' reports are dropped and a
+checkpoint lets PostgreSQL remove the write-ahead log of the build.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class ReplayResult:
     stats: RunStats
     # (rule_id, would fire in the replay, fired live, same trigger_id in both)
     rules: list[tuple[str, int, int, int]] = field(default_factory=list)
+    dropped_reports: list[str] = field(default_factory=list)
+    """Schemas dropped after the swap: earlier replays' reports (the newest
+    stays) and versions retired before the one this replay replaced."""
 
 
 def build_processor(
@@ -144,6 +149,7 @@ def replay(
         finally:
             store.close()
         kept_old = keep_old or not versions.drop_retired(build.version - 1)
+        dropped = versions.reclaim(keep_report=build.version)
         return ReplayResult(
             version=build.version,
             report_schema=build.schema,
@@ -152,6 +158,7 @@ def replay(
             kept_old=kept_old,
             stats=stats,
             rules=versions.report(build),
+            dropped_reports=dropped,
         )
     finally:
         versions.close()

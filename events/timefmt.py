@@ -43,9 +43,19 @@ def to_datetime(micros: Micros) -> datetime:
 
 
 def format_iso(micros: Micros) -> str:
-    """Format as ISO 8601 UTC with a ``Z``: the contract's timestamp form."""
-    text = to_datetime(micros).isoformat()
-    return text.replace("+00:00", "Z")
+    """Format as ISO 8601 UTC with a ``Z``, to the second: the contract's
+    timestamp form, one shape for every time Engage prints. Sub-second parts
+    (kept internally, in microseconds) are cut rather than shown only when
+    present: a column of times that switched between ``...:05Z`` and
+    ``...:05.123456Z`` read as two formats."""
+    whole = micros - micros % 1_000_000
+    return to_datetime(whole).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def format_iso_exact(micros: Micros) -> str:
+    """ISO 8601 UTC with a ``Z`` and every microsecond there is: for exports and
+    anything that must read back as the same instant."""
+    return to_datetime(micros).isoformat().replace("+00:00", "Z")
 
 
 def format_optional(micros: Micros | None) -> str | None:

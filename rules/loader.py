@@ -6,7 +6,8 @@ author's text (PyYAML would read ``on:`` as the boolean true, a YAML 1.1 quirk).
 One bad rule refuses the whole file, so a running engine never ends up with
 half a rule pack; keeping the last good one is the caller's part.
 
-File shape::
+File shape (a bare list of rules, as in the README, is accepted too: it
+means the default frequency cap)::
 
     frequency_cap: {count: 3, window: 7d}      # optional; marketing rules only
     rules:
@@ -52,6 +53,10 @@ _RULE_KEYS: Final = frozenset(
 _ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _KIND: Final = re.compile(r"^[a-z][a-z0-9_]*$")
 _DUE: Final = re.compile(r"^\s*([a-z_]+)\s*\+\s*(.+?)\s*$")
+_SHAPE: Final = (
+    "expected a list of rules ('- id: ...' items), or a mapping with a 'rules:' list "
+    "and an optional 'frequency_cap:'"
+)
 
 
 def default_rules_path() -> Path:
@@ -82,15 +87,24 @@ def load_rules_text(text: str, source: str = "<rules>") -> RuleSet:
     except yaml.YAMLError as exc:
         raise RuleError(f"not valid YAML: {exc}", source=source) from None
     if root is None:
-        raise RuleError("the file is empty; expected a mapping with a 'rules' list", source=source)
+        raise RuleError(f"the file is empty; {_SHAPE}", source=source)
     top = _Node(root, source, None)
-    keys = top.mapping(frozenset({"rules", "frequency_cap"}))
-    if "rules" not in keys:
-        top.fail("expected a top-level 'rules' list")
-    cap = _cap(keys["frequency_cap"]) if "frequency_cap" in keys else FrequencyCap()
+    if isinstance(root, yaml.SequenceNode):
+        items, cap = top.sequence(), FrequencyCap()
+    elif isinstance(root, yaml.MappingNode):
+        names = {k.value for k, _ in root.value if isinstance(k, yaml.ScalarNode)}
+        if "id" in names and "rules" not in names:
+            top.fail(f"this is one rule, not a list of rules; {_SHAPE}")
+        keys = top.mapping(frozenset({"rules", "frequency_cap"}))
+        if "rules" not in keys:
+            top.fail(f"no top-level 'rules' key; {_SHAPE}")
+        cap = _cap(keys["frequency_cap"]) if "frequency_cap" in keys else FrequencyCap()
+        items = keys["rules"].sequence()
+    else:
+        top.fail(f"the file holds a single value; {_SHAPE}")
     rules: list[Rule] = []
     seen: dict[str, int] = {}
-    for item in keys["rules"].sequence():
+    for item in items:
         rule = _compile_rule(_Node(item.node, source, None))
         if rule.id in seen:
             raise RuleError(

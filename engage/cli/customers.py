@@ -11,10 +11,17 @@ from rich.table import Table
 
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import app, out, parse_time_option
+from engage.config import describe_database
 from engage.errors import NotFound
 from engage.runtime import Engine
 from projections.queries import customer_view
 from projections.queries import timeline as customer_timeline
+
+
+def _where(engine: Engine) -> str:
+    """Which database answered: a customer missing from the wrong one looks
+    exactly like a customer missing from the right one."""
+    return f"in the database at {describe_database(engine.settings)}"
 
 
 def _render(view: dict[str, Any]) -> None:
@@ -54,7 +61,7 @@ def profile(
         )
     if view is None:
         when = "" if at is None else f" as of {as_of}"
-        raise NotFound(f"unknown customer {customer_id!r}{when}")
+        raise NotFound(f"unknown customer {customer_id!r}{when} {_where(engine)}")
     if json:
         sys.stdout.write(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -70,7 +77,7 @@ def timeline(
     with Engine.open() as engine:
         items = customer_timeline(engine.stream, engine.codec, customer_id)
     if not any(i["kind"] == "touchpoint" for i in items):
-        raise NotFound(f"unknown customer {customer_id!r}")
+        raise NotFound(f"unknown customer {customer_id!r} {_where(engine)}")
     if json:
         for item in items:
             sys.stdout.write(orjson.dumps(item).decode() + "\n")

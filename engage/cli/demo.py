@@ -11,7 +11,7 @@ from rich.table import Table
 from consumers.parallel import default_workers
 from consumers.pipeline import DEFAULT_CONSUMER
 from consumers.processor import DEFAULT_BATCH
-from engage.cli.app import RateBar, app, out
+from engage.cli.app import RateBar, app, out, plural
 from engage.cli.processing import process_until_idle
 from engage.cli.rules import RulesOption
 from engage.runtime import Engine, wall_micros
@@ -81,7 +81,8 @@ def demo(
         stats = process_until_idle(engine, rules, workers, None, DEFAULT_BATCH, transient=False)
         process_s = time.perf_counter() - started
         out.print(
-            f"processed {stats.events} events into {engine.store.count()} profiles in "
+            f"processed {plural(stats.events, 'event')} into "
+            f"{plural(engine.store.count(), 'profile')} in "
             f"{process_s:.1f}s ({stats.events / max(process_s, 1e-9):,.0f} events/s)"
         )
         clock = engine.store.clock(DEFAULT_CONSUMER) or 0

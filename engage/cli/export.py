@@ -16,7 +16,7 @@ from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
 from events.log import TOUCHPOINTS, TRIGGERS, read_stream
-from events.timefmt import format_iso
+from events.timefmt import format_iso_exact
 from projections.view import customer_360
 
 
@@ -30,7 +30,7 @@ def _events(engine: Engine) -> Iterator[dict[str, Any]]:
                 "event_id": e.event_id,
                 "customer_id": e.customer_id,
                 "type": e.type,
-                "occurred_at": format_iso(e.occurred_at),
+                "occurred_at": format_iso_exact(e.occurred_at),  # the exact instant
                 "channel": e.channel,
                 "source": e.source,
                 "properties": e.properties,

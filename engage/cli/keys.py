@@ -27,6 +27,9 @@ def create(
     scope: Annotated[
         str, typer.Option(help="ingest (write events only) or read (read only).")
     ] = "ingest",
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the key (for KEY=$(...)).")
+    ] = False,
 ) -> None:
     """Create a key. It is printed once, as the last word of the output; only
     its hash is stored."""
@@ -38,6 +41,9 @@ def create(
             record, key = store.create(name, scope)
         finally:
             store.close()
+    if quiet:
+        print(key)
+        return
     out.print(f"created {record.scope} key #{record.id} {record.name!r} (shown only once): {key}")
 
 

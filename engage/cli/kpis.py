@@ -54,20 +54,23 @@ def kpis(
         raise ConfigError(f"--by must be one of {', '.join(BY)}, got {by!r}")
     with Engine.open() as engine:
         data = read_kpis(engine.dsn, DEFAULT_CONSUMER, by)
+        currency = engine.settings.currency
     if json:
+        data["currency"] = currency
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     if not data["periods"]:
         out.print("no KPIs yet: publish touchpoints and run `engage run --until-idle`")
         return
+    money = f"({currency})"
     table = Table(title=f"KPIs by {by} (clock {data['as_of']})")
     for column in (
         by,
-        "active",
+        "active customers",
         "new",
         "purchases",
-        "revenue",
-        "AOV",
+        f"revenue {money}",
+        f"AOV {money}",
         "open rate",
         "click rate",
         "NPS",
@@ -89,15 +92,36 @@ def kpis(
             _num(sum(period["triggers_by_rule"].values())),
         )
     out.print(table)
+    out.print(
+        "active customers: customers with a touchpoint of their own in the period", markup=False
+    )
     total = data["total"]
-    rollup = Table(title="all time: the business, by lifecycle stage and by channel")
-    for column in ("", "active", "events", "purchases", "revenue", "AOV", "open rate", "NPS"):
+    stages = ", ".join(f"{s} {n:,}" for s, n in total["customers_by_stage"].items())
+    out.print(
+        f"customers in each lifecycle stage now (end of {total['customers_by_stage_at']}): "
+        f"{stages}",
+        markup=False,
+    )
+    rollup = Table(
+        title="all time (not current stages): the business, by the stage each customer "
+        "was in at the touchpoint, and by channel"
+    )
+    for column in (
+        "",
+        "customers",
+        "touchpoints",
+        "purchases",
+        f"revenue {money}",
+        f"AOV {money}",
+        "open rate",
+        "NPS",
+    ):
         rollup.add_column(column, justify="left" if not column else "right")
 
-    def add(name: str, m: dict[str, Any]) -> None:
+    def add(name: str, m: dict[str, Any], customers: bool) -> None:
         rollup.add_row(
             name,
-            _num(m["active_customers"]),
+            _num(m["active_customers"]) if customers else "-",
             _num(m["events"]),
             _num(m["purchases"]),
             _money(m["revenue"]),
@@ -106,13 +130,13 @@ def kpis(
             _num(m["nps"]),
         )
 
-    add("business", total["business"])
+    # per stage, the all-time distinct count is the stage of each customer's
+    # first touchpoint (almost all "prospect"): not a figure to show beside stages
+    add("business (all time)", total["business"], True)
     for stage, m in total["by_stage"].items():
-        add(f"stage {stage}", m)
+        add(f"while {stage}", m, False)
     for channel, m in total["by_channel"].items():
-        add(f"channel {channel}", m)
+        add(f"channel {channel}", m, False)
     out.print(rollup)
-    stages = ", ".join(f"{s} {n:,}" for s, n in total["customers_by_stage"].items())
-    out.print(f"customers per stage at {total['customers_by_stage_at']}: {stages}")
     fired = ", ".join(f"{r} {n:,}" for r, n in total["triggers_by_rule"].items()) or "none"
-    out.print(f"triggers per rule: {fired}")
+    out.print(f"triggers per rule, all time: {fired}", markup=False)

@@ -15,8 +15,10 @@ from consumers.parallel import WorkerJob, default_workers, run_parallel, shares
 from consumers.pipeline import BatchResult
 from consumers.processor import DEFAULT_BATCH, Processor, RunStats
 from consumers.rule_reload import RuleFileWatcher
-from engage.cli.app import RateBar, app, err, out, parse_time_option
+from engage.cli.app import RateBar, app, err, out, parse_time_option, plural
 from engage.cli.rules import RulesOption
+from engage.config import describe_database
+from engage.housekeeping import human, measure
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.timefmt import format_optional
@@ -71,8 +73,9 @@ def run(
             def report(result: BatchResult) -> None:
                 if result.events or result.triggers:
                     out.print(
-                        f"processed {result.events} events, {result.profiles} profiles,"
-                        f" {len(result.triggers)} triggers"
+                        f"processed {plural(result.events, 'event')}, "
+                        f"{plural(result.profiles, 'profile')}, "
+                        f"{plural(len(result.triggers), 'trigger')}"
                     )
 
             watcher = None
@@ -95,8 +98,9 @@ def run(
         elapsed = time.perf_counter() - started
         rate = stats.events / elapsed if elapsed > 0 else 0.0
         out.print(
-            f"processed {stats.events} events in {elapsed:.1f}s ({rate:,.0f} events/s); "
-            f"{stats.triggers} triggers fired; {stats.poison} undecodable to the DLQ; "
+            f"processed {plural(stats.events, 'event')} in {elapsed:.1f}s "
+            f"({rate:,.0f} events/s); {plural(stats.triggers, 'trigger')} fired; "
+            f"{stats.poison:,} undecodable to the DLQ; "
             f"lag now {processor.lag()}"
         )
 
@@ -151,7 +155,8 @@ def _run_shares(
 
 @app.command()
 def status() -> None:
-    """Show the log's size, each consumer's lag, and the dead-letter store's size."""
+    """Show which database is in use and its size, the log's size, each
+    consumer's lag, and the dead-letter store's size."""
     with Engine.open() as engine:
         heads = engine.stream.heads(TOUCHPOINTS)
         trigger_heads = engine.stream.heads(TRIGGERS)
@@ -161,25 +166,34 @@ def status() -> None:
         clock_records = engine.log.clock_records() if engine.kafka is None else None
         wall = engine.wall() + engine.settings.lateness
         profiles = engine.store.count()
-        where = (engine.settings.database_url and "ENGAGE_DATABASE_URL") or str(
-            engine.settings.home / "pgdata"
-        )
+        where = describe_database(engine.settings)
+        embedded = engine.settings.database_url is None
+        sizes = measure(engine.dsn, engine.settings.home.resolve() / "pgdata" if embedded else None)
+        kafka = engine.kafka is not None
     table = Table(title="engage status", show_header=False)
     table.add_row("database", where)
+    size = f"{human(sizes.database)} (log {human(sizes.log)}"
+    if sizes.kept_versions:
+        size += f", replay reports and kept versions {human(sizes.kept_versions)}"
+    size += ")"
+    if sizes.on_disk is not None and sizes.wal is not None:
+        size += f"; {human(sizes.on_disk)} on disk, write-ahead log {human(sizes.wal)}"
+    table.add_row("size", size)
     records = sum(heads.values())
     if clock_records is None:
-        size = f"{records} events in {len(heads)} partitions, clock records included"
+        log_size = f"{plural(records, 'event')} in {len(heads)} partitions, clock records included"
     else:
-        size = (
-            f"{records - clock_records} events and {clock_records} clock records"
-            f" in {len(heads)} partitions"
+        log_size = (
+            f"{plural(records - clock_records, 'event')} and"
+            f" {plural(clock_records, 'clock record')} in {len(heads)} partitions"
         )
-    table.add_row("log: touchpoints", size)
-    table.add_row("log: triggers", f"{sum(trigger_heads.values())} triggers")
-    table.add_row("profiles", str(profiles))
-    table.add_row("dead-letter store", str(dlq_size))
+    table.add_row("log: touchpoints", log_size)
+    table.add_row("log: triggers", plural(sum(trigger_heads.values()), "trigger"))
+    table.add_row("profiles", f"{profiles:,}")
+    table.add_row("dead-letter store", f"{dlq_size:,}")
     if not rows:
-        table.add_row("consumers", "none yet (run `engage run`)")
+        hint = "`engage worker`" if kafka else "`engage run`"
+        table.add_row("consumers", f"none yet (start {hint})")
     for consumer, stream, consumed in rows:
         total = sum((heads if stream == TOUCHPOINTS else trigger_heads).values())
         at = clocks.get(consumer)

@@ -11,7 +11,7 @@ from rich.table import Table
 from consumers.parallel import default_workers
 from consumers.replay import REPLAY_BATCH
 from consumers.replay import replay as run_replay
-from engage.cli.app import RateBar, app, out, parse_time_option
+from engage.cli.app import RateBar, app, out, parse_time_option, plural
 from engage.cli.rules import RulesOption
 from engage.runtime import Engine
 
@@ -59,7 +59,8 @@ def replay(
     Shadow: the rules run (their memory lives in the profiles), but what they
     fire is only recorded in the replay report (schema engage_replay_<n>, table
     trigger_outbox) and compared with the live triggers; nothing is appended to
-    the triggers stream or the live outbox. Give the same --rules as the live
+    the triggers stream or the live outbox. Earlier replays' reports are dropped
+    once the swap is done; the newest stays. Give the same --rules as the live
     `engage run`, so the rebuilt rule memory is for the rules that keep running.
     """
     now_us = parse_time_option(now, "--now")
@@ -85,13 +86,20 @@ def replay(
     out.print(table)
     replayed_total = sum(r[1] for r in result.rules)
     out.print(
-        f"replayed {result.events:,} events in {elapsed:.1f}s "
+        f"replayed {plural(result.events, 'event')} in {elapsed:.1f}s "
         f"({result.events / max(elapsed, 1e-9):,.0f} events/s) into projection version "
-        f"{result.version}, now live; {replayed_total:,} triggers recorded in the report, "
+        f"{result.version}, now live; {plural(replayed_total, 'trigger')} recorded in the "
+        "report, "
         f"none fired; {result.poison} undecodable records kept in the report's dead_letters; "
         + (
             f"previous version kept in schema engage_retired_{result.version - 1}"
             if result.kept_old
             else "previous version dropped"
         )
+        + (
+            f"; dropped earlier reports and kept versions: {', '.join(result.dropped_reports)}"
+            if result.dropped_reports
+            else ""
+        ),
+        markup=False,
     )

@@ -3,6 +3,7 @@ processor and webhook delivery in the same process."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from dataclasses import replace
 from typing import Annotated
@@ -77,11 +78,16 @@ def serve(
             f"(API docs at /docs); Ctrl-C to stop",
             markup=False,
         )
-        uvicorn.run(
-            application,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=access_log,
-            server_header=False,
-        )
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the
+        # signal; engage.cli.main's handler turns it into KeyboardInterrupt, so
+        # the engine closes and the embedded server is stopped on the way out
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.run(
+                application,
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=access_log,
+                server_header=False,
+            )
+        err.print("engage serve: stopped")

@@ -9,7 +9,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from engage.cli.app import app, out, parse_time_option
+from engage.cli.app import app, err, out, parse_time_option, plural
 from engage.cli.safe_text import printable
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
@@ -81,6 +81,10 @@ def kafka_triggers(
     return found if limit is None else found[:limit]
 
 
+TABLE_LIMIT = 50
+"""The table shows this many by default: the demo alone fires about 13,600."""
+
+
 @app.command()
 def triggers(
     json: Annotated[bool, typer.Option("--json", help="One trigger JSON object per line.")] = False,
@@ -92,21 +96,42 @@ def triggers(
     follow: Annotated[
         bool, typer.Option("--follow", help="Keep printing new triggers as they fire (Ctrl-C).")
     ] = False,
-    limit: Annotated[int | None, typer.Option(help="At most this many (before --follow).")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"At most this many (before --follow). The table shows the latest "
+            f"{TABLE_LIMIT} by default, or the first {TABLE_LIMIT} from --since; "
+            "--json prints every one unless --limit is given.",
+        ),
+    ] = None,
 ) -> None:
     """List fired triggers (thank-yous, thresholds, churn risk, win-back, feedback requests)."""
     since_us = parse_time_option(since, "--since")
     codec = TriggerCodec()
+    wanted = limit if (limit is not None or json) else TABLE_LIMIT
+    # without --since, a page is the latest triggers; from --since, the first ones
+    newest = since_us is None and wanted is not None
     with Engine.open() as engine:
+        asked = None if wanted is None else wanted + 1  # one more: is there a next page?
         if engine.kafka is None:
-            found = _decode(codec, engine.log.find_triggers(customer, rule, since_us, limit))
+            records = engine.log.find_triggers(customer, rule, since_us, asked, newest_first=newest)
+            found = _decode(codec, records)
         else:
-            found = kafka_triggers(engine.kafka, codec, customer, rule, since_us, limit)
+            found = kafka_triggers(engine.kafka, codec, customer, rule, since_us, None)
+            if asked is not None:
+                found = found[-asked:] if newest else found[:asked]
+        more = wanted is not None and len(found) > wanted
+        if more:
+            found = found[1:] if newest else found[:-1]
+        if rule is not None and not found:
+            _unknown_rule_hint(engine, rule)
         if json:
             for t in found:
                 sys.stdout.write(orjson.dumps(trigger_json(t)).decode() + "\n")
         else:
-            table = Table(title=f"{len(found)} triggers")
+            which = "latest " if newest and more else ("first " if more else "")
+            table = Table(title=f"{which}{plural(len(found), 'trigger')}")
             for column in ("fired_at", "rule", "kind", "customer", "caused_by", "details"):
                 table.add_column(column)
             for t in found:
@@ -119,30 +144,61 @@ def triggers(
                     ", ".join(f"{k}={v}" for k, v in t.details.items()),
                 )
             out.print(table)
+            if more:
+                err.print(
+                    "more: --limit N for a longer page, --since TS to start from an instant, "
+                    "--json for every one",
+                    markup=False,
+                )
         if not follow:
             return
         sys.stdout.flush()
-        log = engine.stream
-        positions = log.heads(TRIGGERS)
-        seen = RecentIds()  # the relay may re-append a trigger after a crash
-        try:
-            while True:
-                records = log.read(TRIGGERS, positions, 1000)
-                if not records:
-                    log.wait(1.0)
-                    continue
-                for r in records:
-                    positions[r.partition] = r.offset + 1
-                for t in _decode(codec, records):
-                    if seen.add(t.trigger_id) and _matches(t, customer, rule, since_us):
-                        line = (
-                            orjson.dumps(trigger_json(t)).decode()
-                            if json
-                            else printable(
-                                f"{format_iso(t.fired_at)} {t.rule_id} {t.kind} {t.customer_id}"
-                            )
+        _follow(engine, codec, json, customer, rule, since_us)
+
+
+def _unknown_rule_hint(engine: Engine, rule: str) -> None:
+    """``--rule`` with an id nothing fired under: say so, and list the ids that
+    did fire (a typo otherwise looks exactly like a quiet rule)."""
+    fired = engine.store.trigger_counts()
+    if rule in fired:
+        return
+    loaded = [r.id for r in engine.rules.rules] if engine.rules is not None else []
+    known = sorted(set(fired) | set(loaded))
+    err.print(
+        f"no trigger was ever fired by a rule {rule!r}; rule ids: {', '.join(known) or 'none'}",
+        markup=False,
+    )
+
+
+def _follow(
+    engine: Engine,
+    codec: TriggerCodec,
+    json: bool,
+    customer: str | None,
+    rule: str | None,
+    since_us: int | None,
+) -> None:
+    log = engine.stream
+    positions = log.heads(TRIGGERS)
+    seen = RecentIds()  # the relay may re-append a trigger after a crash
+    try:
+        while True:
+            records = log.read(TRIGGERS, positions, 1000)
+            if not records:
+                log.wait(1.0)
+                continue
+            for r in records:
+                positions[r.partition] = r.offset + 1
+            for t in _decode(codec, records):
+                if seen.add(t.trigger_id) and _matches(t, customer, rule, since_us):
+                    line = (
+                        orjson.dumps(trigger_json(t)).decode()
+                        if json
+                        else printable(
+                            f"{format_iso(t.fired_at)} {t.rule_id} {t.kind} {t.customer_id}"
                         )
-                        sys.stdout.write(line + "\n")
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            return
+                    )
+                    sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (engage.cli.main)
+        return

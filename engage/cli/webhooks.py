@@ -47,6 +47,10 @@ def add(
         ),
     ] = False,
     rules: RulesOption = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print only the signing secret (for SECRET=$(...))."),
+    ] = False,
 ) -> None:
     """Subscribe URL to triggers fired from now on (or --from-start). Prints the
     signing secret: keep it to verify deliveries. The URL must reach a public
@@ -63,6 +67,9 @@ def add(
             sub = store.add(url, kind, rule, start, allow_private=allow_private)
         finally:
             store.close()
+    if quiet:
+        print(sub.secret)
+        return
     what = (
         ", ".join(x for x in (kind and f"kind {kind}", rule and f"rule {rule}") if x)
         or "all triggers"

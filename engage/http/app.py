@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from importlib.resources import files
 from typing import Annotated, Any, Final
 
 import orjson
@@ -22,16 +21,15 @@ import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consumers.pipeline import DEFAULT_CONSUMER
 from consumers.webhooks import DeliveryPolicy, WebhookDeliverer
 from engage.config import Settings
 from engage.errors import EngageError, StorageError
-from engage.http import models
+from engage.http import assets, contact, models
 from engage.http.ingest import IngestRefused, ingest_body
 from engage.http.keys import ApiKey, ApiKeys
 from engage.http.kpi_view import pyramid
@@ -193,6 +191,8 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
             "only read."
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     harden(app)
     add_links(app)
@@ -499,6 +499,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
     ) -> Response:
         with state["pool"].borrow() as engine:
             report = read_kpis(engine.dsn, DEFAULT_CONSUMER, by)
+        report["currency"] = settings.currency
         if last is not None:
             report["periods"] = report["periods"][-last:]
         report["pyramid"] = pyramid(report)
@@ -547,13 +548,8 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    static = files("engage.http").joinpath("static")
-
-    @app.get("/", include_in_schema=False)
-    def dashboard() -> HTMLResponse:
-        return HTMLResponse(static.joinpath("index.html").read_text())
-
-    app.mount("/static", StaticFiles(packages=[("engage.http", "static")]), name="static")
+    contact.install(app, lambda: state["pool"].borrow(), read_key, config.rules)
+    assets.install(app)  # the dashboard and /docs, served from packages
     return app
 
 

@@ -1,6 +1,8 @@
 """The KPI pyramid the dashboard draws, derived from the KPI report
 (``projections.adapters.postgres_kpis.read_kpis``): from the whole business at
-the top, through channels and lifecycle stages, down to one customer."""
+the top, through channels and lifecycle stages, down to one customer. Every
+level but the stages is an all-time total, and says so: the stages are the
+customers in each stage now, and an all-time figure beside them read as one."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ def pyramid(report: dict[str, Any]) -> list[dict[str, Any]]:
     customers = sum(total["customers_by_stage"].values())
     return [
         {
-            "name": "Business",
+            "name": "Business (all time)",
             "values": [
                 ["net revenue", business["net_revenue"]],
                 ["active customers", business["active_customers"]],
@@ -31,12 +33,13 @@ def pyramid(report: dict[str, Any]) -> list[dict[str, Any]]:
             ],
         },
         {
-            "name": "Channels (net revenue)",
+            "name": "Channels (net revenue, all time)",
             "values": [[name, m["net_revenue"]] for name, m in channels[:4] if m["net_revenue"]]
             or [["events", business["events"]]],
         },
         {
-            "name": f"Lifecycle stages (customers at {total['customers_by_stage_at']})",
+            "name": "Lifecycle stages (customers in each now: end of "
+            f"{total['customers_by_stage_at']})",
             "values": [
                 [stage, total["customers_by_stage"][stage]]
                 for stage in STAGES
@@ -44,7 +47,7 @@ def pyramid(report: dict[str, Any]) -> list[dict[str, Any]]:
             ],
         },
         {
-            "name": "Per customer",
+            "name": "Per customer (all time)",
             "values": [
                 ["net revenue", _per(business["net_revenue"], customers)],
                 ["orders", _per(business["purchases"], customers)],

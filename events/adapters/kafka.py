@@ -316,7 +316,7 @@ class KafkaLog:
         """
         consumer = self._consumer_()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        listed = consumer.end_offsets(tps)
+        listed = end_offsets(consumer, tps)
         ends = {tp.partition: int(listed.get(tp) or 0) for tp in tps}
         probe = [tp for tp in tps if ends[tp.partition] > 0]
         if not probe:
@@ -382,7 +382,7 @@ class KafkaLog:
             for p in range(self._partitions)
         ]
         try:
-            return {tp: int(o) for tp, o in consumer.end_offsets(tps).items()}
+            return end_offsets(consumer, tps)
         except KafkaError as exc:
             raise StorageError(f"reading the Kafka log failed: {_reason(exc)}") from None
 
@@ -393,6 +393,41 @@ class KafkaLog:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+def end_offsets(
+    consumer: KafkaConsumer, tps: Sequence[TopicPartition], patience: float = 30.0
+) -> dict[TopicPartition, int]:
+    """``consumer.end_offsets``, asked one topic at a time and retried.
+
+    kafka-python 3.0 answers a ListOffsets request for several topics with a
+    ``KeyError`` when the consumer's metadata lacks the leader of some of them:
+    those partitions are left out of the request instead of being retried
+    (``Fetcher._group_list_offset_requests``). A consumer assigned to the
+    triggers topic knows only that topic's leaders, so ``engage triggers
+    --follow``, which watches every topic's end, crashed on its first wait.
+    One topic per request means either all its leaders are known or none
+    (which kafka-python does retry after a metadata refresh); a partition whose
+    leader is still being elected is retried here until ``patience`` runs out."""
+    by_topic: dict[str, list[TopicPartition]] = defaultdict(list)
+    for tp in tps:
+        by_topic[tp.topic].append(tp)
+    found: dict[TopicPartition, int] = {}
+    for topic, wanted in by_topic.items():
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                found.update((tp, int(o)) for tp, o in consumer.end_offsets(wanted).items())
+                break
+            except KeyError as exc:
+                if time.monotonic() > deadline:
+                    raise StorageError(
+                        f"Kafka did not report the end of {topic} within {patience:.0f}s "
+                        f"(no leader known for {exc})"
+                    ) from None
+                consumer.partitions_for_topic(topic)  # asks for the topic's metadata
+                time.sleep(0.1)
+    return found
 
 
 def check_partitions(topic_partitions: int, database_partitions: int, prefix: str) -> None:

@@ -113,8 +113,11 @@ class PostgresLog:
         rule_id: str | None = None,
         since: int | None = None,
         limit: int | None = None,
+        *,
+        newest_first: bool = False,
     ) -> list[LogRecord]:
-        """Triggers on the stream matching the filters, by fired_at; PostgreSQL-only."""
+        """Triggers on the stream matching the filters, by fired_at (``newest_first``:
+        the latest ``limit`` of them, still returned oldest first); PostgreSQL-only."""
         clauses = [sql.SQL("TRUE")]
         params: list[object] = []
         if customer_id is not None:
@@ -127,12 +130,17 @@ class PostgresLog:
             clauses.append(sql.SQL("fired_at >= %s"))
             params.append(since)
         params.append(limit if limit is not None else (1 << 62))
+        order = sql.SQL(
+            "fired_at DESC, trigger_id DESC" if newest_first else "fired_at, trigger_id"
+        )
         query = sql.SQL(
             'SELECT partition, "offset", customer_id, payload FROM trigger_log WHERE {}'
-            " ORDER BY fired_at, trigger_id LIMIT %s"
-        ).format(sql.SQL(" AND ").join(clauses))
+            " ORDER BY {} LIMIT %s"
+        ).format(sql.SQL(" AND ").join(clauses), order)
         with self._conn.transaction():
             rows = self._conn.execute(query, params).fetchall()
+        if newest_first:
+            rows.reverse()
         return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
     def trigger_counts(self) -> dict[str, int]:

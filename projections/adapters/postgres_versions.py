@@ -35,6 +35,7 @@ transaction, for anything that caches projection state to check.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -297,6 +298,47 @@ class PostgresVersions:
                 time.sleep(random.uniform(0.005, 0.05))
             except psycopg.Error as exc:
                 raise StorageError(f"dropping the retired projections failed: {exc}") from None
+
+    def reclaim(self, keep_report: int) -> list[str]:
+        """Space housekeeping after a swap: drop the report schemas of replays
+        before ``keep_report`` (the newest report stays for reading) and the
+        versions retired before the one this swap retired (``--keep-old`` keeps
+        the replaced version until the next replay), then CHECKPOINT so the
+        write-ahead log the build produced can be removed.
+
+        A replay writes every projection anew, and each one used to leave its
+        report behind (about 6 MB per replay of the demo) besides the write-ahead
+        log of the build (with PostgreSQL's default sizing, 200+ MB of the demo's
+        430 MB data directory was WAL; see ``engage.database.EMBEDDED_SETTINGS``).
+        The checkpoint needs
+        superuser (or pg_checkpoint) rights: on a server of your own without
+        them it is skipped, and the server's own checkpoints do the same later.
+        Returns the schemas dropped."""
+        rows = self._conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname ~ '^engage_(replay|retired)_[0-9]+$'"
+        ).fetchall()
+
+        def version(name: str) -> int:
+            return int(name.rsplit("_", 1)[1])
+
+        old = sorted(
+            (
+                name
+                for name in (str(r[0]) for r in rows)
+                if version(name) < (keep_report if "replay" in name else keep_report - 1)
+            ),
+            key=lambda name: (version(name), name),
+        )
+        try:
+            for schema in old:
+                self._conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )
+        except psycopg.Error as exc:
+            raise StorageError(f"dropping earlier replay reports failed: {exc}") from None
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+            self._conn.execute("CHECKPOINT")
+        return old
 
     def report(self, build: Build) -> list[tuple[str, int, int, int]]:
         """Per rule: (rule_id, would fire in the replay, fired live, same trigger_id both)."""

@@ -77,6 +77,10 @@ def test_backtest_of_a_new_rule_in_a_window(processed: dict[str, str], tmp_path:
     assert 0 < rule["overlap"]["customers_also_hit_live"] <= rule["customers"]
     weeks = list(rule["per_week"])
     assert weeks[0] >= "2026-01-26" and weeks[-1] < end
+    # the event count is the history the rules saw: what ends before --to
+    history = [orjson.loads(line) for line in generate_lines(SPEC)]
+    before = sum(1 for e in history if parse_iso(e["occurred_at"]) < parse_iso(end))
+    assert report["events"] == before < len(history)
 
 
 def test_replay_kpis_and_export(processed: dict[str, str], tmp_path: Path) -> None:
@@ -91,8 +95,9 @@ def test_replay_kpis_and_export(processed: dict[str, str], tmp_path: Path) -> No
     assert kpis == kpis_before
     status = _ok(processed, "status")
     total = kpis["total"]["business"]["events"]
-    assert f"{total} events" in status
-    assert "customers per stage" in _ok(processed, "kpis")
+    assert f"{total:,} events" in status and "size" in status
+    table = _ok(processed, "kpis")
+    assert "customers in each lifecycle stage now" in table and "all time (not current" in table
 
     for kind, count_key in (("events", total), ("profiles", SPEC.customers)):
         for fmt in ("parquet", "csv"):

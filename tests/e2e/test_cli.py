@@ -109,7 +109,10 @@ def test_publish_from_stdin(cli_env: dict[str, str]) -> None:
 def test_errors_are_one_line_without_traceback(cli_env: dict[str, str], tmp_path: Path) -> None:
     unknown = engage(cli_env, "profile", "nobody")
     assert unknown.returncode != 0
-    assert unknown.stderr.strip() == "engage: error: unknown customer 'nobody'"
+    database = cli_env["ENGAGE_DATABASE_URL"]
+    assert unknown.stderr.strip() == (
+        f"engage: error: unknown customer 'nobody' in the database at {database}"
+    )
     missing = engage(cli_env, "publish", str(tmp_path / "missing.jsonl"))
     assert missing.returncode != 0 and "no such file" in missing.stderr
     bad_url = engage({**cli_env, "ENGAGE_DATABASE_URL": "mysql://x/y"}, "status")
@@ -132,3 +135,52 @@ def test_demo_runs_small(cli_env: dict[str, str]) -> None:
     assert "profiles" in result.stdout
     status = engage(cli_env, "status")
     assert "lag 0" in status.stdout
+
+
+def test_triggers_table_is_paged_and_an_unknown_rule_gets_a_hint(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    rows = lines(
+        *[
+            event(
+                f"t{n}",
+                f"cust-{n:02d}",
+                "purchase",
+                f"2026-03-01T10:{n:02d}:00Z",
+                order_id=f"o{n}",
+                amount=5,
+            )
+            for n in range(55)
+        ]
+    )
+    path = tmp_path / "many.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    assert engage(cli_env, "publish", str(path)).returncode == 0
+    ran = engage(cli_env, "run", "--until-idle", "--workers", "1")
+    assert ran.returncode == 0 and "processed 55 events" in ran.stdout, ran.stderr
+    table = engage(cli_env, "triggers")
+    assert table.returncode == 0, table.stderr
+    assert "latest 50 triggers" in table.stdout and "--limit N" in table.stderr
+    assert "cust-54" in table.stdout and "cust-04 " not in table.stdout  # the latest ones
+    five = engage(cli_env, "triggers", "--limit", "5")
+    assert "latest 5 triggers" in five.stdout
+    from_since = engage(cli_env, "triggers", "--since", "2026-03-01T10:50:00Z")
+    assert "5 triggers" in from_since.stdout and "more:" not in from_since.stderr
+    every = engage(cli_env, "triggers", "--json")
+    assert len(every.stdout.splitlines()) == 55  # --json prints every one
+    unknown = engage(cli_env, "triggers", "--rule", "first-purchase-thanks")
+    assert unknown.returncode == 0 and "0 triggers" in unknown.stdout
+    assert "no trigger was ever fired by a rule 'first-purchase-thanks'" in unknown.stderr
+    assert "first-purchase-thank-you" in unknown.stderr  # the ids that exist
+    one = engage(
+        cli_env,
+        "publish",
+        "-",
+        stdin=lines(event("t99", "solo", "web_visit", "2026-03-02T10:00:00Z", url="/"))[0],
+    )
+    assert one.returncode == 0
+    single = engage(cli_env, "run", "--until-idle", "--workers", "1")
+    assert "processed 1 event in" in single.stdout and "0 triggers fired" in single.stdout
+    status = engage(cli_env, "status")
+    assert "56 events in" in status.stdout and "size" in status.stdout
+    assert cli_env["ENGAGE_DATABASE_URL"] in status.stdout

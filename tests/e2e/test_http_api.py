@@ -4,6 +4,8 @@ bad input, customers, the trigger feed, metrics."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 
 import orjson
@@ -11,6 +13,7 @@ import pytest
 
 from engage.config import Settings
 from engage.http.app import ServeConfig
+from engage.http.contact import CSV_COLUMNS
 from engage.http.keys import ApiKeys
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
@@ -237,6 +240,47 @@ def test_trigger_feed_pages_with_a_cursor_and_filters(api: Api, engine: Engine) 
     assert stats["totals"] == {"first-purchase-thank-you": 10}
 
 
+def test_who_to_contact_now_newest_first_filtered_and_as_csv(api: Api, engine: Engine) -> None:
+    api.post(
+        [
+            _purchase("a1", "ann", "2026-03-01T10:00:00Z"),
+            _purchase("b1", "bob", "2026-03-02T10:00:00Z"),
+            _purchase("c1", "cid", "2026-03-03T10:00:00Z", amount=1200),  # also crosses 1,000
+        ]
+    )
+    engine.processor().run(until_idle=True)
+    assert api.get("/v1/triggers/latest", key=api.ingest_key).status_code == 403
+    latest = api.get("/v1/triggers/latest").json()
+    assert [(t["customer_id"], t["rule_id"]) for t in latest["items"]][-3:] == [
+        ("cid", "first-purchase-thank-you"),
+        ("bob", "first-purchase-thank-you"),
+        ("ann", "first-purchase-thank-you"),
+    ]
+    fired = [t["fired_at"] for t in latest["items"]]
+    assert fired == sorted(fired, reverse=True)  # newest first
+    by_rule = api.get("/v1/triggers/latest", params={"rule_id": "lifetime-spend-1000"}).json()
+    assert [t["customer_id"] for t in by_rule["items"]] == ["cid"]
+    assert by_rule["items"][0]["details"]["lifetime_spend"] == 1200
+    by_kind = api.get("/v1/triggers/latest", params={"kind": "spend_threshold"}).json()
+    assert {t["rule_id"] for t in by_kind["items"]} == {"lifetime-spend-1000", "monthly-spend-500"}
+    assert {t["kind"] for t in by_kind["items"]} == {"spend_threshold"}
+    window = {"since": "2026-03-02T00:00:00Z", "until": "2026-03-03T00:00:00Z"}
+    in_window = api.get("/v1/triggers/latest", params=window).json()
+    assert [t["customer_id"] for t in in_window["items"]] == ["bob"]
+    assert len(api.get("/v1/triggers/latest", params={"limit": 1}).json()["items"]) == 1
+    backwards = {"since": "2026-03-03T00:00:00Z", "until": "2026-03-02T00:00:00Z"}
+    assert api.get("/v1/triggers/latest", params=backwards).status_code == 422
+    assert api.get("/v1/triggers/latest", params={"since": "soon"}).status_code == 422
+    csv_response = api.get("/v1/triggers/latest", params={**window, "format": "csv"})
+    assert csv_response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_response.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(csv_response.text)))
+    assert rows[0] == list(CSV_COLUMNS)
+    assert CSV_COLUMNS[:4] == ("fired_at", "customer_id", "rule_id", "kind")
+    assert [r[1:4] for r in rows[1:]] == [["bob", "first-purchase-thank-you", "thank_you"]]
+    assert orjson.loads(rows[1][4])["order_id"] == "o-b1" and rows[1][5] == "b1"
+
+
 def test_health_metrics_status_and_openapi(api: Api, engine: Engine) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
     api.post([_purchase("e1", "ann"), {"event_id": "bad"}])
@@ -264,6 +308,12 @@ def test_health_metrics_status_and_openapi(api: Api, engine: Engine) -> None:
     page = api.client.get("/")
     assert page.status_code == 200 and "Engage dashboard" in page.text
     assert api.client.get("/static/app.js").status_code == 200
+    docs = api.client.get("/docs")
+    assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text and "https://" not in docs.text  # nothing from the internet
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"):
+        assert api.client.get(f"/docs/assets/{asset}").status_code == 200
+    assert api.client.get("/redoc").status_code == 404  # it would load from a CDN
 
 
 def test_kpis_are_the_processor_kept_report_with_a_pyramid(api: Api, engine: Engine) -> None:
@@ -281,8 +331,12 @@ def test_kpis_are_the_processor_kept_report_with_a_pyramid(api: Api, engine: Eng
     assert api.get("/v1/kpis", key=api.ingest_key).status_code == 403
     got = api.get("/v1/kpis", params={"by": "day"}).json()
     pyramid = got.pop("pyramid")
+    assert got.pop("currency") == "USD"  # ENGAGE_CURRENCY, for showing money
     assert got == orjson.loads(orjson.dumps(read_kpis(engine.dsn, DEFAULT_CONSUMER, "day")))
-    assert [level["name"] for level in pyramid][:2] == ["Business", "Channels (net revenue)"]
+    assert [level["name"] for level in pyramid][:2] == [
+        "Business (all time)",
+        "Channels (net revenue, all time)",
+    ]
     business = dict(pyramid[0]["values"])
     assert business == {"net revenue": 100.0, "active customers": 2, "NPS": 100.0}
     per_customer = dict(pyramid[-1]["values"])

@@ -389,7 +389,8 @@ def test_the_cli_in_kafka_mode(kafka_settings: Settings, tmp_path: Path) -> None
     assert "accepted 1, duplicate 0, rejected 1" in published.stdout
     status = engage("--kafka", bootstrap, "status")
     assert status.returncode == 0, status.stderr
-    assert "1 events in 4 partitions" in status.stdout
+    assert "1 event in 4 partitions" in status.stdout
+    assert "none yet (start `engage worker`)" in status.stdout  # Kafka mode's processor
     with Engine.open(kafka_settings) as engine:
         assert [d["raw"] for d in _dlq_records(engine)] == ["{bad"]
         engine.processor().run(until_idle=True)  # the embedded loop over the Kafka log

@@ -86,7 +86,17 @@ def test_replay_rebuilds_identical_projections_and_fires_nothing(engine: Engine)
     assert again.version == 3
     with connect(engine.dsn) as conn:
         kept = conn.execute("SELECT count(*) FROM engage_retired_2.profiles").fetchone()
+        schemas = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
     assert kept is not None and kept[0] == SPEC.customers
+    # the earlier replay's report is reclaimed; the newest stays to be read
+    assert again.dropped_reports == ["engage_replay_2"]
+    assert "engage_replay_3" in schemas and "engage_replay_2" not in schemas
+    # --keep-old keeps the replaced version until the next replay
+    third = replay(engine, workers=1)
+    assert third.dropped_reports == ["engage_retired_2", "engage_replay_3"]
+    with connect(engine.dsn) as conn:
+        schemas = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
+    assert {s for s in schemas if s.startswith("engage_")} == {"engage_replay_4"}
 
 
 def test_swap_is_atomic_under_a_running_processor(

@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from events.model import DAY, Micros, Touchpoint
-from events.timefmt import format_iso
+from events.timefmt import format_iso_exact
 
 CHANNELS = ("email", "web", "app", "store", "chat", "phone", "survey", "support", "other")
 
@@ -254,7 +254,7 @@ def to_ingest_json(tp: Touchpoint) -> dict[str, Any]:
         "event_id": tp.event_id,
         "customer_id": tp.customer_id,
         "type": tp.type,
-        "occurred_at": format_iso(tp.occurred_at),
+        "occurred_at": format_iso_exact(tp.occurred_at),
         "channel": tp.channel,
         "properties": {**tp.extra, **tp.properties},
     }

@@ -150,9 +150,22 @@ def test_duplicate_ids_are_refused_at_the_second() -> None:
     assert "first defined on line 2" in error.reason
 
 
+def test_a_bare_list_is_the_rules_with_the_default_cap() -> None:
+    """The README's example is a bare list; both shapes load the same rules."""
+    bare = load_rules_text(textwrap.dedent(GOOD))
+    wrapped = load_rules_text(rule_file(GOOD))
+    assert [r.id for r in bare.rules] == [r.id for r in wrapped.rules] == ["good"]
+    assert bare.cap == wrapped.cap
+    assert bare.rules[0].line == 1
+
+
 def test_invalid_yaml_and_wrong_shapes() -> None:
     assert refused("rules: [\n").line == 2
-    assert "expected a top-level 'rules' list" in refused("frequency_cap: {count: 2}\n").reason
+    no_rules = refused("frequency_cap: {count: 2}\n").reason
+    assert "no top-level 'rules' key" in no_rules and "expected a list of rules" in no_rules
+    assert "expected a list of rules" in refused("42\n").reason
+    one = refused("id: x\nversion: 1\n").reason
+    assert "one rule, not a list" in one and "'rules:'" in one
     assert "empty" in refused("").reason
     assert "unknown key 'rule'" in refused("rule: []\n").reason
     assert "count" in refused("frequency_cap: {count: 0}\nrules: []\n").reason

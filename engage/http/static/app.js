@@ -32,11 +32,19 @@ async function api(path) {
 }
 
 const fmt = (n) => (typeof n === "number" ? n.toLocaleString("en-US", { maximumFractionDigits: 2 }) : n ?? "–");
+let CURRENCY = "USD";  // the server's ENGAGE_CURRENCY, from /v1/kpis
+const money = (n) => (typeof n === "number"
+  ? n.toLocaleString("en-US", { style: "currency", currency: CURRENCY, maximumFractionDigits: 2 }) : "–");
+const pct = (n) => (typeof n === "number" ? (n * 100).toFixed(1) + "%" : "–");
+const MONEY_KEY = /amount|spend|revenue|order_value|aov/i;
+const RATE_KEY = /rate/i;
+// one number, shown by what it is: money with its currency, rates as percentages
+const show = (key, v) => (MONEY_KEY.test(key) ? money(v) : RATE_KEY.test(key) ? pct(v) : fmt(v));
 
 function tiles(status) {
   const items = [
-    ["events on the log", status.log_events], ["profiles", status.profiles], ["triggers", status.triggers],
-    ["processing lag", status.lag], ["dead letters", status.dead_letters],
+    ["events on the log", status.log_events], ["profiles", status.profiles], ["triggers fired, all time", status.triggers],
+    ["processing lag (events)", status.lag], ["dead letters", status.dead_letters],
   ];
   $("tiles").replaceChildren(...items.map(([label, v]) =>
     el("div", { class: "tile" }, el("div", { class: "v" }, fmt(v)), el("div", { class: "l" }, label))));
@@ -105,7 +113,8 @@ function pyramid(kpis) {
     const shape = `${width / 2 - (width / 2 - top)},${yTop} ${width / 2 + (width / 2 - top)},${yTop} ${width / 2 + (width / 2 - bot)},${yBot} ${width / 2 - (width / 2 - bot)},${yBot}`;
     svg.append(el("polygon", { points: shape, fill: COLORS[i % COLORS.length], opacity: 0.9 }));
     svg.append(el("text", { x: width / 2, y: yTop + 22, "text-anchor": "middle", class: "pyramid-label" }, level.name));
-    const values = level.values.map(([k, v]) => `${k}: ${k.includes("rate") && typeof v === "number" ? (v * 100).toFixed(1) + "%" : fmt(v)}`).join("   ·   ");
+    const inMoney = /net revenue/.test(level.name);  // the channels level: net revenue per channel
+    const values = level.values.map(([k, v]) => `${k}: ${inMoney && k !== "events" ? money(v) : show(k, v)}`).join("   ·   ");
     svg.append(el("text", { x: width / 2, y: yTop + 42, "text-anchor": "middle", class: "pyramid-label" }, values));
   });
   return svg;
@@ -117,12 +126,13 @@ async function loadKpis() {
     $("kpis").replaceChildren(el("p", { class: "muted" }, "KPIs are not available in this version of the server."));
     return;
   }
-  const head = el("tr", {}, ...["week of", "active", "new", "purchases", "net revenue", "AOV", "open rate", "NPS", "triggers"].map((h) => el("th", {}, h)));
+  if (kpis.currency) CURRENCY = kpis.currency;
+  const head = el("tr", {}, ...["week of", "active customers", "new", "purchases", `net revenue (${CURRENCY})`, `AOV (${CURRENCY})`, "open rate", "NPS", "triggers"].map((h) => el("th", {}, h)));
   const rows = kpis.periods.slice(-8).reverse().map((p) => {
     const b = p.business;
-    const rate = b.open_rate === null ? "–" : (b.open_rate * 100).toFixed(1) + "%";
     const fired = Object.values(p.triggers_by_rule).reduce((a, n) => a + n, 0);
-    return el("tr", {}, ...[p.period, b.active_customers, b.new_customers, b.purchases, b.net_revenue, b.average_order_value, rate, b.nps, fired].map((v) => el("td", {}, fmt(v))));
+    return el("tr", {}, ...[fmt(p.period), fmt(b.active_customers), fmt(b.new_customers), fmt(b.purchases), money(b.net_revenue),
+      money(b.average_order_value), pct(b.open_rate), fmt(b.nps), fmt(fired)].map((v) => el("td", {}, v)));
   });
   const table = el("table", { class: "grid", id: "kpi-periods" }, el("thead", {}, head), el("tbody", {}, ...rows));
   $("kpis").replaceChildren(pyramid(kpis), el("h4", {}, `Latest weeks (clock ${kpis.as_of || "–"})`), table);
@@ -130,7 +140,7 @@ async function loadKpis() {
 
 async function loadDlq() {
   const dlq = await api("/v1/dlq?limit=20");
-  $("dlq-total").textContent = `(${fmt(dlq.total)})`;
+  $("dlq-total").textContent = `${fmt(dlq.total)} rejected input${dlq.total === 1 ? "" : "s"}`;
   const rows = dlq.items.slice().reverse().map((d) => el("tr", {},
     el("td", {}, d.id), el("td", {}, d.received_at), el("td", {}, d.source || "?"),
     el("td", {}, d.line ? "line " + d.line : d.stage), el("td", {}, d.field), el("td", {}, d.reason),
@@ -149,13 +159,74 @@ async function openCustomer(id) {
   const keys = ["lifecycle_stage", "lifetime_spend", "order_count", "average_order_value", "last_purchase_at",
     "first_seen", "last_seen", "event_count", "email_sent", "open_rate", "click_rate", "subscribed",
     "nps_last", "csat_last", "support_cases", "open_support_cases", "engagement_score", "email", "name"];
-  $("customer-360").replaceChildren(...keys.map((k) => el("tr", {}, el("td", {}, k), el("td", {}, fmt(view[k])))));
+  $("customer-360").replaceChildren(...keys.map((k) => el("tr", {}, el("td", {}, k), el("td", {}, show(k, view[k])))));
   const items = timeline ? timeline.items : [];
   $("timeline").tBodies[0].replaceChildren(...items.map((item) => item.kind === "trigger"
     ? el("tr", { class: "trigger" }, el("td", {}, item.occurred_at), el("td", {}, "⚑ trigger " + item.trigger.rule_id), el("td", {}, "–"),
-        el("td", {}, Object.entries(item.trigger.details).map(([k, v]) => `${k}=${v}`).join(", ")))
+        el("td", {}, details(item.trigger.details)))
     : el("tr", {}, el("td", {}, item.occurred_at), el("td", {}, item.type), el("td", {}, item.channel),
-        el("td", {}, Object.entries(item.properties).filter(([k]) => k !== "items").map(([k, v]) => `${k}=${v}`).join(", ")))));
+        el("td", {}, touchpointDetails(item.properties)))));
+}
+
+function touchpointDetails(props) {
+  // an event's amount is in its own currency (ingest defaults it to USD)
+  const inOwn = (v) => v.toLocaleString("en-US", { style: "currency", currency: props.currency || "USD" });
+  return Object.entries(props).filter(([k]) => k !== "items" && k !== "currency")
+    .map(([k, v]) => `${k}=${k === "amount" && typeof v === "number" ? inOwn(v) : v}`).join(", ");
+}
+
+function details(obj) {
+  return Object.entries(obj).map(([k, v]) => `${k}=${typeof v === "number" ? show(k, v) : v}`).join(", ");
+}
+
+// -- Who to contact now: the newest triggers, filtered, with a link to each customer's 360
+
+function contactQuery() {
+  const q = new URLSearchParams({ limit: $("contact-limit").value });
+  if ($("contact-rule").value) q.set("rule_id", $("contact-rule").value);
+  if ($("contact-kind").value) q.set("kind", $("contact-kind").value);
+  if ($("contact-from").value) q.set("since", $("contact-from").value + "T00:00:00Z");
+  if ($("contact-to").value) {  // the "to" day is included: until the next midnight
+    const next = new Date(Date.parse($("contact-to").value + "T00:00:00Z") + 86400e3);
+    q.set("until", next.toISOString().replace(".000Z", "Z"));
+  }
+  return q;
+}
+
+function fillSelect(select, values) {
+  const chosen = select.value;
+  const first = select.options[0];
+  select.replaceChildren(first, ...values.map((v) => el("option", { value: v }, v)));
+  select.value = values.includes(chosen) ? chosen : "";
+}
+
+async function loadContact() {
+  const [latest, stats] = await Promise.all([api("/v1/triggers/latest?" + contactQuery()), api("/v1/triggers/stats?bucket=week")]);
+  const kinds = latest.kinds_by_rule || {};
+  fillSelect($("contact-rule"), [...new Set([...Object.keys(stats.totals), ...Object.keys(kinds)])].sort());
+  fillSelect($("contact-kind"), [...new Set([...Object.values(kinds), ...latest.items.map((t) => t.kind)])].sort());
+  const rows = latest.items.map((t) => el("tr", {},
+    el("td", {}, t.fired_at), el("td", {}, el("a", { href: "#customer/" + encodeURIComponent(t.customer_id), title: "open the 360" }, t.customer_id)),
+    el("td", {}, t.rule_id), el("td", {}, t.kind), el("td", { class: "details" }, details(t.details))));
+  $("contact-list").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 5 }, "no trigger matches these filters"))]));
+  $("contact-note").textContent = latest.items.length
+    ? `${fmt(latest.items.length)} shown, newest first; fired_at is when the rule fired (event time, UTC).` : "";
+}
+
+async function exportContactCsv() {
+  const response = await fetch("/v1/triggers/latest?format=csv&" + contactQuery(),
+    { headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY) } });
+  if (!response.ok) throw new Error("CSV export failed: " + response.status);
+  const link = el("a", { href: URL.createObjectURL(await response.blob()), download: "contact-now.csv" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+function openFromHash() {
+  const match = location.hash.match(/^#customer\/(.+)$/);
+  if (!match) return;
+  openCustomer(decodeURIComponent(match[1])).then(() => $("customer").scrollIntoView()).catch(fail);
 }
 
 async function search(event) {
@@ -177,7 +248,8 @@ function fail(error) {
 
 async function refresh() {
   tiles(await api("/v1/status"));
-  await Promise.all([loadKpis(), loadTriggers(), loadDlq()]);
+  await loadKpis();  // first: it says which currency money is in
+  await Promise.all([loadTriggers(), loadDlq(), loadContact()]);
 }
 
 function showLogin(message) {
@@ -197,6 +269,7 @@ async function start() {
   $("login").hidden = true;
   $("app").hidden = false;
   $("logout").hidden = false;
+  openFromHash();
 }
 
 $("login-form").addEventListener("submit", (event) => {
@@ -207,5 +280,8 @@ $("login-form").addEventListener("submit", (event) => {
 $("logout").addEventListener("click", () => { sessionStorage.removeItem(KEY); showLogin(); });
 $("search-form").addEventListener("submit", (e) => search(e).catch(fail));
 $("bucket").addEventListener("change", () => loadTriggers().catch(fail));
+$("contact-form").addEventListener("submit", (e) => { e.preventDefault(); loadContact().catch(fail); });
+$("contact-csv").addEventListener("click", () => exportContactCsv().catch(fail));
+window.addEventListener("hashchange", openFromHash);
 setInterval(() => { if (!$("app").hidden) refresh().catch(fail); }, 10000);
 start();

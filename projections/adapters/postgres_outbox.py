@@ -1,0 +1,53 @@
+"""The newest fired triggers, from the transactional outbox, for the
+dashboard's "Who to contact now" list.
+
+The outbox (``trigger_outbox``) is in PostgreSQL whichever log carries the
+triggers stream, and keeps every trigger the live rules fired, so this one
+query serves the embedded and the Kafka mode alike, newest first, without
+reading the triggers topic from its start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from engage.database import connect
+from engage.errors import StorageError
+from events.model import Micros
+
+
+def newest_triggers(
+    dsn: str,
+    rule_id: str | None = None,
+    since: Micros | None = None,
+    until: Micros | None = None,
+    chunk: int = 500,
+) -> Iterator[list[bytes]]:
+    """Trigger payloads (Avro, as on the stream) fired in ``[since, until)``,
+    newest first, ``chunk`` at a time; stop iterating to stop reading."""
+    clauses: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: list[Any] = []
+    if rule_id is not None:
+        clauses.append(sql.SQL("rule_id = %s"))
+        params.append(rule_id)
+    if since is not None:
+        clauses.append(sql.SQL("fired_at >= %s"))
+        params.append(since)
+    if until is not None:
+        clauses.append(sql.SQL("fired_at < %s"))
+        params.append(until)
+    query = sql.SQL(
+        "SELECT payload FROM trigger_outbox WHERE {} ORDER BY fired_at DESC, trigger_id DESC"
+    ).format(sql.SQL(" AND ").join(clauses))
+    try:
+        with connect(dsn) as conn, conn.cursor(name="newest_triggers") as cur:
+            cur.itersize = chunk
+            cur.execute(query, params)
+            while rows := cur.fetchmany(chunk):
+                yield [bytes(r[0]) for r in rows]
+    except psycopg.Error as exc:
+        raise StorageError(f"reading the fired triggers failed: {exc}") from None
