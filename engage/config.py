@@ -90,6 +90,8 @@ def _duration(env: dict[str, str], name: str, default: int) -> int:
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {text!r}")
     return value
+
+
 def find_home(start: Path) -> Path:
     """The nearest ``.engage`` directory in ``start`` or its parents, else
     ``start/.engage`` (created on first use). Without the search, running

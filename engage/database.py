@@ -16,6 +16,7 @@ import logging
 import warnings
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql

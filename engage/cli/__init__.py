@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any
 from types import FrameType
+from typing import Any
 
 from typer.core import TyperGroup
 from typer.models import CommandInfo
@@ -87,6 +87,8 @@ class _FirstSessionOrder(TyperGroup):
 
 
 app.info.cls = _FirstSessionOrder
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, exactly like Ctrl-C's
     KeyboardInterrupt: every command that stops cleanly on Ctrl-C (``run``,
