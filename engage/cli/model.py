@@ -14,7 +14,7 @@ from engage.cli.app import RateBar, app, out, parse_time_option
 from engage.errors import ConfigError, EngageError
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
-from events.timefmt import format_iso
+from events.timefmt import format_iso, format_iso_exact
 from projections.predictions import TIME_UNIT, UNIT
 
 if TYPE_CHECKING:  # NumPy and SciPy load only for a fit: they slow every CLI start
@@ -106,7 +106,7 @@ def _json(stored: StoredFit, check: Holdout | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "version": stored.version,
         "fitted_at": stored.fitted_at,
-        "as_of": format_iso(stored.as_of),
+        "as_of": format_iso_exact(stored.as_of),  # an instant to fit again from
         "time_unit": TIME_UNIT,
         "params": stored.params.to_json(),
         **stored.fit,
