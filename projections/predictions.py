@@ -61,7 +61,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 from events.model import DAY, Micros
@@ -412,3 +412,51 @@ def p_alive_crossing(
             break
         instant -= 1
     return instant
+
+
+_CROSSINGS_KEPT: Final = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """The fitted parameters in effect on a partition from a log position on.
+
+    ``adopted_at`` is the partition's clock at the ``model_fitted`` record
+    (None on a partition that had no clock yet): a ``predicted-churn``
+    crossing before it happened with no model in effect, so it never fires.
+    Kept with the partition's offset and clock (``consumer_offsets.model``).
+    """
+
+    version: int
+    params: ModelParams
+    adopted_at: Micros | None = None
+    _crossings: dict[tuple[int, Micros, Micros, float], Micros | None] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
+
+    def crossing(
+        self, x: int, first_at: Micros, last_at: Micros, threshold: float
+    ) -> Micros | None:
+        """``p_alive_crossing`` under these parameters, remembered: the timers
+        ask before every event of a customer, and the answer moves only with
+        a new purchase day."""
+        key = (x, first_at, last_at, threshold)
+        memo = self._crossings
+        if key in memo:
+            return memo[key]
+        if len(memo) >= _CROSSINGS_KEPT:
+            memo.clear()
+        found = memo[key] = p_alive_crossing(x, first_at, last_at, self.params, threshold)
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "adopted_at": self.adopted_at, **self.params.to_json()}
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Model:
+        adopted = body.get("adopted_at")
+        return cls(
+            int(body["version"]),
+            ModelParams.from_json(body),
+            None if adopted is None else int(adopted),
+        )

@@ -58,8 +58,13 @@ def fit_command(
     days. With --holdout-end, the fit is checked against what customers then
     did: mean predicted and actual repeat purchases per customer in the holdout
     period, by the number of repeat purchases before it, and the error.
+
+    The parameters also go onto the touchpoints log as a model_fitted record
+    on every partition: the processor adopts them there (profile predictions,
+    the predicted-churn timer), and a replay adopts them at the same position.
     """
     from consumers.purchase_history import purchase_stats
+    from events.control import model_entries
     from projections.adapters.model_fits import PostgresModelFits
     from projections.model_fit import Customers, fit, holdout
 
@@ -91,6 +96,18 @@ def fit_command(
         result = fit(calibration)
         with PostgresModelFits(engine.dsn) as fits:
             stored = fits.save(result, start)
+        # on the log, so the processor and every replay adopt it at one position
+        engine.stream.append(
+            TOUCHPOINTS,
+            model_entries(
+                stored.version,
+                {k: v for k, v in stored.params.to_json().items() if k != "time_unit"},
+                stored.as_of,
+                engine.partitions,
+                stored.fitted_at,
+                TIME_UNIT,
+            ),
+        )
     check = None
     if end is not None:
         actual = [stats[1][i].x - stats[0][i].x for i in ids]
@@ -121,7 +138,8 @@ def _print(stored: StoredFit, check: Holdout | None) -> None:
     out.print(
         f"model version {stored.version}, fitted as of {format_iso(stored.as_of)} on "
         f"{fitted['customers']:,} customers ({fitted['repeat_customers']:,} with repeat "
-        f"purchases); time unit: {TIME_UNIT}"
+        f"purchases); time unit: {TIME_UNIT}; written to the log as model_fitted "
+        "(the processor adopts it when it reads it: `engage run`)"
     )
     table = Table(title="fitted parameters")
     for column in ("model", "parameter", "value", "meaning"):
