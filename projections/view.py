@@ -124,7 +124,7 @@ def customer_360(p: Profile, now: Micros, model: Model | None = None) -> dict[st
         "email": p.identity.get("email"),
         "name": p.identity.get("name"),
         "as_of": format_iso(now),
-        "p_alive": None if predicted is None else round(predicted.p_alive, 6),
+        "p_alive": None if predicted is None else predicted.p_alive,
         "expected_purchases_90d": (
             None if predicted is None else round(predicted.expected_purchases_90d, 4)
         ),

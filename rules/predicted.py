@@ -55,6 +55,6 @@ def model_facts(profile: Profile, due: Micros, model: Model) -> dict[str, Any]:
     first, last = profile.first_purchase_at, profile.last_purchase_at
     facts: dict[str, Any] = {"model_version": model.version}
     if len(days) >= 2 and first is not None and last is not None:
-        facts["p_alive"] = round(p_alive_at(len(days) - 1, first, last, due, model.params), 6)
+        facts["p_alive"] = p_alive_at(len(days) - 1, first, last, due, model.params)
         facts["repeat_purchases"] = len(days) - 1
     return facts

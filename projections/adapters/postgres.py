@@ -304,7 +304,7 @@ class PostgresProfileStore:
             row = self._conn.execute(
                 "SELECT model::text FROM consumer_offsets"
                 " WHERE consumer = %s AND model IS NOT NULL"
-                " ORDER BY (model->>'version')::bigint DESC LIMIT 1",
+                " ORDER BY (model->>'version')::bigint DESC, stream, partition LIMIT 1",
                 (consumer,),
             ).fetchone()
         return None if row is None else Model.from_json(orjson.loads(row[0]))
