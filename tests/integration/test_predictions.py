@@ -8,6 +8,7 @@ from typing import Any
 
 from consumers.pipeline import DEFAULT_CONSUMER
 from consumers.replay import replay
+from engage.database import connect
 from engage.fitting import fit_model
 from engage.runtime import Engine
 from events.codec import TriggerCodec
@@ -16,6 +17,8 @@ from events.log import TOUCHPOINTS, read_stream
 from events.model import DAY, TriggerEvent
 from events.synthetic import HistorySpec, generate_lines
 from events.timefmt import format_iso
+from projections.adapters.postgres_kpis import read_clv_rows
+from projections.clv import clv_by_stage
 from projections.predictions import p_alive_at, p_alive_crossing, predict, summarise
 from projections.queries import customer_view, touchpoints
 from tests.helpers import event, lines, profiles_by_id, publish
@@ -169,6 +172,37 @@ def test_as_of_predictions_use_the_history_and_model_of_that_instant(engine: Eng
         assert view["churn_risk"] == expected.churn_risk
         checked += 1
     assert checked > 20
+
+
+def test_predicted_clv_per_stage_adds_up_the_customer_views(engine: Engine) -> None:
+    """``engage kpis``' predicted CLV per stage: the vectorised sum over the
+    stored profiles equals the sum of every customer-360's predicted_clv_365d
+    per lifecycle_stage, at the same clock with the same model."""
+    publish(engine, list(generate_lines(SPEC)))
+    engine.processor().run(until_idle=True)
+    clock = engine.store.clock(DEFAULT_CONSUMER)
+    assert clock is not None
+    fit_model(engine, clock)
+    engine.processor().run(until_idle=True)
+    model = engine.store.model(DEFAULT_CONSUMER)
+    assert model is not None
+    with connect(engine.dsn) as conn:
+        report = clv_by_stage(read_clv_rows(conn), clock, model)
+    views = _views(engine)
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for view in views.values():
+        if view["predicted_clv_365d"] is None:
+            continue
+        stage = view["lifecycle_stage"]
+        sums[stage] = sums.get(stage, 0.0) + view["predicted_clv_365d"]
+        counts[stage] = counts.get(stage, 0) + 1
+    assert report["model_version"] == model.version
+    assert {s: m["customers"] for s, m in report["by_stage"].items()} == counts
+    for stage, m in report["by_stage"].items():
+        # each view rounds to the cent
+        assert abs(m["predicted_clv_365d"] - sums[stage]) <= 0.01 * counts[stage], stage
+    assert report["business"]["customers"] == sum(counts.values())
 
 
 def test_readers_of_touchpoints_skip_control_records(engine: Engine) -> None:
