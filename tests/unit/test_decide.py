@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from events.model import DAY, ClockRecord, Micros, ModelFitted, Touchpoint, TriggerEvent
 from events.partitioning import partition_for
-from projections.predictions import Model, p_alive_at, p_alive_crossing
+from projections.predictions import Model, ModelParams, p_alive_at, p_alive_crossing
 from projections.profile import Profile
+from rules.backtest import run as backtest_run
 from rules.decide import Record, advance, decide
 from rules.timer_queue import TimerQueue
 from tests.unit.test_rules_properties import RULES, histories
@@ -193,3 +194,20 @@ def test_a_refit_re_arms_and_a_crossing_before_the_model_never_fires() -> None:
     assert after == p_alive_crossing(
         1, other.events[0].occurred_at, other.events[-1].occurred_at, slower, 0.3
     )
+
+
+def test_a_backtest_adopts_a_model_once_the_history_passes_its_as_of() -> None:
+    """The harness (``engage backtest``): no predicted-churn before the model's
+    as_of, the exact crossing after it, and the same instant as the pipeline."""
+    c = History("c1")
+    c.purchase(0, 40.0)
+    c.purchase(5, 60.0)
+    c.visit(300)  # the history goes on long past the crossing
+    model = ModelFitted(1, 0, 1, c.events[1].occurred_at + DAY, PARAMS)
+    without, _ = backtest_run(RULES, c.events, None)
+    assert not [t for t in without if t.rule_id == "predicted-churn"]
+    fired, _ = backtest_run(RULES, c.events, None, models=[model])
+    churn = [t for t in fired if t.rule_id == "predicted-churn"]
+    first, last = c.events[0].occurred_at, c.events[1].occurred_at
+    params = Model(1, ModelParams.from_json({"time_unit": "days", **PARAMS})).params
+    assert [t.fired_at for t in churn] == [p_alive_crossing(1, first, last, params, 0.3)]
