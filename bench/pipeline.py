@@ -47,7 +47,7 @@ from engage.database import connect, create_database, drop_database, migrate
 from engage.runtime import Engine
 from events.control import model_entries
 from events.log import TOUCHPOINTS
-from events.synthetic import HistorySpec, generate_lines
+from events.synthetic import DEFAULT_START, LONG_START, HistorySpec, generate_lines
 from projections.model_fit import Customers, fit
 from projections.predictions import Model
 from projections.view import customer_360
@@ -67,7 +67,10 @@ SHAPES = {
 
 def history(shape: str, events: int) -> tuple[list[str], float]:
     days, per_customer = SHAPES[shape]
-    spec = HistorySpec(customers=max(10, events // per_customer), days=days, seed=1, shape=shape)
+    start = LONG_START if shape == "long" else DEFAULT_START
+    spec = HistorySpec(
+        customers=max(10, events // per_customer), days=days, start=start, seed=1, shape=shape
+    )
     gc.disable()
     started = time.perf_counter()
     lines = []

@@ -67,7 +67,7 @@ from events.codec import TouchpointCodec
 from events.ingest import validate
 from events.log import TOUCHPOINTS, Entry
 from events.model import Touchpoint
-from events.synthetic import HistorySpec, estimate_events, generate
+from events.synthetic import LONG_START, HistorySpec, estimate_events, generate
 
 CHUNK = 50_000
 
@@ -346,7 +346,11 @@ def shape_spec(shape: str, events: int, customers: int | None, seed: int) -> His
     ``events``; ``long``: 18 months of purchase-heavy retail history."""
     if shape == "long":
         return HistorySpec(
-            customers=customers or max(10, events // 9), days=540, seed=seed, shape="long"
+            customers=customers or max(10, events // 9),
+            days=540,
+            start=LONG_START,
+            seed=seed,
+            shape="long",
         )
     return history_spec(events, customers or max(10, events // 10), seed)
 

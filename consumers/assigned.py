@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Sequence
 from consumers.dlq_relay import DeadLetterRelay
 from consumers.pipeline import BatchResult, Pipeline
 from consumers.relay import OutboxRelay
-from engage.errors import StorageError
+from events.errors import StorageError
 from events.log import TOUCHPOINTS, Log, LogRecord
 from events.model import Micros
 from projections.store import ProfileStore

@@ -14,9 +14,9 @@ from typing import Protocol
 
 import psycopg
 
-from engage.database import connect
-from engage.errors import StorageError
+from events.adapters.connection import connect
 from events.dead_letters import DeadLetterRow
+from events.errors import StorageError
 
 DLQ_RELAY_BATCH = 1_000
 

@@ -203,14 +203,6 @@ class Pipeline:
                     break
         return out
 
-    def tick(
-        self, tx: StoreTransaction, partitions: Collection[int], now: Micros | None
-    ) -> BatchResult:
-        """No new records: nothing to decide. Kept for callers that poll; the
-        clock moves by clock records (``clock_advances``), never here."""
-        del tx, partitions, now
-        return BatchResult()
-
     def clock_advances(
         self,
         tx: StoreTransaction,

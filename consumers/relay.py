@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import psycopg
 
-from engage.database import connect
-from engage.errors import StorageError
+from events.adapters.connection import connect
+from events.errors import StorageError
 from events.log import TRIGGERS, Entry, Log
 
 RELAY_BATCH = 20_000

@@ -16,8 +16,9 @@ from typing import Final
 
 import psycopg
 
-from engage.database import connect
-from engage.errors import EngageError, NotFound, StorageError
+from consumers.webhook_targets import check_target
+from events.adapters.connection import connect
+from events.errors import NotFound, StorageError
 
 _ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\''
 
@@ -31,6 +32,9 @@ class Subscription:
     secret: str
     created_at: str
     removed_at: str | None
+    allow_private: bool = False
+    """Added with ``--allow-private``: private and loopback targets allowed
+    (``consumers.webhook_targets``)."""
 
     def matches(self, kind: str, rule_id: str) -> bool:
         return (self.kind is None or self.kind == kind) and (
@@ -59,14 +63,6 @@ class Attempt:
     outcome: str
 
 
-def check_url(url: str) -> None:
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise EngageError(f"a webhook URL must be http:// or https:// with a host, got {url!r}")
-
-
 class WebhookStore:
     def __init__(self, dsn: str) -> None:
         self._conn = connect(dsn, autocommit=True)
@@ -80,17 +76,20 @@ class WebhookStore:
         kind: str | None,
         rule_id: str | None,
         start: Mapping[int, int],
+        *,
+        allow_private: bool = False,
     ) -> Subscription:
-        """Subscribe ``url``; its cursor starts at ``start`` (usually the stream's heads)."""
-        check_url(url)
+        """Subscribe ``url``; its cursor starts at ``start`` (usually the stream's
+        heads). The target policy (``consumers.webhook_targets``) applies."""
+        check_target(url, allow_private=allow_private, must_resolve=False)
         secret = "whsec_" + secrets.token_urlsafe(32)
         try:
             with self._conn.transaction():
                 row = self._conn.execute(
-                    "INSERT INTO webhook_subscriptions (url, kind, rule_id, secret)"
-                    " VALUES (%s, %s, %s, %s)"
+                    "INSERT INTO webhook_subscriptions (url, kind, rule_id, secret, allow_private)"
+                    " VALUES (%s, %s, %s, %s, %s)"
                     f" RETURNING id, to_char(created_at AT TIME ZONE 'UTC', {_ISO})",
-                    (url, kind, rule_id, secret),
+                    (url, kind, rule_id, secret, allow_private),
                 ).fetchone()
                 assert row is not None
                 sub_id = int(row[0])
@@ -102,13 +101,13 @@ class WebhookStore:
                 )
         except psycopg.Error as exc:
             raise self._fail("adding the webhook", exc) from None
-        return Subscription(sub_id, url, kind, rule_id, secret, str(row[1]), None)
+        return Subscription(sub_id, url, kind, rule_id, secret, str(row[1]), None, allow_private)
 
     def subscriptions(self, *, include_removed: bool = False) -> list[Subscription]:
         rows = self._conn.execute(
             "SELECT id, url, kind, rule_id, secret,"
             f" to_char(created_at AT TIME ZONE 'UTC', {_ISO}),"
-            f" to_char(removed_at AT TIME ZONE 'UTC', {_ISO})"
+            f" to_char(removed_at AT TIME ZONE 'UTC', {_ISO}), allow_private"
             " FROM webhook_subscriptions WHERE %s OR removed_at IS NULL ORDER BY id",
             (include_removed,),
         ).fetchall()

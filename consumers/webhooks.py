@@ -28,16 +28,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
 
 from consumers.webhook_signature import HEADER, sign
 from consumers.webhook_store import QueueItem, Subscription, WebhookStore
-from engage.errors import EngageError
+from consumers.webhook_targets import Target, TargetRefused, check_target
 from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
+from events.errors import EngageError
 from events.log import TRIGGERS, Log
 
 FEED_BATCH: Final = 1_000
@@ -102,7 +104,19 @@ def send_one(
     }
     started = time.perf_counter()
     try:
-        response = client.post(sub.url, content=body, headers=headers, timeout=policy.timeout_s)
+        target = check_target(sub.url, allow_private=sub.allow_private, must_resolve=True)
+    except TargetRefused as exc:  # checked again: DNS may have changed since it was added
+        return None, str(exc)[:500], (time.perf_counter() - started) * 1000
+    url, extensions = pinned(target)
+    headers["Host"] = (
+        target.host
+        if target.port == _DEFAULT_PORT[target.scheme]
+        else (f"{_bracketed(target.host)}:{target.port}")
+    )
+    try:
+        response = client.post(
+            url, content=body, headers=headers, timeout=policy.timeout_s, extensions=extensions
+        )
     except httpx.HTTPError as exc:
         elapsed = (time.perf_counter() - started) * 1000
         return None, f"{type(exc).__name__}: {exc}"[:500], elapsed
@@ -110,6 +124,27 @@ def send_one(
     if 200 <= response.status_code < 300:
         return response.status_code, None, elapsed
     return response.status_code, f"HTTP {response.status_code}", elapsed
+
+
+_DEFAULT_PORT: Final = {"http": 80, "https": 443}
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def pinned(target: Target) -> tuple[str, dict[str, Any]]:
+    """The URL with the checked address in place of the host (so the POST goes
+    where the policy looked, whatever DNS answers next), and for https the
+    host name for SNI and certificate checks."""
+    parts = urlsplit(target.url)
+    assert target.address is not None
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{_bracketed(target.address)}:{target.port}"
+    if userinfo:
+        netloc = f"{userinfo}@{netloc}"
+    url = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    return url, ({"sni_hostname": target.host} if target.scheme == "https" else {})
 
 
 def deliver_due(

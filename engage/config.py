@@ -14,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from engage.errors import ConfigError
+from events.limits import DEFAULT_MAX_FUTURE
+from events.redact import mask_url
 
 DEFAULT_PARTITIONS = 8
 DEFAULT_LATENESS = 5 * 60 * 1_000_000
@@ -30,6 +32,8 @@ class Settings:
     partitions: int = DEFAULT_PARTITIONS
     kafka_topic_prefix: str = "engage"
     """Topics are ``<prefix>.touchpoints``, ``<prefix>.triggers``, ``<prefix>.dlq``."""
+    max_future: int = DEFAULT_MAX_FUTURE
+    """``ENGAGE_MAX_FUTURE``: how far past now an ``occurred_at`` may lie (µs)."""
     lateness: int = DEFAULT_LATENESS
     """``ENGAGE_LATENESS``: a live processor's clock is at least the wall time minus this."""
     clock_step: int = DEFAULT_CLOCK_STEP
@@ -51,6 +55,7 @@ class Settings:
         lateness = _duration(env, "ENGAGE_LATENESS", DEFAULT_LATENESS)
         clock_step = _duration(env, "ENGAGE_CLOCK_STEP", DEFAULT_CLOCK_STEP)
         return cls(
+            max_future=_duration(env, "ENGAGE_MAX_FUTURE", DEFAULT_MAX_FUTURE),
             lateness=lateness,
             clock_step=clock_step,
             database_url=url,
@@ -80,7 +85,12 @@ def check_database_url(url: str) -> None:
     """Accept a ``postgresql://`` URL or a libpq ``key=value`` string; refuse
     anything else up front, before a confusing driver error can."""
     if "://" in url:
-        scheme = urlparse(url).scheme
+        try:
+            scheme = urlparse(url).scheme  # raises for a malformed IPv6 host
+        except ValueError as exc:
+            raise ConfigError(
+                f"ENGAGE_DATABASE_URL is not a valid URL ({exc}): {mask_url(url)!r}"
+            ) from None
         if scheme not in ("postgres", "postgresql"):
             raise ConfigError(
                 f"ENGAGE_DATABASE_URL must be a postgresql:// URL, got scheme {scheme!r}"
@@ -92,9 +102,11 @@ def check_database_url(url: str) -> None:
         conninfo_to_dict(url)
     except Exception:
         raise ConfigError(
-            f"ENGAGE_DATABASE_URL is neither a postgresql:// URL nor a libpq string: {url!r}"
+            "ENGAGE_DATABASE_URL is neither a postgresql:// URL nor a libpq string: "
+            f"{mask_url(url)!r}"
         ) from None
     if "=" not in url:
         raise ConfigError(
-            f"ENGAGE_DATABASE_URL is neither a postgresql:// URL nor a libpq string: {url!r}"
+            "ENGAGE_DATABASE_URL is neither a postgresql:// URL nor a libpq string: "
+            f"{mask_url(url)!r}"
         )

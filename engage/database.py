@@ -13,13 +13,13 @@ import logging
 import warnings
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from engage.config import Settings
-from engage.errors import ConfigError, StorageError
+from engage.errors import ConfigError
+from events.adapters.connection import connect as connect  # re-exported for the root
 
 
 def embedded_dsn(home: Path, *, keep_running: bool = False) -> str:
@@ -46,14 +46,6 @@ def resolve_dsn(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     return embedded_dsn(settings.home)
-
-
-def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[Any, ...]]:
-    try:
-        return psycopg.connect(dsn, autocommit=autocommit)
-    except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot connect to PostgreSQL: {reason}") from None
 
 
 def _schema() -> tuple[str, str]:

@@ -1,21 +1,6 @@
-"""The one root error.
+"""The composition root's name for the errors, which live in ``events.errors``
+(the lowest layer that raises them)."""
 
-Every adapter translates its library's exceptions into an ``EngageError`` so the
-CLI can print one clear line instead of a traceback.
-"""
+from events.errors import ConfigError, EngageError, NotFound, StorageError
 
-
-class EngageError(Exception):
-    """Anything the user can act on: bad configuration, an unknown customer..."""
-
-
-class ConfigError(EngageError):
-    """Bad URL, bad environment variable, missing database."""
-
-
-class NotFound(EngageError):
-    """An unknown customer, rule or record."""
-
-
-class StorageError(EngageError):
-    """A database or broker failure, translated from the adapter's exception."""
+__all__ = ["ConfigError", "EngageError", "NotFound", "StorageError"]

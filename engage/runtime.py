@@ -21,6 +21,7 @@ from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
 from events.adapters.postgres import PostgresDeadLetters, PostgresLog
 from events.codec import TouchpointCodec
+from events.limits import TimeWindow
 from events.model import Micros
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProfileStore
@@ -93,7 +94,7 @@ class Engine:
         return Pipeline(
             self.codec,
             rules=self.rules if with_rules else None,
-            drop_repeated_ids=self.kafka is not None,
+            drop_repeated_ids=not self.stream.refuses_repeated_ids,
             publish_to=self.partitions if publish and self.kafka is None else None,
         )
 
@@ -152,8 +153,13 @@ class Engine:
             clock_step=self.settings.clock_step,
         )
 
-    def publisher(self) -> Publisher:
-        return Publisher(self.stream, self.dead_letters, self.codec)
+    def publisher(self, now: Micros | None = None) -> Publisher:
+        """Ingest refuses an ``occurred_at`` later than ``now`` (the wall clock
+        unless given, as ``--now`` does) plus ``ENGAGE_MAX_FUTURE``: one event
+        dated in year 9999 would otherwise move everyone's clock there."""
+        at = wall_micros() if now is None else now
+        window = TimeWindow.around(at, self.settings.max_future)
+        return Publisher(self.stream, self.dead_letters, self.codec, window)
 
     def close(self) -> None:
         self.log.close()

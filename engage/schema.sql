@@ -149,6 +149,9 @@ CREATE TABLE IF NOT EXISTS seen_events (
 );
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS relayed_at timestamptz;
 CREATE INDEX IF NOT EXISTS dead_letters_unrelayed ON dead_letters (id) WHERE relayed_at IS NULL;
+-- raw keeps the first DLQ_RAW_KEEP characters; these identify the whole input
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS raw_bytes bigint;
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS raw_sha256 text;
 
 -- The transactional outbox: triggers written in the same transaction as the
 -- profiles and offsets that produced them; the relay moves them to the
@@ -201,6 +204,8 @@ CREATE TABLE IF NOT EXISTS webhook_subscriptions (
     created_at  timestamptz NOT NULL DEFAULT now(),
     removed_at  timestamptz
 );
+-- added with --allow-private: private and loopback targets allowed
+ALTER TABLE webhook_subscriptions ADD COLUMN IF NOT EXISTS allow_private boolean NOT NULL DEFAULT false;
 
 CREATE TABLE IF NOT EXISTS webhook_cursors (
     subscription_id bigint  NOT NULL REFERENCES webhook_subscriptions (id),

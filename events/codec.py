@@ -33,7 +33,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.repository.base import AbstractSchemaRepository, SchemaRepositoryError
 from fastavro.schema import load_schema, to_parsing_canonical_form
 
-from engage.errors import EngageError
+from events.errors import EngageError
 from events.model import EVENT_TYPES, Touchpoint, TriggerEvent
 
 AvroSchema = dict[str, Any]

@@ -6,8 +6,9 @@ the row shape is defined once, beside the port, not in an adapter.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 DeadLetterRow = tuple[str, str | None, int | None, str | None, str, str, str]
 """(stage, source, line_no, event_id, field, reason, raw)."""
@@ -17,3 +18,16 @@ class DeadLetterSink(Protocol):
     """What a writer of dead letters needs of the store."""
 
     def add(self, rows: Sequence[DeadLetterRow]) -> None: ...
+
+
+RAW_KEEP: Final = 16 * 1024
+"""Characters of raw text kept per dead letter: enough to see what was wrong;
+twenty 5 MiB junk bodies must not make one DLQ page 100 MB."""
+
+
+def capped(raw: str) -> tuple[str, int, str]:
+    """(the first ``RAW_KEEP`` characters, the full size in UTF-8 bytes, its
+    SHA-256): what is kept of a rejected input, and what identifies all of it."""
+    data = raw.encode("utf-8", errors="surrogatepass")
+    kept = raw if len(raw) <= RAW_KEEP else raw[:RAW_KEEP]
+    return kept, len(data), hashlib.sha256(data).hexdigest()

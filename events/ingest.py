@@ -14,7 +14,8 @@ from typing import Any, Final
 
 import orjson
 
-from engage.errors import EngageError
+from events.errors import EngageError
+from events.limits import TimeWindow, customer_id_problem, depth_problem, dumps_any
 from events.model import CHANNELS, EVENT_TYPES, MAX_ID_LENGTH, Touchpoint
 from events.timefmt import parse_iso
 
@@ -42,6 +43,9 @@ _STRING_PROPS: Final = frozenset(
         "comment",
     }
 )
+
+
+_FLOOR: Final = TimeWindow()
 
 
 class IngestError(EngageError):
@@ -133,11 +137,20 @@ def _score(props: dict[str, Any], survey: str) -> int:
     return score
 
 
+def _free_form(name: str, value: object) -> None:
+    problem = depth_problem(value)
+    if problem is not None:
+        raise IngestError(f"properties.{name}", problem)
+
+
 def _properties(event_type: str, raw: object) -> tuple[dict[str, Any], dict[str, str]]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise IngestError("properties", f"must be an object, got {_type_name(raw)}")
+    for name, value in raw.items():
+        if isinstance(value, dict | list):
+            _free_form(str(name), value)
     required, optional, _ = EVENT_TYPES[event_type]
     props: dict[str, Any] = {}
     for name in required:
@@ -196,12 +209,18 @@ def _properties(event_type: str, raw: object) -> tuple[dict[str, Any], dict[str,
     return props, extra
 
 
-def validate(obj: object) -> Touchpoint:
-    """Turn one decoded JSON value into a ``Touchpoint`` or raise ``IngestError``."""
+def validate(obj: object, window: TimeWindow | None = None) -> Touchpoint:
+    """Turn one decoded JSON value into a ``Touchpoint`` or raise ``IngestError``.
+
+    ``window`` bounds ``occurred_at`` (``TimeWindow.around(now)``); without
+    one only the 1970 floor applies (tools that validate history offline)."""
     if not isinstance(obj, dict):
         raise IngestError("(event)", f"must be a JSON object, got {_type_name(obj)}")
     event_id = _identifier(obj, "event_id")
     customer_id = _identifier(obj, "customer_id")
+    problem = customer_id_problem(customer_id)
+    if problem is not None:
+        raise IngestError("customer_id", problem)
     event_type = obj.get("type")
     if event_type is None:
         raise IngestError("type", "required field is missing")
@@ -220,6 +239,9 @@ def validate(obj: object) -> Touchpoint:
         occurred_at = parse_iso(occurred)
     except ValueError as exc:
         raise IngestError("occurred_at", str(exc)) from None
+    problem = (window or _FLOOR).problem(occurred_at)
+    if problem is not None:
+        raise IngestError("occurred_at", problem)
     channel = obj.get("channel")
     if channel is None:
         channel = EVENT_TYPES[event_type][2]
@@ -245,28 +267,30 @@ def validate(obj: object) -> Touchpoint:
     )
 
 
-def parse_line(line: str, line_no: int | None) -> Touchpoint | Rejection:
+def parse_line(
+    line: str, line_no: int | None, window: TimeWindow | None = None
+) -> Touchpoint | Rejection:
     """Parse and validate one JSON Lines line; never raises for bad input."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         return Rejection(line_no, "(line)", f"not valid JSON: {exc}", line)
-    return parse_object(obj, line_no, line)
+    return parse_object(obj, line_no, line, window)
 
 
 def parse_object(
-    obj: object, line_no: int | None, raw: str | None = None
+    obj: object, line_no: int | None, raw: str | None = None, window: TimeWindow | None = None
 ) -> Touchpoint | Rejection:
-    """Validate a decoded JSON value; ``raw`` is kept for the dead-letter store."""
+    """Validate a decoded JSON value; ``raw`` is kept for the dead-letter store.
+
+    Never raises: a validator bug on one hostile event must cost that event,
+    not the file or the batch around it."""
     try:
-        return validate(obj)
+        return validate(obj, window)
     except IngestError as exc:
-        text = raw if raw is not None else orjson.dumps(obj).decode(errors="replace")
-        event_id = obj.get("event_id") if isinstance(obj, dict) else None
-        return Rejection(
-            line_no,
-            exc.field,
-            exc.reason,
-            text,
-            event_id if isinstance(event_id, str) else None,
-        )
+        field, reason = exc.field, exc.reason
+    except Exception as exc:  # defensive: reported per event, never a 5xx
+        field, reason = "(event)", f"could not be validated: {type(exc).__name__}: {exc}"
+    text = raw if raw is not None else dumps_any(obj)
+    event_id = obj.get("event_id") if isinstance(obj, dict) else None
+    return Rejection(line_no, field, reason, text, event_id if isinstance(event_id, str) else None)

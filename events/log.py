@@ -49,6 +49,12 @@ class AppendResult:
 class Log(Protocol):
     """A partitioned log; records of one key are kept in order on one partition."""
 
+    refuses_repeated_ids: bool
+    """A capability: True when ``append`` refuses an id already on the stream.
+    A log that cannot look ids up (Kafka) refuses repeats only within one
+    append; its readers then drop repeats themselves (``Pipeline``'s
+    ``drop_repeated_ids``), and the contract suite expects the difference."""
+
     @property
     def partitions(self) -> int: ...
 

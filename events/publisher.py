@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from events.codec import TouchpointCodec
+from events.codec import CodecError, TouchpointCodec
 from events.dead_letters import DeadLetterRow, DeadLetterSink
 from events.ingest import Rejection, parse_line
+from events.limits import TimeWindow, dumps_any
 from events.log import TOUCHPOINTS, Entry, Log
 from events.model import Touchpoint
 
 BATCH = 5_000
+
+Origin = tuple[int | None, object]
+"""Where an event came from: (line number, raw text or the decoded JSON value)."""
 
 
 @dataclass(slots=True)
@@ -51,17 +55,35 @@ def _text(value: str | None) -> str | None:
 
 
 class Publisher:
-    def __init__(self, log: Log, dead_letters: DeadLetterSink, codec: TouchpointCodec) -> None:
+    """``window`` bounds ``occurred_at`` (see ``events.limits``); the composition
+    root builds it from the wall clock or ``--now``."""
+
+    def __init__(
+        self,
+        log: Log,
+        dead_letters: DeadLetterSink,
+        codec: TouchpointCodec,
+        window: TimeWindow | None = None,
+    ) -> None:
         self.log = log
         self.dead_letters = dead_letters
         self.codec = codec
+        self.window = window
 
     def publish_events(
-        self, events: Sequence[Touchpoint], rejections: Sequence[Rejection], source: str | None
+        self,
+        events: Sequence[Touchpoint],
+        rejections: Sequence[Rejection],
+        source: str | None,
+        origins: Sequence[Origin] | None = None,
     ) -> PublishReport:
-        """Append valid events and dead-letter rejections (one batch)."""
+        """Append valid events and dead-letter rejections (one batch).
+
+        ``origins`` (parallel to ``events``: line number and raw text or
+        decoded value) is what an event the codec refuses is dead-lettered
+        with; its rejection is in ``report.rejections`` with that line."""
         report = PublishReport()
-        self._flush(list(events), list(rejections), source, report)
+        self._flush(list(events), list(rejections), source, report, origins)
         return report
 
     def publish_lines(
@@ -73,6 +95,7 @@ class Publisher:
         """Publish JSON Lines; ``on_progress(lines, bytes)`` is called per batch."""
         report = PublishReport()
         events: list[Touchpoint] = []
+        origins: list[Origin] = []
         rejections: list[Rejection] = []
         consumed = 0
         for line_no, line in enumerate(lines, start=1):
@@ -96,18 +119,20 @@ class Publisher:
                 text = line
             if not text.strip():
                 continue
-            item = parse_line(text.rstrip("\r\n"), line_no)
+            text = text.rstrip("\r\n")
+            item = parse_line(text, line_no, self.window)
             if isinstance(item, Rejection):
                 rejections.append(item)
             else:
                 events.append(item)
+                origins.append((line_no, text))
             if len(events) + len(rejections) >= BATCH:
-                self._flush(events, rejections, source, report)
-                events, rejections = [], []
+                self._flush(events, rejections, source, report, origins)
+                events, origins, rejections = [], [], []
                 if on_progress is not None:
                     on_progress(line_no, consumed)
                     consumed = 0
-        self._flush(events, rejections, source, report)
+        self._flush(events, rejections, source, report, origins)
         if on_progress is not None:
             on_progress(report.lines, consumed)
         return report
@@ -118,14 +143,17 @@ class Publisher:
         rejections: list[Rejection],
         source: str | None,
         report: PublishReport,
+        origins: Sequence[Origin] | None = None,
     ) -> None:
+        if events:
+            events, payloads, failed = self._encode(events, origins)
+            rejections = rejections + failed
         if rejections:
             self.dead_letters.add([rejection_row(r, source) for r in rejections])
             report.rejected += len(rejections)
             room = PublishReport.KEEP - len(report.rejections)
             report.rejections.extend(rejections[: max(0, room)])
         if events:
-            payloads = self.codec.encode_many(events)
             entries = [
                 Entry(e.event_id, e.customer_id, payload, e.occurred_at, e.type)
                 for e, payload in zip(events, payloads, strict=True)
@@ -135,3 +163,27 @@ class Publisher:
             report.duplicates += len(result.duplicates)
             room = PublishReport.KEEP - len(report.duplicate_ids)
             report.duplicate_ids.extend(result.duplicates[: max(0, room)])
+
+    def _encode(
+        self, events: list[Touchpoint], origins: Sequence[Origin] | None
+    ) -> tuple[list[Touchpoint], list[bytes], list[Rejection]]:
+        """Encode a batch; an event the codec refuses is rejected on its own
+        (to the DLQ with the reason), never the batch around it."""
+        try:
+            return events, self.codec.encode_many(events), []
+        except CodecError:
+            pass
+        kept: list[Touchpoint] = []
+        payloads: list[bytes] = []
+        failed: list[Rejection] = []
+        for i, event in enumerate(events):
+            try:
+                payloads.extend(self.codec.encode_many([event]))
+            except CodecError as exc:
+                line_no, raw = origins[i] if origins is not None else (None, repr(event))
+                text = raw if isinstance(raw, str) else dumps_any(raw)
+                reason = f"cannot be stored: {exc}"
+                failed.append(Rejection(line_no, "(event)", reason, text, event.event_id))
+            else:
+                kept.append(event)
+        return kept, payloads, failed

@@ -44,12 +44,16 @@ from typing import Any, Final
 
 import orjson
 
-from engage.errors import EngageError
+from events.errors import EngageError
 from events.model import DAY, HOUR, MINUTE, SECOND, Micros
 from events.timefmt import format_iso
 
 DEFAULT_START: Final[Micros] = 1_767_225_600 * SECOND
 """2026-01-01T00:00:00Z."""
+
+LONG_START: Final[Micros] = 1_717_200_000 * SECOND
+"""2024-06-01T00:00:00Z: where the benchmarks' and tests' long histories start,
+so 540 days of it end in the past and no event is refused as from the future."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NEVER: Final = 1 << 62

@@ -38,13 +38,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from functools import lru_cache
+from datetime import date
 from typing import Any, Final
 
 from events.model import DAY, Micros, Touchpoint, TriggerEvent
 from events.timefmt import format_iso
 from projections.evolve import OUTBOUND
+from projections.kpi_periods import (
+    _EPOCH_ORDINAL,
+    _month,
+    day_range,
+    first_period_day,
+    period,
+    period_end,
+    period_numbers,
+    period_start,
+)
 from projections.profile import Profile
 from projections.view import CHURNED, QUIET, STAGES, stage_at
 
@@ -92,49 +101,9 @@ BY: Final = ("day", "week", "month")
 Marks = tuple[int, Micros | None, Micros | None, Micros | None]
 """What a stage depends on: (order_count, last_seen, first_purchase_at, reactivated_at)."""
 
-_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
-
 
 def marks(p: Profile) -> Marks:
     return (p.order_count, p.last_seen, p.first_purchase_at, p.reactivated_at)
-
-
-@lru_cache(maxsize=4096)
-def _month(day: int) -> int:
-    d = date.fromordinal(_EPOCH_ORDINAL + day)
-    return d.year * 12 + d.month - 1
-
-
-def period(grain: str, day: int) -> int:
-    """The period a day (days since 1970-01-01) falls in: a day number for
-    ``day``, a Monday-based week number, ``year*12 + month - 1``, or 0 for all."""
-    if grain == "day":
-        return day
-    if grain == "week":
-        return (day + 3) // 7  # 1970-01-01 was a Thursday
-    if grain == "month":
-        return _month(day)
-    return 0
-
-
-def period_start(grain: str, number: int) -> date:
-    """The first day of a period numbered by ``period``."""
-    if grain == "day":
-        return date.fromordinal(_EPOCH_ORDINAL + number)
-    if grain == "week":
-        return date.fromordinal(_EPOCH_ORDINAL + number * 7 - 3)
-    if grain == "month":
-        return date(number // 12, number % 12 + 1, 1)
-    return date(1970, 1, 1)
-
-
-def period_end(grain: str, number: int) -> date:
-    """The first day after the period."""
-    if grain == "day":
-        return period_start(grain, number) + timedelta(days=1)
-    if grain == "week":
-        return period_start(grain, number) + timedelta(days=7)
-    return period_start(grain, number + 1)
 
 
 def stage_steps(m: Marks, start: Micros) -> list[tuple[Micros, str]]:
@@ -397,9 +366,10 @@ def report(
     whole business, by lifecycle stage, by channel (and within a channel by
     stage), customers per stage at the period's end, and triggers per rule.
 
-    Periods run from the first day with a fact to the clock's day; customers per
-    stage are counted at the end of each period, or of the clock's day for the
-    period that holds the clock."""
+    Periods run from the first day with a fact to the clock's day, bounded by
+    the days that hold facts (``day_range``); customers per stage are counted
+    at the end of each period, or of the clock's day for the period that holds
+    the clock."""
     if by not in BY:
         raise ValueError(f"by must be one of {', '.join(BY)}, got {by!r}")
     zero = [0] * len(FLOWS)
@@ -417,12 +387,26 @@ def report(
         key = (period(by, day), rule_id)
         fired[key] = fired.get(key, 0) + n
     changes = sorted(stage_changes)
-    last_day = None if clock is None else clock // DAY
-    if first_day is None or last_day is None:
+    with_facts = {p for p, _, _ in cells} | {p for p, _ in fired}
+    last_fact = max((first_period_day(by, p) for p in with_facts), default=None)
+    if changes:
+        last_fact = max(changes[-1][0], last_fact or changes[-1][0])
+    span = day_range(clock, first_day, last_fact)
+    if span is None:
         return {"by": by, "as_of": None, "periods": [], "total": None}
-    last_day = max(last_day, first_day)
-    numbers = sorted({period(by, d) for d in (first_day, last_day)} | {p for p, _, _ in cells})
-    numbers = list(range(numbers[0], period(by, last_day) + 1))
+    first_day, last_day = span
+    with_facts |= {period(by, d) for d, _, _ in changes}
+    numbers, sparse = period_numbers(by, first_day, last_day, with_facts)
+    cells_of: dict[int, dict[tuple[str, str], list[int]]] = {}
+    for (p, ch, st), r in cells.items():
+        cells_of.setdefault(p, {})[(ch, st)] = r
+    actives_of: dict[int, dict[str, int]] = {}
+    for (g, p, st), n in actives.items():
+        if g == by:
+            actives_of.setdefault(p, {})[st] = n
+    fired_of: dict[int, dict[str, int]] = {}
+    for (p, rule), fires in sorted(fired.items()):
+        fired_of.setdefault(p, {})[rule] = fires
 
     def stage_counts_until(day_limit: int, counts: dict[str, int], index: int) -> int:
         while index < len(changes) and changes[index][0] <= day_limit:
@@ -468,8 +452,8 @@ def report(
     counts: dict[str, int] = {}
     index = 0
     for number in numbers:
-        rows = {(ch, st): r for (p, ch, st), r in cells.items() if p == number}
-        active_of = {st: n for (g, p, st), n in actives.items() if g == by and p == number}
+        rows = cells_of.get(number, {})
+        active_of = actives_of.get(number, {})
         end_day = (period_end(by, number) - date(1970, 1, 1)).days - 1
         index = stage_counts_until(min(end_day, last_day), counts, index)
         entry: dict[str, Any] = {
@@ -477,7 +461,7 @@ def report(
             "end": period_end(by, number).isoformat(),
             **rollup(sorted(rows), rows, active_of, sum(active_of.values())),
             "customers_by_stage": {s: counts.get(s, 0) for s in STAGES},
-            "triggers_by_rule": {r: n for (p, r), n in sorted(fired.items()) if p == number},
+            "triggers_by_rule": fired_of.get(number, {}),
         }
         periods.append(entry)
     totals: dict[tuple[str, str], list[int]] = {}
@@ -490,6 +474,7 @@ def report(
     return {
         "by": by,
         "as_of": format_iso(clock) if clock is not None else None,
+        "sparse": sparse,  # True: empty periods left out (facts decades apart)
         "periods": periods,
         "total": {
             **rollup(sorted(totals), totals, active_all, sum(active_all.values())),

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.special import digamma, expit, gammaln, hyp2f1
 
-from engage.errors import EngageError
+from events.errors import EngageError
 from events.model import Micros
 from projections.predictions import ModelParams, PurchaseStats, expected_purchases
 

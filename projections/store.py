@@ -109,11 +109,6 @@ class StoreTransaction(Protocol):
         """Add one batch's KPI deltas (``projections.kpis``)."""
         ...
 
-    def due_customers(self, limits: Mapping[int, Micros]) -> list[tuple[str, int]]:
-        """(customer_id, partition) with a timer due strictly before its
-        partition's limit."""
-        ...
-
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         """Record these event_ids as applied; return those not applied before.
 

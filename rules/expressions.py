@@ -52,6 +52,8 @@ from typing import Any, Final
 
 import cel
 
+from rules.budget import cost_problem
+
 ROOTS: Final = frozenset({"event", "before", "after", "now"})
 """The variables a condition may read; ``event`` only in on-event rules."""
 
@@ -105,9 +107,13 @@ class Expression:
 
 
 def compile_expression(source: str) -> Expression:
-    """Compile once at load; raises ``ExpressionError`` with the position."""
+    """Compile once at load; raises ``ExpressionError`` with the position, or
+    for an expression over the evaluation budget (``rules.budget``)."""
     if not source.strip():
         raise ExpressionError("the expression is empty")
+    problem = cost_problem(_STRING.sub("''", source))
+    if problem is not None:
+        raise ExpressionError(problem)
     try:
         program = cel.compile(source)
     except Exception as exc:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from engage.errors import EngageError
+from events.errors import EngageError
 from events.model import DAY, Micros
 from projections.predictions import Model
 from projections.profile import Profile

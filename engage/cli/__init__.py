@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
+from typer.core import TyperGroup
 from typer.models import CommandInfo
 
 from engage.cli import (
@@ -30,6 +32,7 @@ from engage.cli import (
     worker,
 )
 from engage.cli.app import app
+from engage.cli.safe_text import printable
 from engage.errors import EngageError
 
 __all__ = ["app", "main"]
@@ -70,13 +73,25 @@ def _rank(info: CommandInfo) -> int:
 app.registered_commands.sort(key=_rank)
 
 
+class _FirstSessionOrder(TyperGroup):
+    """Lists sub-command groups (``dlq``, ``keys``, ``webhooks``) in the same
+    order, not after every plain command."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))
+
+
+app.info.cls = _FirstSessionOrder
+
+
 def main() -> None:
     # Typer's standalone mode handles usage errors and exits itself; what
     # escapes it is ours to reduce to one line.
     try:
         app()
     except EngageError as exc:
-        print(f"engage: error: {exc}", file=sys.stderr)
+        print(f"engage: error: {printable(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("engage: interrupted", file=sys.stderr)
@@ -85,7 +100,8 @@ def main() -> None:
         if os.environ.get("ENGAGE_DEBUG"):
             raise
         print(
-            f"engage: internal error: {type(exc).__name__}: {exc} (set ENGAGE_DEBUG=1 for details)",
+            f"engage: internal error: {type(exc).__name__}: {printable(str(exc))} "
+            "(set ENGAGE_DEBUG=1 for details)",
             file=sys.stderr,
         )
         sys.exit(3)

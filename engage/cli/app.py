@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from engage.cli.safe_text import SafeConsole
 from engage.errors import ConfigError
 from events.model import Micros
 from events.timefmt import parse_iso
@@ -45,8 +45,9 @@ def _options(
 
 
 # Piped output (CI logs, `| less`) gets wide tables instead of 80-column squeezes.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# SafeConsole: control characters in data (ids, reasons) print as escapes.
+out = SafeConsole(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def parse_time_option(value: str | None, option: str) -> Micros | None:

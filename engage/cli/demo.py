@@ -14,7 +14,8 @@ from consumers.processor import DEFAULT_BATCH
 from engage.cli.app import RateBar, app, out
 from engage.cli.processing import process_until_idle
 from engage.cli.rules import RulesOption
-from engage.runtime import Engine
+from engage.runtime import Engine, wall_micros
+from events.model import DAY, SECOND
 from events.synthetic import HistorySpec, estimate_events, generate_lines
 from projections.view import customer_360
 
@@ -49,13 +50,18 @@ def demo(
 ) -> None:
     """Generate a realistic synthetic history and run the engine on it.
 
-    The history (default 10,000 customers over 180 days, several hundred
-    thousand touchpoints on every channel, with seasonality, churn and
-    win-backs) is published to the log and processed into profiles; the demo
+    The history (default 10,000 customers over the 180 days up to now,
+    several hundred thousand touchpoints on every channel, with seasonality,
+    churn and win-backs) is published to the log and processed into profiles; the demo
     then prints throughput and a few customer-360s. Running it again adds
     nothing: every event_id is already on the log.
     """
-    spec = HistorySpec(customers=customers, days=days, seed=seed, bad_lines=bad_lines)
+    # the history ends at the wall time, so the demo shows a living business
+    # (today's actives, this month's at-risk) rather than one long churned
+    now = wall_micros() // SECOND * SECOND
+    spec = HistorySpec(
+        customers=customers, days=days, start=now - days * DAY, seed=seed, bad_lines=bad_lines
+    )
     expected = estimate_events(spec)
     with Engine.open(rules=rules) as engine:
         publisher = engine.publisher()

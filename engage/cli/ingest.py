@@ -18,7 +18,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from engage.cli.app import app, err, out
+from engage.cli.app import app, err, out, parse_time_option
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.publisher import PublishReport
@@ -53,14 +53,25 @@ def publish(
     source: Annotated[
         str | None, typer.Option(help="Name recorded with rejected lines (default: the file name).")
     ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            metavar="TS",
+            help="Stand-in for the wall clock (backfills, tests): an occurred_at later than "
+            "this plus ENGAGE_MAX_FUTURE (default 1d) is rejected.",
+        ),
+    ] = None,
 ) -> None:
     """Validate JSON Lines touchpoints and append the valid ones to the log.
 
     Every bad line is reported with its line number, field and reason and kept
     with its raw text in the dead-letter store (see `engage dlq`); the valid
     lines around it are still accepted. A repeated event_id is a duplicate:
-    stored once. Exits 0 when nothing was rejected, 1 otherwise.
+    stored once. An occurred_at before 1970 or later than now plus
+    ENGAGE_MAX_FUTURE is rejected. Exits 0 when nothing was rejected, 1 otherwise.
     """
+    at = parse_time_option(now, "--now")
     if path == "-":
         stream: BinaryIO = sys.stdin.buffer
         size = None
@@ -73,7 +84,7 @@ def publish(
         size = file.stat().st_size
         label = source or file.name
     with Engine.open() as engine:
-        publisher = engine.publisher()
+        publisher = engine.publisher(at)
         if size is not None and size > 1_000_000:
             progress = Progress(
                 TextColumn("publishing"),
@@ -100,33 +111,31 @@ def publish(
     raise typer.Exit(1 if report.rejected else 0)
 
 
-@app.command()
+dlq_app = typer.Typer(
+    help="The dead-letter store: every rejected input with where, why and its raw text "
+    "(the first 16 KiB, with the whole input's size and SHA-256).",
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.callback(invoke_without_command=True)
 def dlq(
+    ctx: typer.Context,
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    limit: Annotated[int, typer.Option(help="Show at most this many, newest last.")] = 100,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest last.")] = 100,
+    before: Annotated[
+        int | None, typer.Option(min=1, help="Only dead letters with an id below this (paging).")
+    ] = None,
 ) -> None:
     """List the dead-letter store: every rejected input with where, why and its raw text."""
+    if ctx.invoked_subcommand is not None:
+        return
     with Engine.open() as engine:
-        letters = engine.dead_letters.list(limit)
+        letters = engine.dead_letters.list(limit, before)
         total = engine.dead_letters.count()
     if json:
         for letter in letters:
-            sys.stdout.write(
-                orjson.dumps(
-                    {
-                        "id": letter.id,
-                        "received_at": letter.received_at,
-                        "stage": letter.stage,
-                        "source": letter.source,
-                        "line": letter.line_no,
-                        "event_id": letter.event_id,
-                        "field": letter.field,
-                        "reason": letter.reason,
-                        "raw": letter.raw,
-                    }
-                ).decode()
-                + "\n"
-            )
+            sys.stdout.write(orjson.dumps(letter.as_json()).decode() + "\n")
         return
     if not letters:
         out.print("the dead-letter store is empty")
@@ -145,4 +154,23 @@ def dlq(
         raw = letter.raw if len(letter.raw) <= 200 else letter.raw[:200] + "…"
         out.print(f"    raw: {raw}", markup=False)
     if total > len(letters):
-        out.print(f"({len(letters)} of {total} shown; use --limit)")
+        out.print(f"({len(letters)} of {total} shown; use --limit, or --before {letters[0].id})")
+
+
+@dlq_app.command("purge")
+def purge(
+    before: Annotated[
+        str,
+        typer.Option(
+            "--before",
+            metavar="TS",
+            help="Delete dead letters received before this ISO 8601 instant.",
+        ),
+    ],
+) -> None:
+    """Delete old dead letters (retention): those received before --before."""
+    at = parse_time_option(before, "--before")
+    assert at is not None
+    with Engine.open() as engine:
+        n = engine.dead_letters.purge(at)
+    out.print(f"deleted {n} dead letters received before {before}", markup=False)

@@ -30,8 +30,11 @@ def run(
     now: Annotated[
         str | None,
         typer.Option(
-            help="Treat the clock as at least this ISO 8601 instant (for lifecycle stages and "
-            "timers); the clock is otherwise the latest occurred_at seen."
+            help="Stand in for the wall time (tests, backfills): once caught up, every "
+            "partition's clock moves to this ISO 8601 instant. Without it the clock follows "
+            "the wall time minus ENGAGE_LATENESS (default 5m), so timers fire with no "
+            "traffic; each such advance is a clock record on the log, so `engage replay` "
+            "reproduces it."
         ),
     ] = None,
     batch_size: Annotated[

@@ -34,7 +34,12 @@ def replay(
     ] = REPLAY_BATCH,
     now: Annotated[
         str | None,
-        typer.Option(help="Treat the clock as at least this ISO 8601 instant, as `run --now`."),
+        typer.Option(
+            help="Move every partition's clock to at least this ISO 8601 instant, as "
+            "`run --now` does: by clock records appended to the log, so the live "
+            "processor sees the same advance. Not needed to reproduce a live run: "
+            "its clock records are already on the log."
+        ),
     ] = None,
     keep_old: Annotated[
         bool,

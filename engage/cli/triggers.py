@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from engage.cli.app import app, out, parse_time_option
+from engage.cli.safe_text import printable
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
@@ -137,7 +138,9 @@ def triggers(
                         line = (
                             orjson.dumps(trigger_json(t)).decode()
                             if json
-                            else (f"{format_iso(t.fired_at)} {t.rule_id} {t.kind} {t.customer_id}")
+                            else printable(
+                                f"{format_iso(t.fired_at)} {t.rule_id} {t.kind} {t.customer_id}"
+                            )
                         )
                         sys.stdout.write(line + "\n")
                 sys.stdout.flush()

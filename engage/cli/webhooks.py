@@ -11,8 +11,11 @@ from rich.table import Table
 from consumers.webhook_store import WebhookStore
 from consumers.webhooks import DeliveryPolicy, WebhookDeliverer, deliver_until_idle
 from engage.cli.app import app, err, out
+from engage.cli.rules import RulesOption
+from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.log import TRIGGERS
+from events.redact import strip_credentials
 
 hooks_app = typer.Typer(
     help="Deliver triggers to your endpoints by HTTP POST (the trigger JSON), signed "
@@ -35,23 +38,45 @@ def add(
         bool,
         typer.Option("--from-start", help="Also deliver every trigger already fired."),
     ] = False,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private",
+            help="Allow a private, loopback or link-local target (a local receiver in "
+            "development); refused by default.",
+        ),
+    ] = False,
+    rules: RulesOption = None,
 ) -> None:
     """Subscribe URL to triggers fired from now on (or --from-start). Prints the
-    signing secret: keep it to verify deliveries."""
-    with Engine.open() as engine:
+    signing secret: keep it to verify deliveries. The URL must reach a public
+    address unless --allow-private; --kind and --rule must name a kind or rule
+    of the rules (the shipped pack, or --rules FILE)."""
+    with Engine.open(rules=rules) as engine:
+        assert engine.rules is not None
+        _check_filter("--kind", kind, {r.kind for r in engine.rules.rules})
+        _check_filter("--rule", rule, {r.id for r in engine.rules.rules})
         heads = engine.stream.heads(TRIGGERS)
         start = dict.fromkeys(heads, 0) if from_start else heads
         store = WebhookStore(engine.dsn)
         try:
-            sub = store.add(url, kind, rule, start)
+            sub = store.add(url, kind, rule, start, allow_private=allow_private)
         finally:
             store.close()
     what = (
         ", ".join(x for x in (kind and f"kind {kind}", rule and f"rule {rule}") if x)
         or "all triggers"
     )
-    out.print(f"webhook #{sub.id} -> {sub.url} ({what})", markup=False)
+    out.print(f"webhook #{sub.id} -> {strip_credentials(sub.url)} ({what})", markup=False)
     out.print(f"signing secret (shown only once): {sub.secret}", markup=False)
+
+
+def _check_filter(option: str, value: str | None, known: set[str]) -> None:
+    if value is not None and value not in known:
+        raise ConfigError(
+            f"{option} {value!r} matches no loaded rule; expected one of "
+            f"{', '.join(sorted(known))} (or pass --rules FILE)"
+        )
 
 
 @hooks_app.command("list")
@@ -72,7 +97,7 @@ def list_hooks(
     for s in subs:
         table.add_row(
             str(s.id),
-            s.url,
+            strip_credentials(s.url),
             s.kind or "*",
             s.rule_id or "*",
             str(counts.get((s.id, "pending"), 0)),

@@ -7,7 +7,6 @@ the contract JSON. Nothing here validates events: ``POST /v1/events`` hands
 each element to ``events.ingest.parse_object``, the one validator.
 """
 
-import base64
 import contextlib
 import logging
 import queue
@@ -37,6 +36,15 @@ from engage.http.ingest import IngestRefused, ingest_body
 from engage.http.keys import ApiKey, ApiKeys
 from engage.http.kpi_view import pyramid
 from engage.http.metrics import Metrics
+from engage.http.openapi_links import add_links
+from engage.http.paging import (
+    TIMELINE_LIMIT,
+    TIMELINE_MAX,
+    decode_cursor,
+    encode_cursor,
+    timeline_page,
+)
+from engage.http.security import harden
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
@@ -129,23 +137,6 @@ AUTH_ERRORS: Final = {
 }
 
 
-def _encode_cursor(positions: dict[int, int]) -> str:
-    raw = orjson.dumps({str(p): o for p, o in sorted(positions.items())})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, partitions: int) -> dict[int, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        decoded = orjson.loads(raw)
-        positions = {int(p): int(o) for p, o in decoded.items()}
-    except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError):
-        raise HTTPException(400, f"cursor: not a cursor returned by this API: {cursor!r}") from None
-    if any(p < 0 or p >= partitions or o < 0 for p, o in positions.items()):
-        raise HTTPException(400, "cursor: positions out of range for this log")
-    return {p: positions.get(p, 0) for p in range(partitions)}
-
-
 def _parse_time(value: str | None, name: str) -> int | None:
     if value is None:
         return None
@@ -203,6 +194,8 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         ),
         lifespan=lifespan,
     )
+    harden(app)
+    add_links(app)
     bearer = HTTPBearer(auto_error=False, description="An API key from `engage keys create`.")
 
     def _key(creds: HTTPAuthorizationCredentials | None, scope: str) -> ApiKey:
@@ -262,7 +255,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
         log.warning("request failed: %s", exc)
         return _json({"error": "the database is unavailable; retry shortly"}, 503)
 
-    event_schema = _event_schema()
+    event_schema = models.event_schema()
 
     @app.post(
         "/v1/events",
@@ -378,12 +371,18 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
             **_errors({**AUTH_ERRORS, 404: "Unknown customer."}),
         },
     )
-    def get_timeline(customer_id: str, _: Annotated[ApiKey, Depends(read_key)]) -> Response:
+    def get_timeline(
+        customer_id: str,
+        _: Annotated[ApiKey, Depends(read_key)],
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=TIMELINE_MAX)] = TIMELINE_LIMIT,
+    ) -> Response:
         with state["pool"].borrow() as engine:
             items = timeline(engine.stream, engine.codec, customer_id)
         if not items:
             raise HTTPException(404, f"unknown customer {customer_id!r}")
-        return _json({"customer_id": customer_id, "items": items})
+        page, next_cursor = timeline_page(items, cursor, limit)
+        return _json({"customer_id": customer_id, "items": page, "next_cursor": next_cursor})
 
     @app.get(
         "/v1/triggers",
@@ -420,7 +419,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
                 positions = engine.stream.heads(TRIGGERS)
                 positions = {p: positions.get(p, 0) for p in range(partitions)}
             elif cursor:
-                positions = _decode_cursor(cursor, partitions)
+                positions = decode_cursor(cursor, partitions)
             else:
                 positions = dict.fromkeys(range(partitions), 0)
             items: list[dict[str, Any]] = []
@@ -454,7 +453,7 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
                 if full or items:
                     break
         return _json(
-            {"items": items, "next_cursor": _encode_cursor(positions), "has_more": has_more}
+            {"items": items, "next_cursor": encode_cursor(positions), "has_more": has_more}
         )
 
     @app.get(
@@ -513,29 +512,15 @@ def create_app(settings: Settings, config: ServeConfig | None = None) -> FastAPI
     def get_dlq(
         _: Annotated[ApiKey, Depends(read_key)],
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     ) -> Response:
         with state["pool"].borrow() as engine:
-            letters = engine.dead_letters.list(limit)
+            letters = engine.dead_letters.list(limit, before)
             total = engine.dead_letters.count()
-        return _json(
-            {
-                "total": total,
-                "items": [
-                    {
-                        "id": d.id,
-                        "received_at": d.received_at,
-                        "stage": d.stage,
-                        "source": d.source,
-                        "line": d.line_no,
-                        "event_id": d.event_id,
-                        "field": d.field,
-                        "reason": d.reason,
-                        "raw": d.raw,
-                    }
-                    for d in letters
-                ],
-            }
-        )
+            older = bool(letters) and bool(engine.dead_letters.list(1, letters[0].id))
+        next_before = letters[0].id if older else None
+        items = [d.as_json() for d in letters]
+        return _json({"total": total, "items": items, "next_before": next_before})
 
     @app.get(
         "/v1/status",
@@ -613,24 +598,3 @@ def _deliver(settings: Settings, config: ServeConfig, stop: threading.Event) -> 
         except (EngageError, psycopg.Error) as exc:
             log.warning("webhook delivery: %s; restarting", exc)
             stop.wait(2.0)
-
-
-def _event_schema() -> dict[str, Any]:
-    """The JSON ingest format as JSON Schema, for the OpenAPI document only; the
-    validator is ``events.ingest``."""
-    from events.model import CHANNELS, EVENT_TYPES
-
-    ident = {"type": "string", "minLength": 1, "maxLength": 128}
-    return {
-        "type": "object",
-        "required": ["event_id", "customer_id", "type", "occurred_at"],
-        "properties": {
-            "event_id": ident,
-            "customer_id": ident,
-            "type": {"type": "string", "enum": list(EVENT_TYPES)},
-            "occurred_at": {"type": "string", "format": "date-time"},
-            "channel": {"type": "string", "enum": list(CHANNELS)},
-            "source": {"type": "string"},
-            "properties": {"type": "object"},
-        },
-    }

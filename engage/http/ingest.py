@@ -35,6 +35,13 @@ def ingest_body(
     """Publish a body of one event or an array; returns (HTTP status, response)."""
     source = f"http:{key_name}"
     try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raw = body.decode("utf-8", errors="backslashreplace")
+        reason = f"not valid UTF-8: {exc.reason} at byte {exc.start}"
+        publisher.publish_events([], [Rejection(None, "(body)", reason, raw)], source)
+        raise IngestRefused(400, f"request body is {reason}; send UTF-8 JSON") from None
+    try:
         decoded = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raw = body.decode("utf-8", errors="backslashreplace")
@@ -61,25 +68,25 @@ def ingest_body(
     results: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
     for index, obj in enumerate(items):
-        parsed = parse_object(obj, index + 1)
+        parsed = parse_object(obj, index + 1, window=publisher.window)
         if isinstance(parsed, Rejection):
             rejections.append(parsed)
-            results.append(
-                {
-                    "index": index,
-                    "event_id": parsed.event_id,
-                    "status": "rejected",
-                    "field": parsed.field,
-                    "reason": parsed.reason,
-                }
-            )
+            results.append(_rejected(index, parsed))
             continue
         if parsed.source is None:  # the key names the upstream system
             parsed = replace(parsed, source=key_name)
         events.append(parsed)
         positions.append(index)
         results.append({"index": index, "event_id": parsed.event_id, "status": "accepted"})
-    report = publisher.publish_events(events, rejections, source)
+    origins = [(i + 1, items[i]) for i in positions]
+    report = publisher.publish_events(events, rejections, source, origins)
+    if report.rejected > len(rejections):  # the codec refused some: per event, like validation
+        for late in report.rejections[len(rejections) :]:
+            assert late.line_no is not None
+            results[late.line_no - 1] = _rejected(late.line_no - 1, late)
+        stored = {i for i, r in enumerate(results) if r["status"] == "accepted"}
+        kept = [(e, i) for e, i in zip(events, positions, strict=True) if i in stored]
+        events, positions = [e for e, _ in kept], [i for _, i in kept]
     _mark_duplicates(report, events, positions, results)
     response: dict[str, Any] = {
         "accepted": report.accepted,
@@ -91,6 +98,16 @@ def ingest_body(
         response["error"] = f"{results[0]['field']}: {results[0]['reason']}"
         return 422, response
     return 200, response
+
+
+def _rejected(index: int, rejection: Rejection) -> dict[str, Any]:
+    return {
+        "index": index,
+        "event_id": rejection.event_id,
+        "status": "rejected",
+        "field": rejection.field,
+        "reason": rejection.reason,
+    }
 
 
 def _mark_duplicates(

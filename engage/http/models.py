@@ -100,6 +100,9 @@ class Timeline(BaseModel):
     items: list[dict[str, Any]] = Field(
         description="Touchpoints (kind 'touchpoint') and triggers (kind 'trigger') in time order."
     )
+    next_cursor: str | None = Field(
+        None, description="Pass as ?cursor= for the next page; null on the last page."
+    )
 
 
 class TriggerPage(BaseModel):
@@ -126,12 +129,18 @@ class DeadLetter(BaseModel):
     event_id: str | None
     field: str
     reason: str
-    raw: str
+    raw: str = Field(description="The rejected input, at most its first 16 KiB.")
+    raw_bytes: int | None = Field(None, description="The whole input's size in bytes.")
+    raw_sha256: str | None = Field(None, description="The whole input's SHA-256.")
+    truncated: bool = Field(False, description="True when raw holds only the first part.")
 
 
 class DeadLetters(BaseModel):
     total: int
     items: list[DeadLetter]
+    next_before: int | None = Field(
+        None, description="Pass as ?before= for older dead letters; null when none are left."
+    )
 
 
 class RuleSeries(BaseModel):
@@ -171,3 +180,24 @@ class Kpis(BaseModel):
     periods: list[dict[str, Any]]
     total: dict[str, Any]
     pyramid: list[PyramidLevel]
+
+
+def event_schema() -> dict[str, Any]:
+    """The JSON ingest format as JSON Schema, for the OpenAPI document only; the
+    validator is ``events.ingest``."""
+    from events.model import CHANNELS, EVENT_TYPES
+
+    ident = {"type": "string", "minLength": 1, "maxLength": 128}
+    return {
+        "type": "object",
+        "required": ["event_id", "customer_id", "type", "occurred_at"],
+        "properties": {
+            "event_id": ident,
+            "customer_id": ident,
+            "type": {"type": "string", "enum": list(EVENT_TYPES)},
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "channel": {"type": "string", "enum": list(CHANNELS)},
+            "source": {"type": "string"},
+            "properties": {"type": "object"},
+        },
+    }

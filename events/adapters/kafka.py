@@ -34,9 +34,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from engage.errors import ConfigError, StorageError
 from events.codec import CodecError, TriggerCodec
 from events.dead_letters import DeadLetterRow
+from events.errors import ConfigError, StorageError
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord, read_stream
 from events.partitioning import partition_for
 
@@ -97,6 +97,9 @@ def _describe(admin: KafkaAdminClient, topic: str) -> int:
 
 
 class KafkaLog:
+    refuses_repeated_ids = False
+    """A topic cannot be searched for an id: repeats across appends are stored."""
+
     def __init__(
         self,
         bootstrap: str,

@@ -18,11 +18,12 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from engage.database import connect
-from engage.errors import StorageError
+from events.adapters.connection import connect
 from events.clock import CLOCK_TYPE
-from events.dead_letters import DeadLetterRow
+from events.dead_letters import DeadLetterRow, capped
+from events.errors import StorageError
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
+from events.model import Micros
 from events.partitioning import partition_for
 
 CHANNEL: Final = "engage_log"
@@ -39,6 +40,8 @@ def _table(stream: str) -> tuple[str, str]:
 
 
 class PostgresLog:
+    refuses_repeated_ids = True
+
     def __init__(self, dsn: str, partitions: int) -> None:
         self._dsn = dsn
         self._partitions = partitions
@@ -179,6 +182,32 @@ class DeadLetter:
     field: str
     reason: str
     raw: str
+    raw_bytes: int | None = None
+    """The size of the whole raw input; ``raw`` holds at most ``RAW_KEEP`` characters."""
+    raw_sha256: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.raw_bytes is not None and self.raw_bytes > len(
+            self.raw.encode("utf-8", errors="surrogatepass")
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """As ``engage dlq --json`` and ``GET /v1/dlq`` show it."""
+        return {
+            "id": self.id,
+            "received_at": self.received_at,
+            "stage": self.stage,
+            "source": self.source,
+            "line": self.line_no,
+            "event_id": self.event_id,
+            "field": self.field,
+            "reason": self.reason,
+            "raw": self.raw,
+            "raw_bytes": self.raw_bytes,
+            "raw_sha256": self.raw_sha256,
+            "truncated": self.truncated,
+        }
 
 
 class PostgresDeadLetters:
@@ -193,16 +222,26 @@ class PostgresDeadLetters:
         with self._conn.transaction():
             add_dead_letters(self._conn, rows)
 
-    def list(self, limit: int = 100) -> list[DeadLetter]:
+    def list(self, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
+        """The newest ``limit`` dead letters with an id below ``before``, oldest first."""
         with self._conn.transaction():
             rows = self._conn.execute(
                 "SELECT id,"
                 " to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                " stage, source, line_no, event_id, field, reason, raw"
-                " FROM dead_letters ORDER BY id DESC LIMIT %s",
-                (limit,),
+                " stage, source, line_no, event_id, field, reason, raw, raw_bytes, raw_sha256"
+                " FROM dead_letters WHERE %s::bigint IS NULL OR id < %s"
+                " ORDER BY id DESC LIMIT %s",
+                (before, before, limit),
             ).fetchall()
         return [DeadLetter(*r) for r in reversed(rows)]
+
+    def purge(self, before: Micros) -> int:
+        """Delete dead letters received before ``before``; returns how many."""
+        with self._conn.transaction():
+            cur = self._conn.execute(
+                "DELETE FROM dead_letters WHERE received_at < to_timestamp(%s / 1e6)", (before,)
+            )
+        return cur.rowcount
 
     def count(self) -> int:
         with self._conn.transaction():
@@ -216,12 +255,16 @@ class PostgresDeadLetters:
 def add_dead_letters(
     conn: psycopg.Connection[tuple[Any, ...]], rows: Sequence[DeadLetterRow]
 ) -> None:
-    """Write dead letters inside the caller's transaction (the processor's batch)."""
+    """Write dead letters inside the caller's transaction (the processor's batch).
+
+    The raw text is capped (``events.dead_letters.capped``): its first part,
+    size and hash are kept, so a flood of huge junk cannot fill the store."""
     with conn.cursor().copy(
-        "COPY dead_letters (stage, source, line_no, event_id, field, reason, raw) FROM STDIN"
+        "COPY dead_letters (stage, source, line_no, event_id, field, reason, raw,"
+        " raw_bytes, raw_sha256) FROM STDIN"
     ) as copy:
         for row in rows:
-            copy.write_row(row)
+            copy.write_row((*row[:6], *capped(row[6])))
 
 
 def append_entries(

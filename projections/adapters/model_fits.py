@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import psycopg
 
-from engage.database import connect
-from engage.errors import StorageError
+from events.adapters.connection import connect
+from events.errors import StorageError
 from events.model import Micros
 from projections.model_fit import ModelFit
 from projections.predictions import ModelParams

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, LiteralString
 
 import orjson
 import psycopg
+from psycopg import sql
 
-from engage.database import connect
-from engage.errors import StorageError
+from events.adapters.connection import connect
 from events.adapters.postgres import add_dead_letters, append_entries
 from events.dead_letters import DeadLetterRow
+from events.errors import StorageError
 from events.log import TRIGGERS, Entry
 from events.model import Micros, TriggerEvent
 from projections.adapters.postgres_kpis import write_kpis
@@ -50,15 +51,22 @@ class PostgresTransaction:
         return {int(p): int(o) for p, o in rows}
 
     def save_offsets(self, consumer: str, stream: str, offsets: Mapping[int, int]) -> None:
-        if not offsets:
+        self._update_partitions('"offset" = v.value', consumer, stream, offsets)
+
+    def _update_partitions(
+        self, assignment: LiteralString, consumer: str, stream: str, values: Mapping[int, int]
+    ) -> None:
+        """One UPDATE of the consumer's partition rows; ``assignment`` names
+        the new value ``v.value`` (a constant column expression, never input)."""
+        if not values:
             return
-        parts = sorted(offsets)
-        self._conn.execute(
-            'UPDATE consumer_offsets AS c SET "offset" = v.o'
-            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, o)"
-            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p",
-            (parts, [offsets[p] for p in parts], consumer, stream),
-        )
+        parts = sorted(values)
+        query = sql.SQL(
+            "UPDATE consumer_offsets AS c SET {}"
+            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, value)"
+            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p"
+        ).format(sql.SQL(assignment))
+        self._conn.execute(query, (parts, [values[p] for p in parts], consumer, stream))
 
     def claim_partitions(
         self, consumer: str, stream: str, partitions: Iterable[int], writer: str
@@ -127,15 +135,7 @@ class PostgresTransaction:
     def save_partition_clocks(
         self, consumer: str, stream: str, clocks: Mapping[int, Micros]
     ) -> None:
-        if not clocks:
-            return
-        parts = sorted(clocks)
-        self._conn.execute(
-            "UPDATE consumer_offsets AS c SET clock = GREATEST(c.clock, v.k)"
-            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, k)"
-            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p",
-            (parts, [clocks[p] for p in parts], consumer, stream),
-        )
+        self._update_partitions("clock = GREATEST(c.clock, v.value)", consumer, stream, clocks)
 
     def partition_models(
         self, consumer: str, stream: str, partitions: Iterable[int]
@@ -245,18 +245,6 @@ class PostgresTransaction:
 
     def save_kpis(self, delta: KpiDelta) -> None:
         write_kpis(self._conn, delta)
-
-    def due_customers(self, limits: Mapping[int, Micros]) -> list[tuple[str, int]]:
-        if not limits:
-            return []
-        parts = sorted(limits)
-        rows = self._conn.execute(
-            "SELECT DISTINCT t.customer_id, t.partition FROM timers AS t"
-            " JOIN unnest(%s::int[], %s::bigint[]) AS l(p, lim)"
-            " ON t.partition = l.p AND t.due_at < l.lim",
-            (parts, [limits[p] for p in parts]),
-        ).fetchall()
-        return [(str(c), int(p)) for c, p in rows]
 
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         if not event_ids:

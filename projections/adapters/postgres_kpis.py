@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from engage.database import connect
-from engage.errors import StorageError
+from events.adapters.connection import connect
+from events.errors import StorageError
 from projections.kpis import FLOWS, KpiDelta, report
 
 Conn = psycopg.Connection[tuple[Any, ...]]

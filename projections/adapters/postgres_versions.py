@@ -45,8 +45,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from engage.database import connect
-from engage.errors import EngageError, StorageError
+from events.adapters.connection import connect
+from events.errors import EngageError, StorageError
 
 PROJECTION_TABLES: Final = (
     "consumer_offsets",

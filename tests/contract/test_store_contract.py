@@ -8,6 +8,7 @@ import pytest
 
 from engage.errors import EngageError
 from events.log import TOUCHPOINTS
+from projections.adapters.memory import MemoryProfileStore
 from projections.adapters.postgres import PostgresProfileStore
 from projections.profile import Profile
 from projections.store import ProfileStore
@@ -62,9 +63,39 @@ class StoreContract:
             tx.save_clock("proc", 50)
         assert store.clock("proc") == 100
 
+    def test_partition_clocks_advance_with_their_offsets_and_never_go_back(
+        self, store: ProfileStore
+    ) -> None:
+        with store.transaction() as tx:
+            tx.lock_offsets("proc", TOUCHPOINTS, [0, 1, 2])
+            assert tx.partition_clocks("proc", TOUCHPOINTS, [0, 1, 2]) == {}
+            tx.save_partition_clocks("proc", TOUCHPOINTS, {0: 100, 2: 7})
+        with store.transaction() as tx:
+            tx.save_partition_clocks("proc", TOUCHPOINTS, {0: 50, 1: 9})
+            assert tx.partition_clocks("proc", TOUCHPOINTS, [0, 1, 2]) == {0: 100, 1: 9, 2: 7}
+            assert tx.partition_clocks("proc", TOUCHPOINTS, [1]) == {1: 9}
+
+    def test_timers_are_replaced_per_customer_and_loaded_per_partition(
+        self, store: ProfileStore
+    ) -> None:
+        with store.transaction() as tx:
+            tx.save_timers(["a", "b"], [("a", "r1", 10, 0), ("a", "r2", 20, 0), ("b", "r1", 30, 1)])
+        with store.transaction() as tx:
+            tx.save_timers(["a"], [("a", "r2", 25, 0)])
+            assert sorted(tx.load_timers([0])) == [("a", "r2", 25, 0)]
+            assert sorted(tx.load_timers([0, 1])) == [("a", "r2", 25, 0), ("b", "r1", 30, 1)]
+            tx.save_timers(["b"], [])
+            assert tx.load_timers([1]) == []
+
     def test_storage_errors_are_engage_errors(self, store: ProfileStore) -> None:
         with pytest.raises(EngageError), store.transaction() as tx:
             tx.save_offsets("proc", TOUCHPOINTS, {0: "not a number"})  # type: ignore[dict-item]
+
+
+class TestMemoryStore(StoreContract):
+    @pytest.fixture
+    def store(self) -> Iterator[ProfileStore]:
+        yield MemoryProfileStore()
 
 
 class TestPostgresStore(StoreContract):

@@ -28,7 +28,10 @@ def test_keys_create_list_revoke(cli_env: dict[str, str]) -> None:
 
 
 def test_webhooks_add_list_remove_and_bad_urls(cli_env: dict[str, str]) -> None:
-    added = engage(cli_env, "webhooks", "add", "http://127.0.0.1:9/hook", "--rule", "win-back-90d")
+    added = engage(
+        cli_env, "webhooks", "add", "http://127.0.0.1:9/hook", "--rule", "win-back-90d",
+        "--allow-private",
+    )  # fmt: skip
     assert added.returncode == 0, added.stderr
     assert "webhook #1 -> http://127.0.0.1:9/hook (rule win-back-90d)" in added.stdout
     assert added.stdout.split()[-1].startswith("whsec_")

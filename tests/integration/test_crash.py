@@ -19,13 +19,17 @@ import pytest
 from engage.config import Settings
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
-from events.synthetic import HistorySpec, generate_lines
+from events.synthetic import LONG_START, HistorySpec, generate_lines
 from events.timefmt import parse_iso
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id
 
 SPEC = HistorySpec(customers=300, days=120, seed=11)
 NOW = "2026-06-15T00:00:00Z"
+LONG_SPEC = HistorySpec(customers=400, days=540, start=LONG_START, seed=11, shape="long")
+LONG_NOW = "2025-12-31T00:00:00Z"
+"""The long shape fires an inactivity or win-back timer about once per purchase,
+so the kills land in batches busy with the timer path."""
 """Stands in for the wall time: the live CLI run then writes its clock records
 at this instant, as the clean run does, so the two logs and clocks agree."""
 
@@ -44,9 +48,9 @@ def _engine(dsn: str, tmp: str) -> Engine:
 RUN = [sys.executable, "-m", "engage.cli", "run", "--until-idle", "--batch-size", "25"]
 
 
-def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _start(env: dict[str, str], now: str = NOW) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [*RUN, "--now", NOW],
+        [*RUN, "--now", now],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -54,10 +58,18 @@ def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("spec", "at"), [(SPEC, NOW), (LONG_SPEC, LONG_NOW)], ids=["short", "long"]
+)
 def test_kill_9_mid_batch_then_restart_equals_a_clean_run(
-    database: str, second_database: str, cli_env: dict[str, str], tmp_path: os.PathLike[str]
+    spec: HistorySpec,
+    at: str,
+    database: str,
+    second_database: str,
+    cli_env: dict[str, str],
+    tmp_path: os.PathLike[str],
 ) -> None:
-    history = list(generate_lines(SPEC))
+    history = list(generate_lines(spec))
     crashed = _engine(database, str(tmp_path))
     clean = _engine(second_database, str(tmp_path))
     try:
@@ -68,7 +80,7 @@ def test_kill_9_mid_batch_then_restart_equals_a_clean_run(
         kills = 0
         for delay in (0.05, 0.3, 0.11, 0.2, 0.0):
             before = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
-            proc = _start(cli_env)
+            proc = _start(cli_env, at)
             deadline = time.monotonic() + 60
             # wait until this run has committed progress, then kill it at an arbitrary moment
             while time.monotonic() < deadline and proc.poll() is None:
@@ -90,7 +102,7 @@ def test_kill_9_mid_batch_then_restart_equals_a_clean_run(
         interrupted = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
         assert 0 < interrupted < total, "kills should land mid-run"
 
-        final = _start(cli_env)
+        final = _start(cli_env, at)
         _, stderr = final.communicate(timeout=300)
         assert final.returncode == 0, stderr.decode()
         # the run ended by moving every partition's clock to --now: one clock record each
@@ -98,10 +110,10 @@ def test_kill_9_mid_batch_then_restart_equals_a_clean_run(
         assert total == len(history) + TEST_PARTITIONS
         assert sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values()) == total
 
-        clean.processor().run(until_idle=True, now=parse_iso(NOW))
+        clean.processor().run(until_idle=True, now=parse_iso(at))
         after_crashes = profiles_by_id(crashed)
         expected = profiles_by_id(clean)
-        assert len(after_crashes) == SPEC.customers
+        assert len(after_crashes) == spec.customers
         assert after_crashes == expected
         assert crashed.store.clock("engage-processor") == clean.store.clock("engage-processor")
         crashed_triggers = sorted(r.payload for r in crashed.log.find_triggers())

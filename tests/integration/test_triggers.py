@@ -71,6 +71,18 @@ def test_a_crash_between_outbox_and_publish_neither_loses_nor_doubles(engine: En
     assert len(ids) == 3 and len(set(ids)) == 3
 
 
+def _rewind(engine: Engine) -> None:
+    """Rewind the offsets and the profiles, as a redelivery after a lost commit would."""
+    from engage.database import connect
+
+    with engine.store.transaction() as tx:
+        tx.lock_offsets("engage-processor", TOUCHPOINTS, range(engine.partitions))
+        tx.save_offsets("engage-processor", TOUCHPOINTS, dict.fromkeys(range(engine.partitions), 0))
+    with connect(engine.dsn) as conn:
+        conn.execute("DELETE FROM profiles")
+        conn.execute("DELETE FROM timers")
+
+
 def test_the_embedded_processor_publishes_triggers_in_its_batch_transaction(
     engine: Engine,
 ) -> None:
@@ -83,14 +95,7 @@ def test_the_embedded_processor_publishes_triggers_in_its_batch_transaction(
     assert relay.drain() == 0
     relay.close()
     # a redelivered batch (offsets and profiles rewound) appends no second copy
-    with engine.store.transaction() as tx:
-        tx.lock_offsets("engage-processor", TOUCHPOINTS, range(engine.partitions))
-        tx.save_offsets("engage-processor", TOUCHPOINTS, dict.fromkeys(range(engine.partitions), 0))
-    from engage.database import connect
-
-    with connect(engine.dsn) as conn:
-        conn.execute("DELETE FROM profiles")
-        conn.execute("DELETE FROM timers")
+    _rewind(engine)
     engine.processor().run(until_idle=True)
     ids = [t.trigger_id for t in _stream(engine)]
     assert len(ids) == 3 and len(set(ids)) == 3
@@ -100,17 +105,7 @@ def test_redelivery_of_a_whole_batch_fires_nothing_new(engine: Engine) -> None:
     publish(engine, lines(*BUYER))
     engine.processor().run(until_idle=True)
     first = {t.trigger_id for t in _stream(engine)}
-    # rewind the offsets and the profiles, as a redelivery after a lost commit would
-    with engine.store.transaction() as tx:
-        tx.lock_offsets("engage-processor", TOUCHPOINTS, range(engine.partitions))
-        tx.save_offsets("engage-processor", TOUCHPOINTS, dict.fromkeys(range(engine.partitions), 0))
-    from engage.database import connect
-    from tests.conftest import TEST_PARTITIONS
-
-    with connect(engine.dsn) as conn:
-        conn.execute("DELETE FROM profiles")
-        conn.execute("DELETE FROM timers")
-    assert engine.partitions == TEST_PARTITIONS
+    _rewind(engine)
     engine.processor().run(until_idle=True)
     assert {t.trigger_id for t in _stream(engine)} == first
 

@@ -75,6 +75,14 @@ identifiers = st.text(
 )
 """Any id ingest accepts: 1-128 characters, no NUL (PostgreSQL text cannot hold it)."""
 
+customer_identifiers = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cc"], exclude_characters="/"),
+    min_size=1,
+    max_size=128,
+).filter(lambda s: s not in (".", ".."))
+"""Any customer_id ingest accepts: also addressable in a URL path and printable
+(no '/', no control characters, not '.' or '..'; ``events.limits``)."""
+
 json_scalars = (
     st.none()
     | st.booleans()
@@ -207,7 +215,7 @@ def touchpoints(
     id ingest accepts. ``occurred_at`` defaults to ``times()``.
     """
     return _touchpoint(
-        _as_strategy(customer_ids, identifiers),
+        _as_strategy(customer_ids, customer_identifiers),
         event_ids if event_ids is not None else identifiers,
         _as_strategy(types, st.sampled_from(EVENT_TYPES)),
         occurred_at if occurred_at is not None else times(),

@@ -274,7 +274,7 @@ def test_timestamp_without_zone(text: str) -> None:
         ("2024-03-10T10:00:00.123456Z", utc_micros(2024, 3, 10, 10, us=123_456)),
         ("2024-03-10T10:00:00.5+01:00", utc_micros(2024, 3, 10, 9, us=500_000)),
         ("2024-01-01T00:30:00+01:00", utc_micros(2023, 12, 31, 23, 30)),  # crosses the year
-        ("1969-12-31T23:59:59.999999Z", -1),
+        ("1970-01-01T01:00:00+01:00", 0),  # the floor itself (events.limits.EARLIEST)
     ],
 )
 def test_zoned_timestamps_are_stored_as_utc_micros(text: str, expected: int) -> None:

@@ -9,7 +9,8 @@ function el(tag, attrs = {}, ...children) {
   const ns = ["svg", "rect", "line", "polyline", "text", "polygon", "g", "circle", "title"].includes(tag)
     ? "http://www.w3.org/2000/svg" : null;
   const node = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  // style through the CSSOM: the Content-Security-Policy refuses inline style attributes
+  for (const [k, v] of Object.entries(attrs)) k === "style" ? (node.style.cssText = v) : node.setAttribute(k, v);
   for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return node;
 }
