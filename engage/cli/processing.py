@@ -18,6 +18,7 @@ from consumers.rule_reload import RuleFileWatcher
 from engage.cli.app import RateBar, app, err, out, parse_time_option
 from engage.cli.rules import RulesOption
 from engage.runtime import Engine
+from events.control import MODEL_TYPE
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.timefmt import format_optional
 
@@ -159,6 +160,7 @@ def status() -> None:
         clocks = engine.store.clocks()
         dlq_size = engine.dead_letters.count()
         clock_records = engine.log.clock_records() if engine.kafka is None else None
+        model_records = engine.log.clock_records(MODEL_TYPE) if engine.kafka is None else 0
         wall = engine.wall() + engine.settings.lateness
         profiles = engine.store.count()
         where = (engine.settings.database_url and "ENGAGE_DATABASE_URL") or str(
@@ -171,9 +173,11 @@ def status() -> None:
         size = f"{records} events in {len(heads)} partitions, clock records included"
     else:
         size = (
-            f"{records - clock_records} events and {clock_records} clock records"
+            f"{records - clock_records - model_records} events and {clock_records} clock records"
             f" in {len(heads)} partitions"
         )
+        if model_records:
+            size += f", {model_records} model_fitted records"
     table.add_row("log: touchpoints", size)
     table.add_row("log: triggers", f"{sum(trigger_heads.values())} triggers")
     table.add_row("profiles", str(profiles))
