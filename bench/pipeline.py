@@ -3,7 +3,15 @@
 Processing runs twice on the same published log (a template copy of the
 database): with the default rule pack, and with rules off as the baseline.
 
-    python bench/pipeline.py --events 1000000 [--shapes short,long]
+    python bench/pipeline.py --events 1000000 [--shapes short,long] [--predictions]
+
+With ``--predictions`` it also fits the churn and lifetime-value model on the
+generated history (as of its last event), publishes the same history again
+into a database whose log starts with the ``model_fitted`` records, and
+processes that with the default rules: the predicted-churn timer is then
+solved and re-armed at every repeat purchase from the first event on. The
+report gives its rate against the rules-on run without a model
+(``predictions_cost_ratio``, best of ``--rounds`` alternating runs each).
 
 Each shape (``events.synthetic.HistorySpec.shape``) runs in turn: ``short`` is
 the demo's 180-day history on every channel; ``long`` is 18 months of a
@@ -33,10 +41,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.support import admin_server, database_name
 from consumers.parallel import WorkerJob, run_parallel, shares
+from consumers.purchase_history import purchase_stats
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
 from engage.runtime import Engine
+from events.control import model_entries
+from events.log import TOUCHPOINTS
 from events.synthetic import DEFAULT_START, LONG_START, HistorySpec, generate_lines
+from projections.model_fit import Customers, fit
+from projections.predictions import Model
 from projections.view import customer_360
 
 
@@ -83,7 +96,16 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
             started = time.perf_counter()
             report = engine.publisher().publish_lines(lines, "bench")
             publish_s = time.perf_counter() - started
-            del lines
+            fitted = _fit(engine) if args.predictions else None
+        predictions_dsn = None
+        if fitted is not None:
+            names.append(name + "_predictions")
+            predictions_dsn = create_database(admin, name + "_predictions")
+            migrate(predictions_dsn, args.partitions)
+            with Engine.open(Settings(predictions_dsn, Path(tmp), None, args.partitions)) as pe:
+                pe.log.append(TOUCHPOINTS, model_entries(1, fitted[0], fitted[1], args.partitions))
+                pe.publisher().publish_lines(lines, "bench")
+        del lines
         # the same published log, twice: rules off here, rules on in a copy
         copies = {}
         for suffix in ("_rules", "_parallel"):
@@ -111,25 +133,47 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
 
         runs: dict[str, float] = {}
         triggers = 0
-        for label, target, with_rules in (("off", dsn, False), ("on", rules_dsn, True)):
+        timings: list[float] = []
+        ids: list[str] = []
+        plan: list[tuple[str, str, bool]] = [("off", dsn, False), ("on", rules_dsn, True)]
+        extra: dict[str, object] = {}
+        if predictions_dsn is not None:
+            # alternate, so drifting load on a shared machine hits both alike
+            plan = [plan[0]] + [
+                run
+                for _ in range(args.rounds)
+                for run in (("on", rules_dsn, True), ("predictions", predictions_dsn, True))
+            ]
+        for label, target, with_rules in plan:
             with Engine.open(Settings(target, Path(tmp), None, args.partitions)) as engine:
+                if label in runs:  # a later round: back to the start of the log
+                    _restart(target)
                 processor = engine.processor(args.batch_size, with_rules=with_rules)
                 started = time.perf_counter()
                 stats = processor.run(until_idle=True)
-                runs[label] = stats.events / (time.perf_counter() - started)
-                triggers = max(triggers, stats.triggers)
-                if with_rules:
-                    clock = engine.store.clock("engage-processor") or 0
-                    ids = engine.store.sample_ids(10**9)
-                    rng = random.Random(3)
-                    timings: list[float] = []
-                    for _ in range(args.lookups):
-                        customer_id = rng.choice(ids)
-                        t0 = time.perf_counter()
-                        found = engine.store.get(customer_id)
-                        assert found is not None
-                        customer_360(found, clock)
-                        timings.append((time.perf_counter() - t0) * 1000)
+                runs[label] = max(
+                    runs.get(label, 0.0), stats.events / (time.perf_counter() - started)
+                )
+                if label == "on":
+                    triggers = max(triggers, stats.triggers)
+                if label == "predictions" and not extra:
+                    extra = _prediction_facts(engine, stats.triggers)
+                if label != "on" or timings:
+                    continue
+                clock = engine.store.clock("engage-processor") or 0
+                ids = engine.store.sample_ids(10**9)
+                rng = random.Random(3)
+                for _ in range(args.lookups):
+                    customer_id = rng.choice(ids)
+                    t0 = time.perf_counter()
+                    found = engine.store.get(customer_id)
+                    assert found is not None
+                    customer_360(found, clock)
+                    timings.append((time.perf_counter() - t0) * 1000)
+        if "predictions" in runs:
+            extra["process_events_per_s_predictions"] = round(runs["predictions"])
+            extra["predictions_cost_ratio"] = round(runs["predictions"] / runs["on"], 3)
+            extra["rounds"] = args.rounds
         return {
             "shape": shape,
             "events": report.accepted,
@@ -147,10 +191,64 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
             "triggers_per_event": round(triggers / max(1, report.accepted), 3),
             "lookup_p50_ms": round(_percentile(timings, 0.50), 3),
             "lookup_p99_ms": round(_percentile(timings, 0.99), 3),
+            **extra,
         }
     finally:
         for db in names:
             drop_database(admin, db)
+
+
+def _fit(engine: Engine) -> tuple[dict[str, float], int]:
+    """The model's parameters fitted on the whole published history, as of its
+    last event (customers first seen at that instant left out: T would be 0)."""
+    stats = purchase_stats(engine.log, TOUCHPOINTS, engine.codec, [2**62])[0]
+    as_of = max(s.last_at for s in stats.values())
+    customers = Customers.from_stats([s for s in stats.values() if s.first_at < as_of], as_of)
+    params = fit(customers).params.to_json()
+    del params["time_unit"]
+    return params, as_of
+
+
+def _restart(dsn: str) -> None:
+    """Back to an empty projection over the same log, for another round."""
+    with connect(dsn) as conn:
+        conn.execute(
+            "TRUNCATE consumer_offsets, partition_writers, processor_clock, profiles, timers,"
+            " kpi_flows, kpi_active, kpi_stage_changes, kpi_triggers, trigger_outbox, trigger_log"
+        )
+        conn.execute("UPDATE log_partitions SET head = 0 WHERE stream = 'triggers'")
+        conn.commit()
+
+
+def _prediction_facts(engine: Engine, triggers: int) -> dict[str, object]:
+    """What the predictions run decided and what a lookup with predictions costs."""
+    with connect(engine.dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE rule_id = 'predicted-churn'), count(*) FROM timers"
+        ).fetchone()
+        fired = conn.execute(
+            "SELECT count(*) FROM trigger_outbox WHERE rule_id = 'predicted-churn'"
+        ).fetchone()
+    model: Model | None = engine.store.model("engage-processor")
+    assert model is not None and row is not None and fired is not None
+    clock = engine.store.clock("engage-processor") or 0
+    ids = engine.store.sample_ids(10**9)
+    rng = random.Random(3)
+    timings: list[float] = []
+    for _ in range(2_000):
+        customer_id = rng.choice(ids)
+        t0 = time.perf_counter()
+        found = engine.store.get(customer_id)
+        assert found is not None
+        customer_360(found, clock, model)
+        timings.append((time.perf_counter() - t0) * 1000)
+    return {
+        "model_alpha_days": round(model.params.alpha, 3),
+        "triggers_fired_predictions": triggers,
+        "predicted_churn_fired": int(fired[0]),
+        "predicted_churn_armed": int(row[0]),
+        "lookup_p99_ms_predictions": round(_percentile(timings, 0.99), 3),
+    }
 
 
 def main() -> None:
@@ -163,6 +261,12 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=5_000)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2, help="for the parallel run")
+    parser.add_argument(
+        "--predictions",
+        action="store_true",
+        help="also run with a fitted model in effect from the first event",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --predictions: best of N")
     args = parser.parse_args()
     with admin_server() as (admin, workdir):
         results = [run_shape(admin, str(workdir), shape, args) for shape in args.shapes.split(",")]

@@ -5,10 +5,12 @@ records to ``Pipeline.process`` inside a store transaction; the pure batch
 step ``rules.decide`` holds the whole ordering of fold, rules and timers, so
 nothing here knows how an event becomes a profile or a trigger.
 
-Load: decode the records (touchpoints and clock records, ``events.clock``),
-advance each partition's clock, pop the customers whose timers the new clocks
-pass from the writer's ``TimerQueue``, and fetch every profile needed, from
-the writer's ``ProfileCache`` or the store. No query scans for due timers.
+Load: decode the records (touchpoints and control records: clock records and
+``model_fitted``, ``events.control``), advance each partition's clock, pop the
+customers whose timers the new clocks pass from the writer's ``TimerQueue``,
+and fetch every profile needed, from the writer's ``ProfileCache`` or the
+store. No query scans for due timers; only a ``model_fitted`` record lists the
+customers with repeat purchases, whose model-solved timers re-arm with it.
 
 Commit order, all inside the caller's single transaction:
 1. poison records (undecodable) go to the dead-letter store;
@@ -16,7 +18,8 @@ Commit order, all inside the caller's single transaction:
 3. trigger events go to the outbox, and, where the log is in the same
    PostgreSQL database, straight onto the triggers stream (marked published);
 4. the KPI deltas of the batch (``projections.kpis``) are added;
-5. the partition clocks advance with the offsets (never backwards);
+5. the partition clocks advance with the offsets (never backwards), and the
+   model adopted on a partition, if any, is kept beside its clock;
 6. the consumer offsets advance past the batch.
 The transaction commits after step 6; a crash anywhere before leaves no trace.
 The KPI rows come late so that parallel workers sharing a day's rows hold
@@ -36,15 +39,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
-from events.clock import clock_codec, clock_entry, is_clock
+from events.clock import clock_codec, clock_entry
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
+from events.control import is_control, is_model_fitted, model_codec
 from events.dead_letters import DeadLetterRow
 from events.log import TOUCHPOINTS, Entry, LogRecord
-from events.model import ClockRecord, Micros, Touchpoint, TriggerEvent
+from events.model import ClockRecord, Micros, ModelFitted, Touchpoint, TriggerEvent
+from events.partitioning import partition_for
+from projections.predictions import Model
 from projections.profile import Profile
 from projections.store import ProfileStore, StoreTransaction
 from rules import RuleSet
-from rules.decide import Outcome, Record, advance, decide
+from rules.decide import Outcome, Record, advance, decide, model_of
 from rules.timer_queue import TimerQueue
 
 DEFAULT_CONSUMER = "engage-processor"
@@ -86,6 +92,8 @@ class Pipeline:
         self.cache = ProfileCache(cache_capacity)
         self.timers = TimerQueue()
         self._timer_partitions: set[int] = set()
+        self._models: dict[int, Model] = {}
+        """The last models read, kept so their memo of crossings outlives a batch."""
         self.writer = uuid.uuid4().hex
 
     def forget(self) -> None:
@@ -140,14 +148,17 @@ class Pipeline:
         tx.dead_letter(poison)
 
         before = tx.partition_clocks(self.consumer, stream, positions.keys())
+        models = self._partition_models(tx, positions.keys(), stream)
         rules = self.rules
         due: list[tuple[str, int]] = []
         if rules is not None:
             for partition, clock in advance(batch, before).items():
                 due.extend((c, partition) for c in self.timers.pop_due(partition, clock))
+            if rules.uses_model:
+                due.extend(self._rearm(tx, batch, due))
         wanted = {r.customer_id for _, r in batch if type(r) is Touchpoint}
         wanted.update(c for c, _ in due)
-        outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules)
+        outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules, models)
 
         result.events = outcome.events
         result.triggers = outcome.triggers
@@ -157,6 +168,40 @@ class Pipeline:
         clocks = {**before, **outcome.clocks}
         result.clock = max(clocks.values()) if clocks else None
         return result
+
+    def _partition_models(
+        self, tx: StoreTransaction, partitions: Collection[int], stream: str
+    ) -> dict[int, Model]:
+        stored = tx.partition_models(self.consumer, stream, partitions)
+        kept = self._models
+        for partition, model in stored.items():
+            if kept.get(partition) == model:
+                stored[partition] = kept[partition]
+            else:
+                kept[partition] = model
+        return stored
+
+    def _rearm(
+        self,
+        tx: StoreTransaction,
+        batch: Sequence[tuple[int, Record]],
+        due: list[tuple[str, int]],
+    ) -> list[tuple[str, int]]:
+        """Every customer with repeat purchases on a partition that adopts a
+        model in this batch: their model-solved timers re-arm with it."""
+        fitted = {p: r.partitions for p, r in batch if type(r) is ModelFitted}
+        if not fitted:
+            return []
+        listed = {c for c, _ in due}
+        out: list[tuple[str, int]] = []
+        for customer_id in tx.repeat_buyers():
+            if customer_id in listed:
+                continue
+            for partition, partitions in fitted.items():
+                if partition_for(customer_id, partitions) == partition:
+                    out.append((customer_id, partition))
+                    break
+        return out
 
     def clock_advances(
         self,
@@ -187,19 +232,13 @@ class Pipeline:
         stream: str,
     ) -> tuple[list[tuple[int, Record]], list[DeadLetterRow], dict[int, int]]:
         """(partition, record) in log order, the poison rows, the next offsets."""
-        clock_at = [i for i, r in enumerate(records) if is_clock(r.payload)]
-        if clock_at:
-            clocks: dict[int, ClockRecord | CodecError] = {}
-            for i in clock_at:
-                try:
-                    clocks[i] = clock_codec().decode(records[i].payload)
-                except CodecError as exc:
-                    clocks[i] = exc
-            skip = set(clock_at)
-            plain = [r.payload for i, r in enumerate(records) if i not in skip]
+        control_at = [i for i, r in enumerate(records) if is_control(r.payload)]
+        if control_at:
+            controls = {i: _decode_control(records[i].payload) for i in control_at}
+            plain = [r.payload for i, r in enumerate(records) if i not in controls]
             touchpoints = iter(self._decode_touchpoints(tx, plain))
-            decoded: list[Touchpoint | ClockRecord | CodecError | None] = [
-                clocks[i] if i in skip else next(touchpoints) for i in range(len(records))
+            decoded: list[Record | CodecError | None] = [
+                controls[i] if i in controls else next(touchpoints) for i in range(len(records))
             ]
         else:
             decoded = list(self._decode_touchpoints(tx, [r.payload for r in records]))
@@ -262,6 +301,24 @@ class Pipeline:
         if outcome.clocks:
             tx.save_partition_clocks(self.consumer, stream, outcome.clocks)
             tx.save_clock(self.consumer, max(outcome.clocks.values()))
+        if outcome.models:
+            tx.save_partition_models(self.consumer, stream, outcome.models)
+            self._models.update(outcome.models)
+
+
+def _decode_control(payload: bytes) -> ClockRecord | ModelFitted | CodecError:
+    """A control record, or the reason it is poison: a model_fitted record's
+    parameters are checked here, so ``decide`` can take them as they come."""
+    try:
+        if not is_model_fitted(payload):
+            return clock_codec().decode(payload)
+        fitted = model_codec().decode(payload)
+        model_of(fitted, None)
+    except CodecError as exc:
+        return exc
+    except (ValueError, TypeError) as exc:
+        return CodecError(f"model_fitted: {exc}")
+    return fitted
 
 
 def _drop_repeats(

@@ -266,3 +266,9 @@ CREATE TABLE IF NOT EXISTS model_fits (
     params    json        NOT NULL,
     fit       json        NOT NULL
 );
+
+-- The fitted churn and lifetime-value model each partition has adopted (a
+-- model_fitted record read from it, events/control.py), committed with the
+-- offset and clock it belongs to, so a restart and a replay continue with the
+-- parameters in effect at that position. projections.predictions.Model as JSON.
+ALTER TABLE consumer_offsets ADD COLUMN IF NOT EXISTS model json;

@@ -17,12 +17,11 @@ the first ten bytes without decoding (``is_clock``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cache
 from typing import Any, Final
 
 from events.codec import HEADER_SIZE, _SingleObjectCodec
-from events.log import Entry, LogRecord
+from events.log import Entry
 from events.model import ClockRecord, Micros
 from events.partitioning import partition_for
 
@@ -60,20 +59,22 @@ def is_clock(payload: bytes) -> bool:
     return payload[:HEADER_SIZE] == _header()
 
 
-def without_clock(records: Sequence[LogRecord]) -> list[LogRecord]:
-    """The touchpoints among ``records``: what every reader but the processor wants."""
-    head = _header()
-    return [r for r in records if r.payload[:HEADER_SIZE] != head]
-
-
 @cache
 def clock_key(partition: int, partitions: int) -> str:
     """The first ``~clock-N`` key that hashes to ``partition``: deterministic,
     and never a customer id (ingest ids cannot start with ``~``... and even if
     one did, no profile is ever folded from a clock record)."""
+    return key_for("~clock", partition, partitions)
+
+
+@cache
+def key_for(prefix: str, partition: int, partitions: int) -> str:
+    """The first ``<prefix>-N`` key that hashes to ``partition``: how a control
+    record (``events.control``) reaches the partition it is for through either
+    log adapter's usual partitioner."""
     n = 0
     while True:
-        key = f"~clock-{n}"
+        key = f"{prefix}-{n}"
         if partition_for(key, partitions) == partition:
             return key
         n += 1

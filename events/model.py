@@ -72,6 +72,29 @@ class ClockRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelFitted:
+    """A fitted churn and lifetime-value model, on the touchpoints log
+    (``events.control``): a processor and a replay adopt the parameters at
+    the same log position. ``engage model fit`` writes one copy to every
+    partition; ``partitions`` is how many there were, so a reader can tell
+    which customers are on this one.
+
+    ``params`` are ``projections.predictions.ModelParams`` by name (r, alpha,
+    a, b, p, q, gamma) in ``time_unit``; this layer does not know the model.
+    """
+
+    version: int
+    partition: int
+    partitions: int
+    as_of: Micros
+    """The fit used the purchases that occurred at or before this instant."""
+    params: dict[str, float]
+    time_unit: str = "days"
+    fitted_at: str = ""
+    """The wall-clock time of the fit, ISO 8601 (bookkeeping only)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TriggerEvent:
     """One fired lifecycle trigger, as it goes to the outbox and the triggers stream.
 

@@ -74,6 +74,7 @@ def _purchase(p: Profile, e: Touchpoint) -> None:
     amount: float = e.properties["amount"]
     p.purchase_total += amount
     p.order_count += 1
+    _purchase_day(p, t, amount)
     if p.first_purchase_at is None or t < p.first_purchase_at:
         p.first_purchase_at = t
     if p.last_purchase_at is None or t > p.last_purchase_at:
@@ -82,6 +83,29 @@ def _purchase(p: Profile, e: Touchpoint) -> None:
     horizon = p.window_purchases[-1][0] - WINDOW_PURCHASES
     if p.window_purchases[0][0] < horizon:
         p.window_purchases[:] = [w for w in p.window_purchases if w[0] >= horizon]
+
+
+def _purchase_day(p: Profile, t: Micros, amount: float) -> None:
+    """The model's statistics (``projections.predictions``): the distinct
+    purchase days as a sorted set, so a late purchase on a day already counted
+    counts once, and the first day's total, kept by event time. Runs before
+    ``first_purchase_at`` moves."""
+    day = t // DAY
+    first = p.first_purchase_at
+    first_day = None if first is None else first // DAY
+    if first_day is None or day < first_day:
+        p.first_day_total = amount  # an earlier first day: the old one becomes a repeat
+    elif day == first_day:
+        p.first_day_total += amount
+    days = p.purchase_days
+    if days is None:
+        return
+    if not days or day > days[-1]:
+        days.append(day)
+        return
+    at = bisect.bisect_left(days, day)
+    if days[at] != day:
+        days.insert(at, day)
 
 
 def _refund(p: Profile, e: Touchpoint) -> None:

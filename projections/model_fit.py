@@ -21,14 +21,14 @@ long silences and large counts underflow nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
-from scipy.special import digamma, gammaln, hyp2f1
+from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from events.errors import EngageError
 from events.model import Micros
@@ -212,11 +212,41 @@ def fit_bgnbd(x: Any, t_x: Any, T: Any) -> BgNbd:
             "for some time after their first purchase"
         )
     objective = _bgnbd_objective(c.x, c.t_x, c.T)
-    start = np.log([1.0, float(np.mean(c.T)), 1.0, 1.0])
-    theta = _minimise(objective, start, "BG/NBD")
+
+    def by_mean_and_size(phi: Array) -> tuple[float, Array]:
+        """The objective over (log r, log alpha, logit m, log kappa), where the
+        drop-out p ~ Beta(a, b) has mean m = a/(a+b) and size kappa = a+b."""
+        value, g = objective(_ab(phi))
+        m = float(expit(phi[2]))
+        return value, np.array([g[0], g[1], g[2] * (1.0 - m) - g[3] * m, g[2] + g[3]])
+
+    start = np.array([0.0, np.log(float(np.mean(c.T))), 0.0, np.log(2.0)])
+    bounds = [(None, None), (None, None), (None, None), (None, np.log(MAX_BETA_SIZE))]
+    theta = _ab(_minimise(by_mean_and_size, start, "BG/NBD", bounds))
     r, alpha, a, b = (float(v) for v in np.exp(theta))
     ll = float(-objective(theta)[0] * len(c))
     return BgNbd(r, alpha, a, b, ll)
+
+
+MAX_BETA_SIZE = 1e6
+"""The largest a + b the BG/NBD fit returns. When every customer drops out
+with about the same probability the likelihood keeps rising as a and b grow
+together (the Beta narrows to a point); the fit then stops at this size, where
+the drop-out's spread (a standard deviation under 0.0005) no longer changes
+any prediction, instead of running off to infinity."""
+
+
+def _ab(phi: Array) -> Array:
+    """(log r, log alpha, logit m, log kappa) -> (log r, log alpha, log a, log b)."""
+    log_kappa = phi[3]
+    return np.array(
+        [
+            phi[0],
+            phi[1],
+            log_kappa - np.logaddexp(0.0, -phi[2]),
+            log_kappa - np.logaddexp(0.0, phi[2]),
+        ]
+    )
 
 
 # -- Gamma-Gamma ---------------------------------------------------------------------
@@ -281,7 +311,12 @@ def fit_gamma_gamma(x: Any, mean_value: Any) -> GammaGamma:
     return GammaGamma(p, q, gamma, float(-objective(theta)[0] * len(xs)))
 
 
-def _minimise(objective: Callable[[Array], tuple[float, Array]], start: Array, model: str) -> Array:
+def _minimise(
+    objective: Callable[[Array], tuple[float, Array]],
+    start: Array,
+    model: str,
+    bounds: Sequence[tuple[float | None, float | None]] | None = None,
+) -> Array:
     """L-BFGS-B to tight tolerances. At those it may stop on a line search that
     can gain nothing more; that is accepted where the (per-customer) gradient
     is already negligible, and anything else is an error, as is a parameter
@@ -291,11 +326,17 @@ def _minimise(objective: Callable[[Array], tuple[float, Array]], start: Array, m
         start,
         jac=True,
         method="L-BFGS-B",
+        bounds=bounds,
         options={"maxiter": 1_000, "ftol": 1e-15, "gtol": 1e-9},
     )
     theta: Array = np.asarray(result.x, dtype=np.float64)
     settled = np.all(np.isfinite(theta)) and np.all(np.isfinite(result.jac))
-    if not settled or (not result.success and np.abs(result.jac).max() > 1e-5):
+    jac = np.asarray(result.jac, dtype=np.float64).copy()
+    if bounds is not None:  # a parameter held at its bound need not have a zero slope
+        for i, (_, high) in enumerate(bounds):
+            if high is not None and theta[i] >= high - 1e-9 and jac[i] < 0:
+                jac[i] = 0.0
+    if not settled or (not result.success and np.abs(jac).max() > 1e-5):
         raise FitError(f"the {model} fit did not converge: {result.message}")
     if np.any(np.abs(theta) > 30):
         raise FitError(

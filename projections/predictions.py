@@ -61,7 +61,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 from events.model import DAY, Micros
@@ -165,6 +165,8 @@ def expected_purchases(t: float, x: int, t_x: float, T: float, params: ModelPara
     if t <= 0:
         return 0.0
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    if a > _SERIES_UP_TO_A:
+        return _expected_purchases_large_a(t, x, t_x, T, params)
     c = a + b + x - 1
     log_rest = -math.log1p(t / (alpha + T))  # log(1 - z) = log((alpha+T)/(alpha+T+t))
     z = -math.expm1(log_rest)
@@ -172,6 +174,29 @@ def expected_purchases(t: float, x: int, t_x: float, T: float, params: ModelPara
     first = c * -log_rest * _exprel(u)  # c * (1 - (1-z)^(a-1)) / (a-1)
     bracket = first - math.exp(u) * _c_times_g(a + b - 1 - r, a, c, z)
     return bracket * p_alive(x, t_x, T, params)
+
+
+_SERIES_UP_TO_A: Final = 20.0
+"""Above this ``a`` the transformed series needs about ``a z / (1 - z)`` terms
+before they fall (a fit with a near-constant drop-out has a and b in the
+millions), so eq. 10 is evaluated as written with SciPy's 2F1 instead: with
+``a`` that large nothing in it cancels."""
+
+
+def _expected_purchases_large_a(
+    t: float, x: int, t_x: float, T: float, params: ModelParams
+) -> float:
+    """Eq. 10 as written, for ``a > _SERIES_UP_TO_A`` (see there). SciPy loads
+    only on this path, so the usual fits never pay for its import."""
+    from scipy.special import hyp2f1
+
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    log_rest = -math.log1p(t / (alpha + T))
+    z = -math.expm1(log_rest)
+    rest = math.exp((r + x) * log_rest) * float(hyp2f1(r + x, b + x, a + b + x - 1, z))
+    if not math.isfinite(rest):
+        raise ArithmeticError(f"2F1 overflowed at z={z}")
+    return (a + b + x - 1) / (a - 1) * (1.0 - rest) * p_alive(x, t_x, T, params)
 
 
 def _exprel(u: float) -> float:
@@ -412,3 +437,51 @@ def p_alive_crossing(
             break
         instant -= 1
     return instant
+
+
+_CROSSINGS_KEPT: Final = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """The fitted parameters in effect on a partition from a log position on.
+
+    ``adopted_at`` is the partition's clock at the ``model_fitted`` record
+    (None on a partition that had no clock yet): a ``predicted-churn``
+    crossing before it happened with no model in effect, so it never fires.
+    Kept with the partition's offset and clock (``consumer_offsets.model``).
+    """
+
+    version: int
+    params: ModelParams
+    adopted_at: Micros | None = None
+    _crossings: dict[tuple[int, Micros, Micros, float], Micros | None] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
+
+    def crossing(
+        self, x: int, first_at: Micros, last_at: Micros, threshold: float
+    ) -> Micros | None:
+        """``p_alive_crossing`` under these parameters, remembered: the timers
+        ask before every event of a customer, and the answer moves only with
+        a new purchase day."""
+        key = (x, first_at, last_at, threshold)
+        memo = self._crossings
+        if key in memo:
+            return memo[key]
+        if len(memo) >= _CROSSINGS_KEPT:
+            memo.clear()
+        found = memo[key] = p_alive_crossing(x, first_at, last_at, self.params, threshold)
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "adopted_at": self.adopted_at, **self.params.to_json()}
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Model:
+        adopted = body.get("adopted_at")
+        return cls(
+            int(body["version"]),
+            ModelParams.from_json(body),
+            None if adopted is None else int(adopted),
+        )

@@ -63,6 +63,12 @@ class Profile:
     # Values are JSON-ready and treated as immutable: replace them, never mutate,
     # so ``copy`` can stay shallow here.
     rule_state: dict[str, Any] = field(default_factory=dict)
+    # what the churn and lifetime-value model needs (``projections.predictions``):
+    # the distinct UTC days (``instant // DAY``) with a purchase, ascending, and
+    # the order values of the first of them. None: unknown, a profile stored
+    # before they were kept (``from_state``); ``engage replay`` fills them in.
+    purchase_days: list[int] | None = field(default_factory=list)
+    first_day_total: float = 0.0
 
     def copy(self) -> Profile:
         """A deep-enough copy: every mutable container is new, so the fold can
@@ -104,11 +110,25 @@ class Profile:
             dict(self.identity),
             dict(self.identity_at),
             dict(self.rule_state),
+            None if self.purchase_days is None else list(self.purchase_days),
+            self.first_day_total,
         )
 
     @property
     def lifetime_spend(self) -> float:
         return round(self.purchase_total - self.refund_total, 2)
+
+    @property
+    def repeat_purchases(self) -> int | None:
+        """BG/NBD's x: distinct purchase days after the first (None: unknown)."""
+        days = self.purchase_days
+        return None if days is None else max(0, len(days) - 1)
+
+    @property
+    def mean_repeat_value(self) -> float:
+        """The mean value of the repeat transactions (each a day's total); 0 without any."""
+        x = self.repeat_purchases
+        return (self.purchase_total - self.first_day_total) / x if x else 0.0
 
     @property
     def open_support_cases(self) -> int:
@@ -130,4 +150,9 @@ class Profile:
         # JSON has no tuples: restore the tuple-typed entries
         profile.recent = [tuple(r) for r in profile.recent]  # type: ignore[misc]
         profile.window_purchases = [(int(t), float(a)) for t, a in profile.window_purchases]
+        if "purchase_days" not in state and profile.order_count:
+            # stored before the purchase days were kept: they cannot be rebuilt
+            # from the other fields, so the predictions say "unknown" (null)
+            # rather than guess; a replay folds them from the log
+            profile.purchase_days = None
         return profile

@@ -69,8 +69,9 @@ def customer_view(
     consumer: str,
     at: Micros | None = None,
 ) -> dict[str, Any] | None:
-    """The customer-360 JSON, current (judged by ``consumer``'s clock) or as of
-    ``at``; None for an unknown customer."""
+    """The customer-360 JSON, current (judged by ``consumer``'s clock and the
+    model its partitions adopted) or as of ``at`` (with the newest model fitted
+    as of then: one that used nothing later); None for an unknown customer."""
     if at is None:
         found = store.get(customer_id)
         now = store.clock(consumer)
@@ -79,7 +80,8 @@ def customer_view(
         now = at
     if found is None:
         return None
-    return customer_360(found, now if now is not None else (found.last_seen or 0))
+    model = store.model(consumer) if at is None else store.model_as_of(at)
+    return customer_360(found, now if now is not None else (found.last_seen or 0), model)
 
 
 def timeline(

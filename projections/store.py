@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from events.dead_letters import DeadLetterRow
 from events.model import Micros, TriggerEvent
 from projections.kpis import KpiDelta
+from projections.predictions import Model
 from projections.profile import Profile
 
 
@@ -54,6 +55,23 @@ class StoreTransaction(Protocol):
     def save_partition_clocks(
         self, consumer: str, stream: str, clocks: Mapping[int, Micros]
     ) -> None: ...
+
+    def partition_models(
+        self, consumer: str, stream: str, partitions: Iterable[int]
+    ) -> dict[int, Model]:
+        """The fitted model in effect on each partition (absent: none adopted yet)."""
+        ...
+
+    def save_partition_models(
+        self, consumer: str, stream: str, models: Mapping[int, Model]
+    ) -> None:
+        """Keep each partition's model beside its offset and clock."""
+        ...
+
+    def repeat_buyers(self) -> list[str]:
+        """Every customer with purchases on two or more days: those whose
+        model-solved timers re-arm when a new model is adopted."""
+        ...
 
     def load_timers(self, partitions: Iterable[int]) -> list[tuple[str, str, Micros, int]]:
         """Every armed (customer_id, rule_id, due, partition) row of these
@@ -108,6 +126,16 @@ class ProfileStore(Protocol):
     def clock(self, consumer: str) -> Micros | None: ...
 
     def offsets(self, consumer: str, stream: str) -> dict[int, int]: ...
+
+    def model(self, consumer: str) -> Model | None:
+        """The newest model any of the consumer's partitions has adopted."""
+        ...
+
+    def model_as_of(self, at: Micros) -> Model | None:
+        """The newest model fitted on purchases up to ``at`` at the latest
+        (``engage model fit --as-of``), for views as of ``at``: it knows
+        nothing later, so a past view leaks no future."""
+        ...
 
     def count(self) -> int: ...
 

@@ -1,8 +1,10 @@
 """The customer-360 JSON of DESIGN.md, derived from the stored state and a clock.
 
-Lifecycle stage and engagement score are judged against the processor's clock
-(the latest event time seen, or ``--now``), which is passed in: the view is as
-pure as the fold, so ``--as-of`` and replays give the same answers.
+Lifecycle stage, engagement score and the predictions (``p_alive``,
+``expected_purchases_90d``, ``predicted_clv_365d``, ``churn_risk``) are judged
+against the processor's clock (the latest event time seen, or ``--now``),
+which is passed in, with the fitted model in effect: the view is as pure as
+the fold, so ``--as-of`` and replays give the same answers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Final
 from events.model import DAY, Micros
 from events.timefmt import format_iso, format_optional
 from projections.evolve import DECAY
+from projections.predictions import Model, Predictions, predict
 from projections.profile import Profile
 
 STAGES: Final = ("prospect", "new", "active", "at_risk", "churned", "reactivated")
@@ -67,8 +70,24 @@ def _average(total: float, count: int) -> float | None:
     return None if count == 0 else round(total / count, 2)
 
 
-def customer_360(p: Profile, now: Micros) -> dict[str, Any]:
+def predictions(p: Profile, now: Micros, model: Model | None) -> Predictions | None:
+    """BG/NBD and Gamma-Gamma at ``now``: None without a fitted model, without
+    a purchase, or for a profile stored before its purchase days were kept."""
+    days = p.purchase_days
+    first, last = p.first_purchase_at, p.last_purchase_at
+    if model is None or not days or first is None or last is None:
+        return None
+    return predict(len(days) - 1, first, last, p.mean_repeat_value, now, model.params)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def customer_360(p: Profile, now: Micros, model: Model | None = None) -> dict[str, Any]:
     """The contract's customer-360 object (field names are a public contract)."""
+    predicted = predictions(p, now, model)
+    clv = None if predicted is None else _round(predicted.predicted_clv_365d, 2)
     return {
         "customer_id": p.customer_id,
         "first_seen": format_optional(p.first_seen),
@@ -105,4 +124,12 @@ def customer_360(p: Profile, now: Micros) -> dict[str, Any]:
         "email": p.identity.get("email"),
         "name": p.identity.get("name"),
         "as_of": format_iso(now),
+        "p_alive": None if predicted is None else predicted.p_alive,
+        "expected_purchases_90d": (
+            None if predicted is None else round(predicted.expected_purchases_90d, 4)
+        ),
+        "predicted_clv_365d": clv,
+        "churn_risk": None if predicted is None else predicted.churn_risk,
+        "repeat_purchases": p.repeat_purchases,
+        "model_version": None if predicted is None or model is None else model.version,
     }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from events.model import DAY, Micros, Touchpoint, TriggerEvent
+from events.model import DAY, Micros, ModelFitted, Touchpoint, TriggerEvent
 from events.timefmt import format_iso
 from rules.harness import Harness
 from rules.model import RuleSet
@@ -47,18 +47,30 @@ def run(
     end: Micros | None,
     clock: Micros | None = None,
     on_event: Callable[[int], None] | None = None,
+    models: Sequence[ModelFitted] = (),
 ) -> tuple[list[TriggerEvent], Micros | None]:
     """Feed every event before ``end`` (all when None), then advance the clock to
     ``end``, or without one to ``clock`` (the live processor's, so timers match
-    the live run); returns (triggers, final clock)."""
+    the live run); returns (triggers, final clock).
+
+    Each fitted model is adopted once the history passes its ``as_of``: a
+    history merged across partitions has no single log position for it, and
+    from ``as_of`` on it knows nothing the rules could not have known then.
+    (The processor adopts it where the record sits on each partition, usually
+    at about the same instant, since a fit runs as of the processor's clock.)"""
     harness = Harness(ruleset)
+    pending = sorted(models, key=lambda m: (m.as_of, m.version))
     for n, event in enumerate(events, 1):
         if end is not None and event.occurred_at >= end:
             continue
+        while pending and pending[0].as_of < event.occurred_at:
+            harness.adopt(pending.pop(0))
         harness.feed(event)
         if on_event is not None and n % 10_000 == 0:
             on_event(n)
     until = end if end is not None else clock
+    while pending and (until is None or pending[0].as_of < until):
+        harness.adopt(pending.pop(0))
     if until is not None:
         harness.advance(until)
     return harness.triggers, harness.clock

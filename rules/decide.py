@@ -20,6 +20,13 @@ The order, per log record, as if records were processed one at a time:
    KPI observation is taken;
 4. the on-event rules judge (before, after, event).
 
+A ``model_fitted`` record (``events.control``) does not move the clock: at its
+position, the partition's customers fire their timers due strictly before the
+clock under the model in effect until then, and from then on use the new one
+(``projections.predictions.Model``, adopted at that clock). Timers solved from
+the model (``due: p_alive < 0.3``) re-arm with it, so the caller lists in
+``due`` every customer of the partition with repeat purchases.
+
 At the end of the batch every changed customer, and every customer whose
 timers the caller found due (``due``), fires the timers due strictly before
 its partition's final clock; then the armed timers of every changed customer
@@ -38,16 +45,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from events.model import ClockRecord, Micros, Touchpoint, TriggerEvent
+from events.model import ClockRecord, Micros, ModelFitted, Touchpoint, TriggerEvent
 from projections.evolve import apply
 from projections.kpis import KpiBatch
+from projections.predictions import Model, ModelParams
 from projections.profile import Profile
 from rules.evaluate import evaluate
 from rules.model import RuleSet
 from rules.timers import due_timers, fire_due
 
-Record = Touchpoint | ClockRecord
-"""What a batch holds, per log position: a touchpoint or a clock advance."""
+Record = Touchpoint | ClockRecord | ModelFitted
+"""What a batch holds, per log position: a touchpoint, a clock advance or a fitted model."""
 
 
 @dataclass(slots=True)
@@ -62,7 +70,16 @@ class Outcome:
     kpis: KpiBatch = field(default_factory=KpiBatch)
     clocks: dict[int, Micros] = field(default_factory=dict)
     """partition -> clock, for every partition whose clock advanced."""
+    models: dict[int, Model] = field(default_factory=dict)
+    """partition -> the model in effect after the batch, where one was adopted."""
     events: int = 0
+
+
+def model_of(record: ModelFitted, adopted_at: Micros | None) -> Model:
+    """The model a ``model_fitted`` record puts in effect (the caller checked
+    the parameters when decoding: ``ModelParams.from_json`` raised there)."""
+    params = ModelParams.from_json({"time_unit": record.time_unit, **record.params})
+    return Model(record.version, params, adopted_at)
 
 
 def advance(batch: Sequence[tuple[int, Record]], clocks: Mapping[int, Micros]) -> dict[int, Micros]:
@@ -70,7 +87,13 @@ def advance(batch: Sequence[tuple[int, Record]], clocks: Mapping[int, Micros]) -
     ``decide``, to find (and load) the customers whose timers will be due."""
     out = dict(clocks)
     for partition, record in batch:
-        at = record.occurred_at if type(record) is Touchpoint else record.at  # type: ignore[union-attr]
+        kind = type(record)
+        if kind is Touchpoint:
+            at = record.occurred_at  # type: ignore[union-attr]
+        elif kind is ClockRecord:
+            at = record.at  # type: ignore[union-attr]
+        else:
+            continue
         if at > out.get(partition, at - 1):
             out[partition] = at
     return out
@@ -82,36 +105,49 @@ def decide(
     due: Sequence[tuple[str, int]],
     clocks: Mapping[int, Micros],
     rules: RuleSet | None,
+    models: Mapping[int, Model] | None = None,
 ) -> Outcome:
     """Decide one batch of (partition, record) in log order.
 
     ``profiles`` holds the stored profile of every customer in the batch that
     has one and of every customer in ``due`` ((customer_id, partition) whose
-    timers are due before the partition's final clock). ``clocks`` are the
-    partition clocks before the batch.
+    timers are due before the partition's final clock, or who must re-arm
+    for a model adopted in the batch). ``clocks`` are the partition clocks
+    and ``models`` the models in effect before the batch.
     """
     out = Outcome()
     running = dict(clocks)
-    # group by customer, remembering the partition clock at each record
-    by_customer: dict[str, list[tuple[Touchpoint, Micros]]] = {}
+    before_models: Mapping[int, Model] = models or {}
+    # the models adopted in this batch, per partition, in log order; each
+    # touchpoint remembers how many of its partition's came before it
+    adopted: dict[int, list[Model]] = {}
+    by_customer: dict[str, list[tuple[Touchpoint, Micros, int]]] = {}
     partition_of = out.partition_of
     for partition, record in batch:
-        if type(record) is Touchpoint:
-            at = record.occurred_at
+        kind = type(record)
+        if kind is Touchpoint:
+            at = record.occurred_at  # type: ignore[union-attr]
             clock = running.get(partition)
             if clock is None or at > clock:
                 running[partition] = clock = at
-            bucket = by_customer.get(record.customer_id)
+            chain = adopted.get(partition)
+            entry = (record, clock, 0 if chain is None else len(chain))
+            customer_id = record.customer_id  # type: ignore[union-attr]
+            bucket = by_customer.get(customer_id)
             if bucket is None:
-                by_customer[record.customer_id] = [(record, clock)]
-                partition_of[record.customer_id] = partition
+                by_customer[customer_id] = [entry]  # type: ignore[list-item]
+                partition_of[customer_id] = partition
             else:
-                bucket.append((record, clock))
-        else:
+                bucket.append(entry)  # type: ignore[arg-type]
+        elif kind is ClockRecord:
             at = record.at  # type: ignore[union-attr]
             if at > running.get(partition, at - 1):
                 running[partition] = at
+        else:
+            fitted = model_of(record, running.get(partition))  # type: ignore[arg-type]
+            adopted.setdefault(partition, []).append(fitted)
     out.clocks = {p: c for p, c in running.items() if clocks.get(p) != c}
+    out.models = {p: chain[-1] for p, chain in adopted.items()}
 
     changed = out.profiles
     triggers = out.triggers
@@ -119,18 +155,26 @@ def decide(
     observe = kpis.observe
     judged = {} if rules is None else rules.by_type
     events_seen = 0
+    timers = out.timers
     for customer_id, events in by_customer.items():
         profile = profiles.get(customer_id) or Profile(customer_id)
         kpis.customer(profile)
         events_seen += len(events)
         changed[customer_id] = profile
         if rules is None:
-            for event, _ in events:
+            for event, _, _ in events:
                 apply(profile, event)
                 observe(profile, event)
             continue
-        for event, clock in events:
-            fired = fire_due(rules, profile, clock)
+        partition = partition_of[customer_id]
+        chain = adopted.get(partition)
+        model = before_models.get(partition)
+        step = 0
+        for event, clock, mark in events:
+            if mark != step and chain is not None:
+                model = _adopt(rules, profile, model, chain, step, mark, triggers)
+                step = mark
+            fired = fire_due(rules, profile, clock, model)
             if fired:
                 triggers.extend(fired)
             if event.type not in judged:
@@ -144,6 +188,7 @@ def decide(
             fired = evaluate(rules, before, profile, event, clock)
             if fired:
                 triggers.extend(fired)
+        _finish(rules, profile, model, chain, step, running.get(partition), triggers, timers)
     out.events = events_seen
 
     if rules is None:
@@ -155,12 +200,55 @@ def decide(
         if found is not None:
             changed[customer_id] = found
             partition_of[customer_id] = partition
-    timers = out.timers
-    for customer_id, profile in changed.items():
-        limit = running.get(partition_of[customer_id])
-        if limit is not None:
-            fired = fire_due(rules, profile, limit)
+            _finish(
+                rules,
+                found,
+                before_models.get(partition),
+                adopted.get(partition),
+                0,
+                running.get(partition),
+                triggers,
+                timers,
+            )
+    return out
+
+
+def _adopt(
+    rules: RuleSet,
+    profile: Profile,
+    model: Model | None,
+    chain: list[Model],
+    start: int,
+    end: int,
+    triggers: list[TriggerEvent],
+) -> Model | None:
+    """Pass the model adoptions ``chain[start:end]``: at each, fire the timers
+    due before its clock under the model in effect until then, then switch."""
+    for new in chain[start:end]:
+        if new.adopted_at is not None:
+            fired = fire_due(rules, profile, new.adopted_at, model)
             if fired:
                 triggers.extend(fired)
-        timers[customer_id] = dict(due_timers(rules, profile))
-    return out
+        model = new
+    return model
+
+
+def _finish(
+    rules: RuleSet,
+    profile: Profile,
+    model: Model | None,
+    chain: list[Model] | None,
+    step: int,
+    limit: Micros | None,
+    triggers: list[TriggerEvent],
+    timers: dict[str, dict[str, Micros]],
+) -> None:
+    """End of the batch for one customer: the adoptions after its last event,
+    the timers due before its partition's final clock, and its armed timers."""
+    if chain is not None and step < len(chain):
+        model = _adopt(rules, profile, model, chain, step, len(chain), triggers)
+    if limit is not None:
+        fired = fire_due(rules, profile, limit, model)
+        if fired:
+            triggers.extend(fired)
+    timers[profile.customer_id] = dict(due_timers(rules, profile, model))

@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from events.model import Micros, Touchpoint, TriggerEvent
+from events.model import Micros, ModelFitted, Touchpoint, TriggerEvent
+from projections.predictions import Model
 from projections.profile import Profile
-from rules.decide import decide
+from rules.decide import Record, decide
 from rules.model import RuleSet
 from rules.timer_queue import TimerQueue
 
@@ -36,6 +37,8 @@ class Harness:
     triggers: list[TriggerEvent] = field(default_factory=list)
     clock: Micros | None = None
     queue: TimerQueue = field(default_factory=TimerQueue)
+    model: Model | None = None
+    """The fitted model in effect (``adopt``)."""
 
     def feed(self, event: Touchpoint) -> list[TriggerEvent]:
         """Process one event; returns the triggers it caused (its customer's
@@ -47,6 +50,19 @@ class Harness:
         """Move the clock to ``until`` (if later) and fire the timers it passes."""
         clock = until if self.clock is None else max(self.clock, until)
         return self._decide([], clock)
+
+    def adopt(self, fitted: ModelFitted) -> list[TriggerEvent]:
+        """Put a fitted model in effect from here on, as a ``model_fitted``
+        record on the log does; every customer with repeat purchases re-arms."""
+        rearm = [
+            cid
+            for cid, p in self.profiles.items()
+            if p.purchase_days is not None and len(p.purchase_days) >= 2
+        ]
+        if self.clock is None:  # nothing yet: nothing to re-arm, no clock to move
+            self.model = decide([(_ONE, fitted)], {}, [], {}, self.ruleset).models[_ONE]
+            return []
+        return self._decide([(_ONE, fitted)], self.clock, rearm)
 
     def run(self, events: Iterable[Touchpoint], until: Micros | None = None) -> list[TriggerEvent]:
         """Feed every event, then advance to ``until``; returns all triggers fired."""
@@ -62,12 +78,19 @@ class Harness:
         """``armed[customer_id]``: that customer's armed timers, rule_id -> due."""
         return _Armed(self.queue)
 
-    def _decide(self, batch: list[tuple[int, Touchpoint]], clock: Micros) -> list[TriggerEvent]:
+    def _decide(
+        self, batch: list[tuple[int, Record]], clock: Micros, rearm: list[str] | None = None
+    ) -> list[TriggerEvent]:
         due = [(c, _ONE) for c in self.queue.pop_due(_ONE, clock)]
+        if rearm:
+            popped = {c for c, _ in due}
+            due.extend((c, _ONE) for c in rearm if c not in popped)
         before = {} if self.clock is None else {_ONE: self.clock}
         if not batch:
             before = {_ONE: clock}
-        outcome = decide(batch, self.profiles, due, before, self.ruleset)
+        models = {} if self.model is None else {_ONE: self.model}
+        outcome = decide(batch, self.profiles, due, before, self.ruleset, models)
+        self.model = outcome.models.get(_ONE, self.model)
         self.clock = clock
         self.profiles.update(outcome.profiles)
         for customer_id, armed in outcome.timers.items():

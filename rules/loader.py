@@ -19,7 +19,7 @@ means the default frequency cap)::
         types: [purchase, refund]              # on: event; indexes the rule
         crosses: {field: lifetime_spend, at: 1000}   # and/or enters: at_risk
         when: after.order_count >= 1           # CEL over event, before, after, now
-        due: last_seen + 30d                   # on: timer
+        due: last_seen + 30d                   # on: timer; or p_alive < 0.3 (the fitted model)
         once_per: customer                     # event | quiet_spell | a CEL key
         cooldown: 30d
         details: {lifetime_spend: after.lifetime_spend}
@@ -43,6 +43,7 @@ from rules.firing import build_context
 from rules.guards import Crossing, Entering, Guard
 from rules.model import Audience, Due, FrequencyCap, Needs, OncePer, Rule, RuleError, RuleSet
 from rules.native import compile_native, compile_native_value
+from rules.predicted import ANCHOR, p_alive_below
 from rules.samples import SAMPLE_AT, sample_event, sample_profile
 from rules.views import EVENT_FIELDS, TIME_FIELDS, Getter, field_getter
 
@@ -57,6 +58,7 @@ _SHAPE: Final = (
     "expected a list of rules ('- id: ...' items), or a mapping with a 'rules:' list "
     "and an optional 'frequency_cap:'"
 )
+_BELOW: Final = re.compile(r"^\s*p_alive\s*<\s*(\S+)\s*$")
 
 
 def default_rules_path() -> Path:
@@ -298,17 +300,25 @@ def _due(keys: dict[str, _Node], on: str, node: _Node) -> Due | None:
     if "due" not in keys:
         node.fail("an on: timer rule needs 'due', e.g. due: last_seen + 30d")
     text = keys["due"].text("due")
+    below = _BELOW.match(text)
+    if below is not None:
+        try:
+            threshold = float(below.group(1))
+            solve = p_alive_below(threshold)
+        except ValueError:
+            keys["due"].fail(f"due: p_alive < X needs X between 0 and 1 (exclusive); got {text!r}")
+        return Due(ANCHOR, 0, field_getter(ANCHOR), solve, text)
     match = _DUE.match(text)
     if match is None or match.group(1) not in TIME_FIELDS:
         keys["due"].fail(
             f"due: expected '<time field> + <duration>' with a time field of "
-            f"{', '.join(sorted(TIME_FIELDS))}; got {text!r}"
+            f"{', '.join(sorted(TIME_FIELDS))}, or 'p_alive < <probability>'; got {text!r}"
         )
     try:
         offset = parse_duration(match.group(2))
     except ValueError as exc:
         keys["due"].fail(f"due: {exc}")
-    return Due(match.group(1), offset, field_getter(match.group(1)))
+    return Due(match.group(1), offset, field_getter(match.group(1)), None, text)
 
 
 def _getter(node: _Node, name: object, what: str) -> Getter:

@@ -7,12 +7,13 @@ name lookups beyond what the rule itself needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from events.errors import EngageError
 from events.model import DAY, Micros
+from projections.predictions import Model
 from projections.profile import Profile
 from rules.expressions import Expression
 from rules.guards import Guard
@@ -61,16 +62,28 @@ class OncePer:
     """``key`` read without CEL when it is a lone path (see ``rules.native``)."""
 
 
+Solver = Callable[[Profile, Model | None], Micros | None]
+"""A due instant solved from the profile and the model in effect (``rules.predicted``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Due:
-    """A timer's due instant: ``anchor`` (a profile time field) + ``offset``."""
+    """A timer's due instant: ``anchor`` (a profile time field) + ``offset``,
+    or, with ``solve``, an instant solved from the profile and the fitted model
+    in effect (``due: p_alive < 0.3``); the anchor then only names the quiet
+    spell (a new value of it is a new spell)."""
 
     anchor: str
     offset: Micros
     getter: Getter
+    solve: Solver | None = None
+    text: str = ""
+    """How the rule file spelled it, for listings."""
 
-    def of(self, profile: Profile) -> Micros | None:
-        """The due instant the profile arms now, or None while the anchor is unset."""
+    def of(self, profile: Profile, model: Model | None = None) -> Micros | None:
+        """The due instant the profile arms now, or None while there is none."""
+        if self.solve is not None:
+            return self.solve(profile, model)
         anchor: Micros | None = self.getter(profile, 0)
         return None if anchor is None else anchor + self.offset
 
@@ -144,6 +157,9 @@ class RuleSet:
     by_type: dict[str, tuple[Rule, ...]] = field(init=False)
     needs_by_type: dict[str, Needs] = field(init=False)
     timer_rules: tuple[Rule, ...] = field(init=False)
+    uses_model: bool = field(init=False)
+    """Some timer's due instant depends on the fitted model: a new model re-arms
+    every customer with repeat purchases."""
 
     def __post_init__(self) -> None:
         by_type: dict[str, list[Rule]] = {}
@@ -158,6 +174,11 @@ class RuleSet:
             {t: merge_needs(r.needs for r in rs) for t, rs in by_type.items()},
         )
         object.__setattr__(self, "timer_rules", tuple(r for r in self.rules if r.on == "timer"))
+        object.__setattr__(
+            self,
+            "uses_model",
+            any(r.due is not None and r.due.solve is not None for r in self.timer_rules),
+        )
 
     @property
     def event_rules(self) -> tuple[Rule, ...]:

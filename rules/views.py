@@ -43,6 +43,7 @@ FIELDS: Final[dict[str, Getter]] = {
     "lifetime_spend": lambda p, at: p.lifetime_spend,
     "refund_total": lambda p, at: round(p.refund_total, 2),
     "order_count": lambda p, at: p.order_count,
+    "repeat_purchases": lambda p, at: p.repeat_purchases,
     "average_order_value": lambda p, at: _average(p.purchase_total, p.order_count),
     "first_purchase_at": lambda p, at: p.first_purchase_at,
     "last_purchase_at": lambda p, at: p.last_purchase_at,

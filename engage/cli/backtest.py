@@ -19,7 +19,7 @@ from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
 from events.contract import touchpoint_json, trigger_json
 from events.log import TOUCHPOINTS, TRIGGERS, read_stream
-from events.model import TriggerEvent
+from events.model import ModelFitted, TriggerEvent
 from rules import load_rules
 from rules.backtest import Window, report, run, window_json
 
@@ -65,9 +65,12 @@ def backtest(
         total = sum(engine.stream.heads(TOUCHPOINTS).values())
         clock = engine.store.clock(DEFAULT_CONSUMER)
         with RateBar("reading history", total) as bar:
-            events = touchpoints_in_time_order(engine.stream, TOUCHPOINTS, engine.codec, bar.update)
+            models: list[ModelFitted] = []
+            events = touchpoints_in_time_order(
+                engine.stream, TOUCHPOINTS, engine.codec, bar.update, models
+            )
         with RateBar("backtesting", len(events)) as bar:
-            fired, final = run(ruleset, events, end, clock, bar.update)
+            fired, final = run(ruleset, events, end, clock, bar.update, models)
         codec = TriggerCodec()
         live: list[TriggerEvent] = []
         for records in read_stream(engine.stream, TRIGGERS):

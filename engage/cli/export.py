@@ -50,13 +50,14 @@ def _triggers(engine: Engine) -> Iterator[dict[str, Any]]:
 
 def _profiles(engine: Engine) -> Iterator[dict[str, Any]]:
     clock = engine.store.clock(DEFAULT_CONSUMER)
+    model = engine.store.model(DEFAULT_CONSUMER)
     for ids in chunks(engine.store.sample_ids(1 << 62), 5_000):
         with engine.store.transaction() as tx:
             found = tx.load_profiles(ids)
         for customer_id in ids:
             p = found.get(customer_id)
             if p is not None:
-                yield customer_360(p, clock if clock is not None else (p.last_seen or 0))
+                yield customer_360(p, clock if clock is not None else (p.last_seen or 0), model)
 
 
 @app.command()

@@ -11,9 +11,10 @@ from rich.table import Table
 
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import app, out
+from engage.database import connect
 from engage.errors import ConfigError
 from engage.runtime import Engine
-from projections.adapters.postgres_kpis import read_kpis
+from projections.adapters.postgres_kpis import read_clv_rows, read_kpis
 from projections.kpis import BY
 
 
@@ -55,6 +56,7 @@ def kpis(
     with Engine.open() as engine:
         data = read_kpis(engine.dsn, DEFAULT_CONSUMER, by)
         currency = engine.settings.currency
+        data["predicted_clv"] = _predicted_clv(engine)
     if json:
         data["currency"] = currency
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -140,3 +142,35 @@ def kpis(
     out.print(rollup)
     fired = ", ".join(f"{r} {n:,}" for r, n in total["triggers_by_rule"].items()) or "none"
     out.print(f"triggers per rule, all time: {fired}", markup=False)
+    clv = data["predicted_clv"]
+    if clv is None:
+        out.print("predicted CLV: no model fitted yet (`engage model fit`)")
+        return
+    table = Table(
+        title=f"predicted CLV, next {clv['horizon_days']:g} days, by lifecycle stage at "
+        f"{clv['at']} (model version {clv['model_version']})"
+    )
+    for column in ("stage", "customers", "predicted CLV", "mean per customer"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for name, m in [*clv["by_stage"].items(), ("business", clv["business"])]:
+        table.add_row(
+            name,
+            _num(m["customers"]),
+            _money(m["predicted_clv_365d"]),
+            _money(m["mean_predicted_clv_365d"]),
+        )
+    out.print(table)
+
+
+def _predicted_clv(engine: Engine) -> dict[str, Any] | None:
+    """Predicted CLV per stage at the clock, with the model the processor
+    adopted; None before the first fit. NumPy loads only here."""
+    model = engine.store.model(DEFAULT_CONSUMER)
+    clock = engine.store.clock(DEFAULT_CONSUMER)
+    if model is None or clock is None:
+        return None
+    from projections.clv import clv_by_stage
+
+    with connect(engine.dsn) as conn:
+        rows = read_clv_rows(conn)
+    return clv_by_stage(rows, clock, model)

@@ -15,7 +15,7 @@ from engage.errors import ConfigError, EngageError
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
 from events.timefmt import format_iso, format_iso_exact
-from projections.predictions import TIME_UNIT, UNIT
+from projections.predictions import TIME_UNIT
 
 if TYPE_CHECKING:  # NumPy and SciPy load only for a fit: they slow every CLI start
     from projections.adapters.model_fits import StoredFit
@@ -58,10 +58,12 @@ def fit_command(
     days. With --holdout-end, the fit is checked against what customers then
     did: mean predicted and actual repeat purchases per customer in the holdout
     period, by the number of repeat purchases before it, and the error.
+
+    The parameters also go onto the touchpoints log as a model_fitted record
+    on every partition: the processor adopts them there (profile predictions,
+    the predicted-churn timer), and a replay adopts them at the same position.
     """
-    from consumers.purchase_history import purchase_stats
-    from projections.adapters.model_fits import PostgresModelFits
-    from projections.model_fit import Customers, fit, holdout
+    from engage.fitting import fit_model
 
     start = parse_time_option(as_of, "--as-of")
     end = parse_time_option(holdout_end, "--holdout-end")
@@ -75,26 +77,9 @@ def fit_command(
                 )
         if end is not None and end <= start:
             raise ConfigError("--holdout-end must be later than --as-of")
-        instants = [start] if end is None else [start, end]
         total = sum(engine.stream.heads(TOUCHPOINTS).values())
         with RateBar("reading purchases", total) as bar:
-            stats = purchase_stats(
-                engine.stream,
-                TOUCHPOINTS,
-                engine.codec,
-                instants,
-                drop_repeated_ids=engine.kafka is not None,
-                on_progress=bar.update,
-            )
-        ids = sorted(stats[0])
-        calibration = Customers.from_stats([stats[0][i] for i in ids], start)
-        result = fit(calibration)
-        with PostgresModelFits(engine.dsn) as fits:
-            stored = fits.save(result, start)
-    check = None
-    if end is not None:
-        actual = [stats[1][i].x - stats[0][i].x for i in ids]
-        check = holdout(calibration, actual, (end - start) / UNIT, result.params)
+            stored, check = fit_model(engine, start, end, bar.update)
     if json:
         body = _json(stored, check)
         sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -121,7 +106,8 @@ def _print(stored: StoredFit, check: Holdout | None) -> None:
     out.print(
         f"model version {stored.version}, fitted as of {format_iso(stored.as_of)} on "
         f"{fitted['customers']:,} customers ({fitted['repeat_customers']:,} with repeat "
-        f"purchases); time unit: {TIME_UNIT}"
+        f"purchases); time unit: {TIME_UNIT}; written to the log as model_fitted "
+        "(the processor adopts it when it reads it: `engage run`)"
     )
     table = Table(title="fitted parameters")
     for column in ("model", "parameter", "value", "meaning"):

@@ -20,6 +20,7 @@ from engage.cli.rules import RulesOption
 from engage.config import describe_database
 from engage.housekeeping import human, measure
 from engage.runtime import Engine
+from events.control import MODEL_TYPE
 from events.log import TOUCHPOINTS, TRIGGERS
 from events.timefmt import format_optional
 
@@ -164,6 +165,7 @@ def status() -> None:
         clocks = engine.store.clocks()
         dlq_size = engine.dead_letters.count()
         clock_records = engine.log.clock_records() if engine.kafka is None else None
+        model_records = engine.log.clock_records(MODEL_TYPE) if engine.kafka is None else 0
         wall = engine.wall() + engine.settings.lateness
         profiles = engine.store.count()
         where = describe_database(engine.settings)
@@ -184,9 +186,11 @@ def status() -> None:
         log_size = f"{plural(records, 'event')} in {len(heads)} partitions, clock records included"
     else:
         log_size = (
-            f"{plural(records - clock_records, 'event')} and"
+            f"{plural(records - clock_records - model_records, 'event')} and"
             f" {plural(clock_records, 'clock record')} in {len(heads)} partitions"
         )
+        if model_records:
+            log_size += f", {plural(model_records, 'model_fitted record')}"
     table.add_row("log: touchpoints", log_size)
     table.add_row("log: triggers", plural(sum(trigger_heads.values()), "trigger"))
     table.add_row("profiles", f"{profiles:,}")

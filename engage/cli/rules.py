@@ -33,7 +33,9 @@ def list_rules(
     rows: list[dict[str, Any]] = []
     for rule in ruleset.rules:
         on = ", ".join(rule.types) if rule.on == "event" else "timer"
-        if rule.due is not None:
+        if rule.due is not None and rule.due.solve is not None:
+            on = f"timer: {rule.due.text}"
+        elif rule.due is not None:
             on = f"timer: {rule.due.anchor} + {rule.due.offset // 86_400_000_000}d"
         once = rule.once_per.kind if rule.once_per else "-"
         cooldown = f"{rule.cooldown // 86_400_000_000}d" if rule.cooldown else "-"

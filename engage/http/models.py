@@ -67,6 +67,21 @@ class Customer360(BaseModel):
     engagement_score: float
     lifecycle_stage: Literal["prospect", "new", "active", "at_risk", "churned", "reactivated"]
     recent_touchpoints: list[Touchpoint]
+    p_alive: float | None = Field(
+        None,
+        description="BG/NBD probability that the customer is still active, at the clock; "
+        "null before `engage model fit` or without a purchase.",
+    )
+    expected_purchases_90d: float | None = Field(
+        None, description="Expected repeat purchases in the next 90 days (BG/NBD)."
+    )
+    predicted_clv_365d: float | None = Field(
+        None,
+        description="Expected spend in the next 365 days, undiscounted (BG/NBD with Gamma-Gamma).",
+    )
+    churn_risk: Literal["low", "medium", "high"] | None = Field(
+        None, description="high: p_alive below 0.3; medium: below 0.7; else low."
+    )
 
 
 class Trigger(BaseModel):

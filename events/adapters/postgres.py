@@ -61,15 +61,16 @@ class PostgresLog:
         except psycopg.Error as exc:
             raise StorageError(f"appending to the {stream} log failed: {exc}") from None
 
-    def clock_records(self) -> int:
-        """How many touchpoint-log records are clock records (``events.clock``)."""
+    def clock_records(self, kind: str = CLOCK_TYPE) -> int:
+        """How many touchpoint-log records are clock records (``events.clock``),
+        or, with ``kind`` ``events.control.MODEL_TYPE``, model_fitted records."""
         try:
             with self._conn.transaction():
                 row = self._conn.execute(
-                    "SELECT count(*) FROM touchpoints WHERE type = %s", (CLOCK_TYPE,)
+                    "SELECT count(*) FROM touchpoints WHERE type = %s", (kind,)
                 ).fetchone()
         except psycopg.Error as exc:
-            raise StorageError(f"counting clock records failed: {exc}") from None
+            raise StorageError(f"counting control records failed: {exc}") from None
         return 0 if row is None else int(row[0])
 
     def read(self, stream: str, positions: Mapping[int, int], limit: int) -> list[LogRecord]:

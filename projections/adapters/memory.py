@@ -22,6 +22,7 @@ from events.errors import StorageError
 from events.log import TRIGGERS, Entry
 from events.model import Micros, TriggerEvent
 from projections.kpis import KpiDelta
+from projections.predictions import Model
 from projections.profile import Profile
 
 _Key = tuple[str, str, int]
@@ -33,6 +34,7 @@ class _Tables:
     profiles: dict[str, Profile] = field(default_factory=dict)
     offsets: dict[_Key, int] = field(default_factory=dict)
     clocks: dict[_Key, Micros] = field(default_factory=dict)
+    models: dict[_Key, Model] = field(default_factory=dict)
     writers: dict[_Key, str] = field(default_factory=dict)
     consumer_clock: dict[str, Micros] = field(default_factory=dict)
     timers: dict[str, list[tuple[str, str, Micros, int]]] = field(default_factory=dict)
@@ -50,6 +52,7 @@ class _Tables:
             profiles=dict(self.profiles),
             offsets=dict(self.offsets),
             clocks=dict(self.clocks),
+            models=dict(self.models),
             writers=dict(self.writers),
             consumer_clock=dict(self.consumer_clock),
             timers=dict(self.timers),
@@ -112,6 +115,27 @@ class MemoryTransaction:
             key = (consumer, stream, p)
             if key in self.t.offsets:  # as the UPDATE of an offsets row
                 self.t.clocks[key] = max(clock, self.t.clocks.get(key, clock))
+
+    def partition_models(
+        self, consumer: str, stream: str, partitions: Iterable[int]
+    ) -> dict[int, Model]:
+        keys = ((p, (consumer, stream, p)) for p in partitions)
+        return {p: self.t.models[k] for p, k in keys if k in self.t.models}
+
+    def save_partition_models(
+        self, consumer: str, stream: str, models: Mapping[int, Model]
+    ) -> None:
+        for p, model in models.items():
+            key = (consumer, stream, p)
+            if key in self.t.offsets:  # as the UPDATE of an offsets row
+                self.t.models[key] = model
+
+    def repeat_buyers(self) -> list[str]:
+        return [
+            c
+            for c, p in self.t.profiles.items()
+            if p.purchase_days is not None and len(p.purchase_days) >= 2
+        ]
 
     def load_timers(self, partitions: Iterable[int]) -> list[tuple[str, str, Micros, int]]:
         wanted = set(partitions)
@@ -184,6 +208,16 @@ class MemoryProfileStore:
         return {
             p: o for (c, s, p), o in self.tables.offsets.items() if c == consumer and s == stream
         }
+
+    def model(self, consumer: str) -> Model | None:
+        found = [(m.version, k, m) for k, m in self.tables.models.items() if k[0] == consumer]
+        return max(found, key=lambda v: (v[0], -v[1][2]))[2] if found else None
+
+    def model_as_of(self, at: Micros) -> Model | None:
+        """None: the fits' history (``model_fits``) lives in PostgreSQL only,
+        so an as-of view over this store has no predictions."""
+        del at
+        return None
 
     def count(self) -> int:
         return len(self.tables.profiles)

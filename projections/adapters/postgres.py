@@ -23,6 +23,7 @@ from events.log import TRIGGERS, Entry
 from events.model import Micros, TriggerEvent
 from projections.adapters.postgres_kpis import write_kpis
 from projections.kpis import KpiDelta
+from projections.predictions import Model, ModelParams
 from projections.profile import Profile
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -135,6 +136,42 @@ class PostgresTransaction:
         self, consumer: str, stream: str, clocks: Mapping[int, Micros]
     ) -> None:
         self._update_partitions("clock = GREATEST(c.clock, v.value)", consumer, stream, clocks)
+
+    def partition_models(
+        self, consumer: str, stream: str, partitions: Iterable[int]
+    ) -> dict[int, Model]:
+        rows = self._conn.execute(
+            "SELECT partition, model::text FROM consumer_offsets"
+            " WHERE consumer = %s AND stream = %s AND partition = ANY(%s) AND model IS NOT NULL",
+            (consumer, stream, sorted(partitions)),
+        ).fetchall()
+        return {int(p): Model.from_json(orjson.loads(m)) for p, m in rows}
+
+    def save_partition_models(
+        self, consumer: str, stream: str, models: Mapping[int, Model]
+    ) -> None:
+        if not models:
+            return
+        parts = sorted(models)
+        self._conn.execute(
+            "UPDATE consumer_offsets AS c SET model = v.m::json"
+            " FROM unnest(%s::int[], %s::text[]) AS v(p, m)"
+            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p",
+            (
+                parts,
+                [orjson.dumps(models[p].to_json()).decode() for p in parts],
+                consumer,
+                stream,
+            ),
+        )
+
+    def repeat_buyers(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT customer_id FROM profiles WHERE CASE"
+            " WHEN json_typeof(state->'purchase_days') = 'array'"
+            " THEN json_array_length(state->'purchase_days') >= 2 ELSE false END"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def load_timers(self, partitions: Iterable[int]) -> list[tuple[str, str, Micros, int]]:
         rows = self._conn.execute(
@@ -249,6 +286,27 @@ class PostgresProfileStore:
                 (consumer, stream),
             ).fetchall()
         return {int(p): int(o) for p, o in rows}
+
+    def model(self, consumer: str) -> Model | None:
+        with self.transaction():
+            row = self._conn.execute(
+                "SELECT model::text FROM consumer_offsets"
+                " WHERE consumer = %s AND model IS NOT NULL"
+                " ORDER BY (model->>'version')::bigint DESC, stream, partition LIMIT 1",
+                (consumer,),
+            ).fetchone()
+        return None if row is None else Model.from_json(orjson.loads(row[0]))
+
+    def model_as_of(self, at: Micros) -> Model | None:
+        with self.transaction():
+            row = self._conn.execute(
+                "SELECT version, as_of, params::text FROM model_fits WHERE as_of <= %s"
+                " ORDER BY version DESC LIMIT 1",
+                (at,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Model(int(row[0]), ModelParams.from_json(orjson.loads(row[2])), int(row[1]))
 
     def consumers(self) -> list[tuple[str, str, int]]:
         """(consumer, stream, records consumed) for every consumer that committed."""

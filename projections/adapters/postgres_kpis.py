@@ -134,3 +134,22 @@ def read_kpis(dsn_or_conn: str | Conn, consumer: str, by: str = "week") -> dict[
             conn.close()
     clock = facts["clock"][0][0] if facts["clock"] else None
     return report(by, clock, facts["flows"], facts["active"], facts["stages"], facts["triggers"])
+
+
+def read_clv_rows(conn: Conn) -> list[tuple[Any, ...]]:
+    """The few profile fields ``projections.clv`` needs, for every customer
+    with a purchase (``ClvRow``), read out of the stored JSON by PostgreSQL."""
+    try:
+        with conn.transaction():
+            return conn.execute(
+                "SELECT (state->>'order_count')::int, (state->>'last_seen')::bigint,"
+                " (state->>'first_purchase_at')::bigint, (state->>'reactivated_at')::bigint,"
+                " (state->>'last_purchase_at')::bigint,"
+                " CASE WHEN json_typeof(state->'purchase_days') = 'array'"
+                "  THEN json_array_length(state->'purchase_days') END,"
+                " (state->>'purchase_total')::float8,"
+                " coalesce((state->>'first_day_total')::float8, 0)"
+                " FROM profiles WHERE state->>'last_purchase_at' IS NOT NULL"
+            ).fetchall()
+    except psycopg.Error as exc:
+        raise StorageError(f"reading the profiles for predicted CLV failed: {exc}") from None

@@ -10,6 +10,7 @@ from engage.errors import EngageError
 from events.log import TOUCHPOINTS
 from projections.adapters.memory import MemoryProfileStore
 from projections.adapters.postgres import PostgresProfileStore
+from projections.predictions import Model, ModelParams
 from projections.profile import Profile
 from projections.store import ProfileStore
 
@@ -74,6 +75,31 @@ class StoreContract:
             tx.save_partition_clocks("proc", TOUCHPOINTS, {0: 50, 1: 9})
             assert tx.partition_clocks("proc", TOUCHPOINTS, [0, 1, 2]) == {0: 100, 1: 9, 2: 7}
             assert tx.partition_clocks("proc", TOUCHPOINTS, [1]) == {1: 9}
+
+    def test_partition_models_are_kept_with_the_offsets(self, store: ProfileStore) -> None:
+        params = ModelParams(r=0.2, alpha=30.0, a=0.8, b=2.4, p=6.0, q=3.7, gamma=15.0)
+        first, second = Model(1, params, 10), Model(2, params, None)
+        with store.transaction() as tx:
+            tx.lock_offsets("proc", TOUCHPOINTS, [0, 1, 2])
+            assert tx.partition_models("proc", TOUCHPOINTS, [0, 1, 2]) == {}
+            tx.save_partition_models("proc", TOUCHPOINTS, {0: first, 2: first})
+        with store.transaction() as tx:
+            tx.save_partition_models("proc", TOUCHPOINTS, {2: second})
+            assert tx.partition_models("proc", TOUCHPOINTS, [0, 1, 2]) == {0: first, 2: second}
+        assert store.model("proc") == second
+        assert store.model("other") is None
+
+    def test_repeat_buyers_have_two_or_more_purchase_days(self, store: ProfileStore) -> None:
+        with store.transaction() as tx:
+            tx.save_profiles(
+                [
+                    Profile("one-day", order_count=2, purchase_days=[5]),
+                    Profile("two-days", order_count=2, purchase_days=[5, 9]),
+                    Profile("unknown", order_count=4, purchase_days=None),
+                    Profile("prospect"),
+                ]
+            )
+            assert tx.repeat_buyers() == ["two-days"]
 
     def test_timers_are_replaced_per_customer_and_loaded_per_partition(
         self, store: ProfileStore

@@ -153,6 +153,12 @@ def expected_from_events(events: list[Touchpoint]) -> dict[str, Any]:
         "counts_by_channel": dict(Counter(e.channel for e in events)),
         "order_count": len(purchases),
         "purchase_total": math.fsum(e.properties["amount"] for e in purchases),
+        "purchase_days": sorted({e.occurred_at // DAY for e in purchases}),
+        "first_day_total": math.fsum(
+            e.properties["amount"]
+            for e in purchases
+            if e.occurred_at // DAY == min(p.occurred_at for p in purchases) // DAY
+        ),
         "refund_total": math.fsum(e.properties["amount"] for e in refunds),
         "email_sent": sum(e.type == "email_sent" for e in events),
         "email_opened": sum(e.type == "email_opened" for e in events),
@@ -179,6 +185,7 @@ EXACT = (
     "counts_by_type",
     "counts_by_channel",
     "order_count",
+    "purchase_days",
     "email_sent",
     "email_opened",
     "email_clicked",
@@ -204,6 +211,7 @@ def test_out_of_order_delivery_gives_the_same_profile(
             assert getattr(p, name) == expected[name], name
         assert close(p.purchase_total, expected["purchase_total"])
         assert close(p.refund_total, expected["refund_total"])
+        assert close(p.first_day_total, expected["first_day_total"])
     a, b = fold(None, events, CID), fold(None, shuffled, CID)
     for name in ("nps_sum", "nps_count", "csat_sum", "csat_count", "cases"):
         assert getattr(a, name) == getattr(b, name), name
@@ -449,6 +457,41 @@ def test_empty_profile_round_trips() -> None:
 def test_from_state_ignores_unknown_keys() -> None:
     state = Profile(CID).to_state() | {"added_later": 1}
     assert Profile.from_state(state) == Profile(CID)
+
+
+def test_a_profile_stored_before_the_purchase_days_still_loads() -> None:
+    """A state written before ``purchase_days`` and ``first_day_total`` existed:
+    a customer without orders gets the exact empty values; one with orders gets
+    None (unknown, so no predictions) and keeps folding without error."""
+    history = [
+        purchase("p1", T0, 10.0),
+        purchase("p2", T0 + 3 * DAY, 5.0),
+    ]
+    old = fold(None, history, CID).to_state()
+    del old["purchase_days"], old["first_day_total"]
+    loaded = Profile.from_state(orjson.loads(orjson.dumps(old)))
+    assert loaded.purchase_days is None and loaded.repeat_purchases is None
+    assert loaded.order_count == 2
+    later = fold(loaded, [purchase("p3", T0 + 9 * DAY, 1.0)], CID)
+    assert later.order_count == 3 and later.purchase_days is None
+    assert through_json(later) == later  # None survives the store as None
+
+    prospect = Profile(CID).to_state()
+    del prospect["purchase_days"], prospect["first_day_total"]
+    assert Profile.from_state(prospect) == Profile(CID)
+
+
+def test_purchase_days_count_distinct_days_in_any_order() -> None:
+    start = T0 // DAY * DAY  # midnight, so a minute later is the same day
+    day2 = purchase("b", start + 2 * DAY, 7.0)
+    same_day = purchase("c", start + 2 * DAY + 60_000_000, 3.0)
+    first = purchase("a", start, 4.0)
+    for order in ([first, day2, same_day], [same_day, day2, first], [day2, first, same_day]):
+        p = fold(None, order, CID)
+        assert p.purchase_days == [start // DAY, start // DAY + 2]
+        assert p.repeat_purchases == 1
+        assert p.first_day_total == 4.0
+        assert p.mean_repeat_value == 10.0
 
 
 def test_amounts_ingest_accepts_survive_the_store() -> None:

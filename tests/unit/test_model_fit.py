@@ -14,6 +14,7 @@ from scipy.optimize import approx_fprime
 
 from events.model import DAY
 from projections.model_fit import (
+    MAX_BETA_SIZE,
     Customers,
     FitError,
     _bgnbd_objective,
@@ -146,6 +147,21 @@ def test_a_fit_recovers_the_parameters_it_was_simulated_from() -> None:
     got = fit(c).params
     for name in ("r", "alpha", "a", "b", "p", "q", "gamma"):
         assert getattr(got, name) == pytest.approx(getattr(truth, name), rel=0.1), name
+
+
+def test_a_drop_out_the_same_for_everyone_stops_at_the_largest_beta() -> None:
+    """Every customer drops out with probability 0.2: the likelihood rises
+    for ever (ever more slowly) as a and b grow together, so the fit stops
+    on that ridge, at a + b = MAX_BETA_SIZE at most, with the right mean,
+    instead of failing or running off."""
+    truth = ModelParams(r=0.5, alpha=15.0, a=2e7, b=8e7, p=4.0, q=5.0, gamma=40.0)
+    rng = np.random.default_rng(18)
+    c = simulate(50_000, truth, rng.uniform(30, 720, 50_000), rng)
+    got = fit_bgnbd(c.x, c.t_x, c.T)
+    assert 1e4 < got.a + got.b <= MAX_BETA_SIZE * (1 + 1e-9)
+    assert got.a / (got.a + got.b) == pytest.approx(0.2, rel=0.05)
+    assert got.r == pytest.approx(0.5, rel=0.1)
+    assert got.alpha == pytest.approx(15.0, rel=0.1)
 
 
 def test_the_array_predictions_are_the_pure_ones() -> None:

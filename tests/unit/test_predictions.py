@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from typing import Any
 
 import mpmath as mp
 import pytest
@@ -362,3 +363,36 @@ def test_model_params_round_trip_through_json() -> None:
         ModelParams.from_json({**body, "alpha": -1})
     with pytest.raises(ValueError, match="r must"):
         ModelParams.from_json({**body, "r": float("nan")})
+
+
+@pytest.mark.parametrize(
+    ("t", "x", "t_x", "T"),
+    [
+        (365.0, 0, 0.0, 3.08),
+        (90.0, 1, 13.5, 87.7),
+        (365.0, 4, 219.9, 230.0),
+        (365.0, 30, 400.0, 420.0),
+    ],
+)
+def test_expected_purchases_with_a_near_constant_drop_out(
+    t: float, x: int, t_x: float, T: float
+) -> None:
+    """A fit with a and b in the millions (every customer drops out with about
+    the same probability), where the series would need millions of terms: the
+    same value as the posterior mean E[(1 - (1 + p t/(alpha+T))^-(r+x)) / p]
+    over p ~ Beta(a, b + x), times p_alive, integrated by mpmath."""
+    params = ModelParams(
+        r=0.528, alpha=71.32, a=212_837.77, b=2_825_623.5, p=2.2, q=23.4, gamma=750.9
+    )
+    a, b = mp.mpf(params.a), mp.mpf(params.b) + x
+    A, R = params.alpha + T, params.r + x
+    mean = a / (a + b)
+    sd = mp.sqrt(mean * (1 - mean) / (a + b + 1))
+    log_beta = mp.log(mp.beta(a, b))
+
+    def integrand(q: Any) -> Any:
+        density = mp.exp((a - 1) * mp.log(q) + (b - 1) * mp.log(1 - q) - log_beta)
+        return (1 - (1 + q * t / A) ** (-R)) / q * density
+
+    want = mp.quad(integrand, [mean - 15 * sd, mean, mean + 15 * sd]) * p_alive(x, t_x, T, params)
+    assert expected_purchases(t, x, t_x, T, params) == pytest.approx(float(want), rel=TOLERANCE)

@@ -38,12 +38,13 @@ def test_pack_has_the_contract_ids_kinds_and_audiences(rules: RuleSet) -> None:
         "lifetime-spend-1000": ("spend_threshold", "marketing"),
         "monthly-spend-500": ("spend_threshold", "marketing"),
         "newsletter-fatigue": ("churn_risk", "marketing"),
+        "predicted-churn": ("churn_risk", "marketing"),
         "inactive-30d": ("churn_risk", "marketing"),
         "win-back-90d": ("win_back", "marketing"),
         "feedback-after-support": ("feedback_request", "service"),
         "detractor-follow-up": ("service_recovery", "service"),
     }
-    assert {r.id for r in rules.timer_rules} == {"inactive-30d", "win-back-90d"}
+    assert {r.id for r in rules.timer_rules} == {"inactive-30d", "win-back-90d", "predicted-churn"}
     assert "web_visit" not in rules.by_type  # indexed: most events meet no rule
 
 

@@ -35,7 +35,7 @@ def refused(text: str) -> RuleError:
 
 def test_default_pack_loads_from_its_path() -> None:
     rules = load_rules(default_rules_path())
-    assert len(rules.rules) == 8
+    assert len(rules.rules) == 9
     assert rules.cap.count == 3 and rules.cap.window == 7 * DAY
 
 
@@ -122,6 +122,8 @@ def test_each_mistake_is_refused_with_its_reason(snippet: str, line: int, reason
         ("- {id: a, version: 1, kind: k, on: timer}", "a", "needs 'due'"),
         ("- {id: a, version: 1, kind: k, on: timer, due: last_seen}", "a", "due:"),
         ("- {id: a, version: 1, kind: k, on: timer, due: nps_last + 3d}", "a", "time field"),
+        ("- {id: a, version: 1, kind: k, on: timer, due: p_alive < 1.5}", "a", "between 0 and 1"),
+        ("- {id: a, version: 1, kind: k, on: timer, due: p_alive < x}", "a", "between 0 and 1"),
         (
             "- {id: a, version: 1, kind: k, on: timer, due: last_seen + 1d, when: "
             "event.type != 'x'}",

@@ -158,7 +158,8 @@ async function openCustomer(id) {
   $("customer-title").textContent = `Customer ${view.customer_id} · ${view.lifecycle_stage}`;
   const keys = ["lifecycle_stage", "lifetime_spend", "order_count", "average_order_value", "last_purchase_at",
     "first_seen", "last_seen", "event_count", "email_sent", "open_rate", "click_rate", "subscribed",
-    "nps_last", "csat_last", "support_cases", "open_support_cases", "engagement_score", "email", "name"];
+    "nps_last", "csat_last", "support_cases", "open_support_cases", "engagement_score",
+    "p_alive", "churn_risk", "expected_purchases_90d", "predicted_clv_365d", "email", "name"];
   $("customer-360").replaceChildren(...keys.map((k) => el("tr", {}, el("td", {}, k), el("td", {}, show(k, view[k])))));
   const items = timeline ? timeline.items : [];
   $("timeline").tBodies[0].replaceChildren(...items.map((item) => item.kind === "trigger"

@@ -1,0 +1,113 @@
+"""Control records: what the touchpoints log holds besides touchpoints.
+
+Two kinds, each with its own Avro schema and so its own fingerprint, told
+apart from touchpoints by the first ten bytes without decoding:
+
+- clock records (``events.clock``): advances of a partition's clock;
+- ``model_fitted`` records: a fitted churn and lifetime-value model
+  (``engage model fit``), one copy per partition, so the processor and every
+  replay adopt the parameters at the same log position.
+
+The processor decodes and applies them (``consumers.pipeline``); every other
+reader of touchpoints skips them (``without_control``), and a reader that
+just decodes everything gets a ``CodecError`` for them from the touchpoint
+codec, which it already skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any, Final
+
+from events.clock import clock_codec, key_for
+from events.codec import HEADER_SIZE, _SingleObjectCodec
+from events.log import Entry, LogRecord
+from events.model import Micros, ModelFitted
+
+MODEL_SCHEMA: Final = "engage.ModelFitted"
+MODEL_TYPE: Final = "~model"
+"""The ``type`` column a model_fitted record has on the PostgreSQL log."""
+MODEL_PARAMS: Final = ("r", "alpha", "a", "b", "p", "q", "gamma")
+SOURCE: Final = "engage model fit"
+
+
+class ModelFittedCodec(_SingleObjectCodec[ModelFitted]):
+    _schema_name = MODEL_SCHEMA
+    _first_field = "source"
+
+    def _key(self, value: ModelFitted) -> str:
+        return f"model {value.version} on partition {value.partition}"
+
+    def _to_record(self, value: ModelFitted) -> dict[str, Any]:
+        return {
+            "source": SOURCE,
+            "version": value.version,
+            "partition": value.partition,
+            "partitions": value.partitions,
+            "as_of": value.as_of,
+            "fitted_at": value.fitted_at,
+            "time_unit": value.time_unit,
+            **{name: float(value.params[name]) for name in MODEL_PARAMS},
+        }
+
+    def _from_record(self, record: dict[str, Any]) -> ModelFitted:
+        return ModelFitted(
+            version=record["version"],
+            partition=record["partition"],
+            partitions=record["partitions"],
+            as_of=record["as_of"],
+            params={name: record[name] for name in MODEL_PARAMS},
+            time_unit=record["time_unit"],
+            fitted_at=record["fitted_at"],
+        )
+
+
+@cache
+def model_codec() -> ModelFittedCodec:
+    return ModelFittedCodec()
+
+
+@cache
+def _headers() -> tuple[bytes, bytes]:
+    return clock_codec()._header, model_codec()._header
+
+
+def is_model_fitted(payload: bytes) -> bool:
+    return payload[:HEADER_SIZE] == _headers()[1]
+
+
+def is_control(payload: bytes) -> bool:
+    """True for a clock or model_fitted record's payload, without decoding."""
+    return payload[:HEADER_SIZE] in _headers()
+
+
+def without_control(records: Sequence[LogRecord]) -> list[LogRecord]:
+    """The touchpoints among ``records``: what every reader but the processor wants."""
+    heads = _headers()
+    return [r for r in records if r.payload[:HEADER_SIZE] not in heads]
+
+
+def model_entries(
+    version: int,
+    params: dict[str, float],
+    as_of: Micros,
+    partitions: int,
+    fitted_at: str = "",
+    time_unit: str = "days",
+) -> list[Entry]:
+    """One ``model_fitted`` entry per partition. Each id names the version and
+    the partition, so appending the same fit twice is a duplicate."""
+    codec = model_codec()
+    return [
+        Entry(
+            f"~model/{version}/{partition}",
+            key_for("~model", partition, partitions),
+            codec.encode(
+                ModelFitted(version, partition, partitions, as_of, params, time_unit, fitted_at)
+            ),
+            as_of,
+            MODEL_TYPE,
+        )
+        for partition in range(partitions)
+    ]
