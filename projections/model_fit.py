@@ -311,6 +311,9 @@ def fit_gamma_gamma(x: Any, mean_value: Any) -> GammaGamma:
     return GammaGamma(p, q, gamma, float(-objective(theta)[0] * len(xs)))
 
 
+_RESTARTS = 4
+
+
 def _minimise(
     objective: Callable[[Array], tuple[float, Array]],
     start: Array,
@@ -319,24 +322,37 @@ def _minimise(
 ) -> Array:
     """L-BFGS-B to tight tolerances. At those it may stop on a line search that
     can gain nothing more; that is accepted where the (per-customer) gradient
-    is already negligible, and anything else is an error, as is a parameter
-    running off to 0 or infinity (the data cannot identify the model)."""
-    result = minimize(
-        objective,
-        start,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": 1_000, "ftol": 1e-15, "gtol": 1e-9},
-    )
-    theta: Array = np.asarray(result.x, dtype=np.float64)
-    settled = np.all(np.isfinite(theta)) and np.all(np.isfinite(result.jac))
-    jac = np.asarray(result.jac, dtype=np.float64).copy()
-    if bounds is not None:  # a parameter held at its bound need not have a zero slope
-        for i, (_, high) in enumerate(bounds):
-            if high is not None and theta[i] >= high - 1e-9 and jac[i] < 0:
-                jac[i] = 0.0
-    if not settled or (not result.success and np.abs(jac).max() > 1e-5):
+    is already negligible (1e-5), or small (1e-4) when a restart from there
+    cannot take a single step, and anything else is an error, as is a
+    parameter running off to 0 or infinity (the data cannot identify the model)."""
+    theta = np.asarray(start, dtype=np.float64)
+    for _ in range(_RESTARTS):
+        # a line search that fails on a long flat ridge (a and b growing
+        # together) usually succeeds from where it stopped, with a fresh memory
+        result = minimize(
+            objective,
+            theta,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 1_000, "ftol": 1e-15, "gtol": 1e-9},
+        )
+        theta = np.asarray(result.x, dtype=np.float64)
+        settled = bool(np.all(np.isfinite(theta)) and np.all(np.isfinite(result.jac)))
+        if not settled:
+            break
+        jac = np.asarray(result.jac, dtype=np.float64).copy()
+        if bounds is not None:  # a parameter held at its bound need not have a zero slope
+            for i, (_, high) in enumerate(bounds):
+                if high is not None and theta[i] >= high - 1e-9 and jac[i] < 0:
+                    jac[i] = 0.0
+        if result.success or np.abs(jac).max() <= 1e-5:
+            break
+        if result.nit == 0 and np.abs(jac).max() <= 1e-4:
+            break  # not one step from here gains anything: as far as doubles go
+    else:
+        settled = False
+    if not settled:
         raise FitError(f"the {model} fit did not converge: {result.message}")
     if np.any(np.abs(theta) > 30):
         raise FitError(

@@ -16,6 +16,7 @@ from engage.http.app import ServeConfig
 from engage.http.contact import CSV_COLUMNS
 from engage.http.keys import ApiKeys
 from engage.runtime import Engine
+from events.control import model_entries
 from events.log import TOUCHPOINTS
 from tests.e2e.test_cli import CONTRACT_KEYS
 from tests.helpers import event
@@ -187,6 +188,15 @@ def test_customer_360_as_of_timeline_and_search(api: Api, engine: Engine) -> Non
     assert bad.status_code == 422 and bad.json()["error"].startswith("as_of:")
     missing = api.get("/v1/customers/nobody")
     assert missing.status_code == 404 and "nobody" in missing.json()["error"]
+    # the predictions: null before a model is fitted, then judged at the clock
+    assert view["p_alive"] is None and view["churn_risk"] is None
+    params = {"r": 0.24, "alpha": 30.9, "a": 0.79, "b": 2.43, "p": 6.25, "q": 3.74, "gamma": 15.4}
+    engine.log.append(TOUCHPOINTS, model_entries(1, params, 0, engine.partitions))
+    engine.processor().run(until_idle=True)
+    predicted = api.get("/v1/customers/ann").json()
+    assert 0 < predicted["p_alive"] <= 1 and predicted["churn_risk"] in ("low", "medium", "high")
+    assert predicted["expected_purchases_90d"] > 0 and predicted["predicted_clv_365d"] > 0
+    assert predicted["model_version"] == 1
     items = api.get("/v1/customers/ann/timeline").json()["items"]
     kinds = [(i["kind"], i.get("event_id") or i["trigger"]["rule_id"]) for i in items]
     assert kinds[:2] == [("touchpoint", "e1"), ("trigger", "first-purchase-thank-you")]

@@ -15,7 +15,7 @@ from events.codec import TriggerCodec
 from events.control import without_control
 from events.log import TOUCHPOINTS, read_stream
 from events.model import DAY, TriggerEvent
-from events.synthetic import HistorySpec, generate_lines
+from events.synthetic import LONG_START, HistorySpec, generate_lines
 from events.timefmt import format_iso
 from projections.adapters.postgres_kpis import read_clv_rows
 from projections.clv import clv_by_stage
@@ -23,8 +23,9 @@ from projections.predictions import p_alive_at, p_alive_crossing, predict, summa
 from projections.queries import customer_view, touchpoints
 from tests.helpers import event, lines, profiles_by_id, publish
 
-SPEC = HistorySpec(customers=200, days=400, seed=11, shape="long")
-LATER = HistorySpec(customers=200, days=460, seed=11, shape="long")
+# in the past, whenever the tests run: ingest refuses events from the future
+SPEC = HistorySpec(customers=200, days=400, start=LONG_START, seed=11, shape="long")
+LATER = HistorySpec(customers=200, days=460, start=LONG_START, seed=11, shape="long")
 
 
 def _views(engine: Engine, at: int | None = None) -> dict[str, dict[str, Any]]:

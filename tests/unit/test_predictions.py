@@ -266,7 +266,11 @@ def test_the_crossing_instant_is_exact(
     # below at the answer, not a microsecond before (or it is the last purchase itself)
     assert p_alive_at(*_key(stats), at, params) < threshold
     assert at == stats.last_at or p_alive_at(*_key(stats), at - 1, params) >= threshold
-    assert abs(at - max(instant, stats.last_at)) <= 2
+    # p_alive is a double: its rounding moves the float crossing by about
+    # 2**-52 of the instant's distance from the first purchase
+    assert abs(at - max(instant, stats.last_at)) <= 2 + 2**-50 * float(
+        abs(instant - stats.first_at)
+    )
     if instant > stats.last_at:
         assert abs(p_alive_at(*_key(stats), at, params) - threshold) < TOLERANCE
         assert abs(mp_p_alive(stats.x, float(t_x), float(age), params) - threshold) < 1e-12
