@@ -119,17 +119,7 @@ class PostgresLog:
     ) -> list[LogRecord]:
         """Triggers on the stream matching the filters, by fired_at (``newest_first``:
         the latest ``limit`` of them, still returned oldest first); PostgreSQL-only."""
-        clauses = [sql.SQL("TRUE")]
-        params: list[object] = []
-        if customer_id is not None:
-            clauses.append(sql.SQL("customer_id = %s"))
-            params.append(customer_id)
-        if rule_id is not None:
-            clauses.append(sql.SQL("rule_id = %s"))
-            params.append(rule_id)
-        if since is not None:
-            clauses.append(sql.SQL("fired_at >= %s"))
-            params.append(since)
+        where, params = trigger_filter(customer_id=customer_id, rule_id=rule_id, since=since)
         params.append(limit if limit is not None else (1 << 62))
         order = sql.SQL(
             "fired_at DESC, trigger_id DESC" if newest_first else "fired_at, trigger_id"
@@ -137,7 +127,7 @@ class PostgresLog:
         query = sql.SQL(
             'SELECT partition, "offset", customer_id, payload FROM trigger_log WHERE {}'
             " ORDER BY {} LIMIT %s"
-        ).format(sql.SQL(" AND ").join(clauses), order)
+        ).format(where, order)
         with self._conn.transaction():
             rows = self._conn.execute(query, params).fetchall()
         if newest_first:
@@ -349,3 +339,26 @@ def append_entries(
     if accepted:
         cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, stream))
     return AppendResult(accepted, duplicates)
+
+
+def trigger_filter(
+    *,
+    customer_id: str | None = None,
+    rule_id: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+) -> tuple[sql.Composable, list[object]]:
+    """The WHERE condition (and its parameters) of a read of fired triggers,
+    for the triggers stream and the outbox alike: both have these columns."""
+    clauses: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: list[object] = []
+    for column, value in (
+        ("customer_id = %s", customer_id),
+        ("rule_id = %s", rule_id),
+        ("fired_at >= %s", since),
+        ("fired_at < %s", until),
+    ):
+        if value is not None:
+            clauses.append(sql.SQL(column))
+            params.append(value)
+    return sql.SQL(" AND ").join(clauses), params

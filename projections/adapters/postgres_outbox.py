@@ -10,12 +10,12 @@ reading the triggers topic from its start.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from events.adapters.connection import connect
+from events.adapters.postgres import trigger_filter
 from events.errors import StorageError
 from events.model import Micros
 
@@ -29,20 +29,10 @@ def newest_triggers(
 ) -> Iterator[list[bytes]]:
     """Trigger payloads (Avro, as on the stream) fired in ``[since, until)``,
     newest first, ``chunk`` at a time; stop iterating to stop reading."""
-    clauses: list[sql.Composable] = [sql.SQL("TRUE")]
-    params: list[Any] = []
-    if rule_id is not None:
-        clauses.append(sql.SQL("rule_id = %s"))
-        params.append(rule_id)
-    if since is not None:
-        clauses.append(sql.SQL("fired_at >= %s"))
-        params.append(since)
-    if until is not None:
-        clauses.append(sql.SQL("fired_at < %s"))
-        params.append(until)
+    where, params = trigger_filter(rule_id=rule_id, since=since, until=until)
     query = sql.SQL(
         "SELECT payload FROM trigger_outbox WHERE {} ORDER BY fired_at DESC, trigger_id DESC"
-    ).format(sql.SQL(" AND ").join(clauses))
+    ).format(where)
     try:
         with connect(dsn) as conn, conn.cursor(name="newest_triggers") as cur:
             cur.itersize = chunk
