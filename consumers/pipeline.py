@@ -43,9 +43,12 @@ from events.clock import clock_codec, clock_entry
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
 from events.control import is_control, is_model_fitted, model_codec
 from events.dead_letters import DeadLetterRow
+from events.keyring import KeyRing
 from events.log import TOUCHPOINTS, Entry, LogRecord
-from events.model import ClockRecord, Micros, ModelFitted, Touchpoint, TriggerEvent
+from events.model import ClockRecord, Micros, ModelFitted, SubjectErased, Touchpoint, TriggerEvent
 from events.partitioning import partition_for
+from events.sealing import SEALED, unseal_events
+from events.subject_erased import erased_codec, is_subject_erased
 from projections.predictions import Model
 from projections.profile import Profile
 from projections.store import ProfileStore, StoreTransaction
@@ -76,11 +79,16 @@ class Pipeline:
         cache_capacity: int = DEFAULT_CAPACITY,
         drop_repeated_ids: bool = False,
         publish_to: int | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         """``publish_to``: the log's partition count when the triggers stream is
         in the store's own database; triggers are then appended to it in the
-        batch transaction (``StoreTransaction.publish_triggers``)."""
+        batch transaction (``StoreTransaction.publish_triggers``). ``keys``:
+        sealed personal fields are opened (one key lookup per batch) before
+        ``decide``, so profiles and rule conditions see them; an erased
+        person's stay closed."""
         self.codec = codec
+        self.keys = keys
         self.consumer = consumer
         self.rules = rules
         self.trigger_codec = trigger_codec or TriggerCodec()
@@ -143,9 +151,13 @@ class Pipeline:
         del now, caught_up
         result = BatchResult(records=len(records))
         self._claim(tx, positions.keys(), stream)
-        batch, poison, next_offsets = self._decode(tx, records, positions, stream)
+        decoded, poison, next_offsets = self._decode(tx, records, positions, stream)
         result.poison = len(poison)
         tx.dead_letter(poison)
+        erased = [r.person for _, r in decoded if type(r) is SubjectErased]
+        batch = [(p, r) for p, r in decoded if not isinstance(r, SubjectErased)]
+        if self.keys is not None:
+            batch = self._unseal(batch, self.keys)
 
         before = tx.partition_clocks(self.consumer, stream, positions.keys())
         models = self._partition_models(tx, positions.keys(), stream)
@@ -160,14 +172,32 @@ class Pipeline:
         wanted.update(c for c, _ in due)
         outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules, models)
 
+        if erased:
+            _drop_erased(tx, outcome, erased)
         result.events = outcome.events
         result.triggers = outcome.triggers
         result.profiles = len(outcome.profiles)
         self._commit(tx, outcome, stream)
         tx.save_offsets(self.consumer, stream, next_offsets)
+        if erased:  # the erased persons may sit in memory: the store is the truth
+            self.forget()
         clocks = {**before, **outcome.clocks}
         result.clock = max(clocks.values()) if clocks else None
         return result
+
+    @staticmethod
+    def _unseal(batch: list[tuple[int, Record]], keys: KeyRing) -> list[tuple[int, Record]]:
+        at = [
+            i
+            for i, (_, r) in enumerate(batch)
+            if isinstance(r, Touchpoint) and r.extra and SEALED in r.extra
+        ]
+        if not at:
+            return batch
+        sealed = [r for i in at if isinstance(r := batch[i][1], Touchpoint)]
+        for i, event in zip(at, unseal_events(sealed, keys), strict=True):
+            batch[i] = (batch[i][0], event)
+        return batch
 
     def _partition_models(
         self, tx: StoreTransaction, partitions: Collection[int], stream: str
@@ -230,19 +260,19 @@ class Pipeline:
         records: Sequence[LogRecord],
         positions: Mapping[int, int],
         stream: str,
-    ) -> tuple[list[tuple[int, Record]], list[DeadLetterRow], dict[int, int]]:
+    ) -> tuple[list[tuple[int, Record | SubjectErased]], list[DeadLetterRow], dict[int, int]]:
         """(partition, record) in log order, the poison rows, the next offsets."""
         control_at = [i for i, r in enumerate(records) if is_control(r.payload)]
         if control_at:
             controls = {i: _decode_control(records[i].payload) for i in control_at}
             plain = [r.payload for i, r in enumerate(records) if i not in controls]
             touchpoints = iter(self._decode_touchpoints(tx, plain))
-            decoded: list[Record | CodecError | None] = [
+            decoded: list[Record | SubjectErased | CodecError | None] = [
                 controls[i] if i in controls else next(touchpoints) for i in range(len(records))
             ]
         else:
             decoded = list(self._decode_touchpoints(tx, [r.payload for r in records]))
-        batch: list[tuple[int, Record]] = []
+        batch: list[tuple[int, Record | SubjectErased]] = []
         next_offsets = dict(positions)
         poison: list[DeadLetterRow] = []
         for record, item in zip(records, decoded, strict=True):
@@ -306,10 +336,25 @@ class Pipeline:
             self._models.update(outcome.models)
 
 
-def _decode_control(payload: bytes) -> ClockRecord | ModelFitted | CodecError:
+def _drop_erased(tx: StoreTransaction, outcome: Outcome, erased: list[str]) -> None:
+    """Forget the persons of ``subject_erased`` records read in this batch:
+    whatever the batch decided about them is dropped, and their stored
+    profile, timers and pending triggers are deleted (in the batch
+    transaction). Their events counted in the KPIs stay counted."""
+    gone = set(erased)
+    for person in gone:
+        outcome.profiles.pop(person, None)
+        outcome.timers.pop(person, None)
+    outcome.triggers = [t for t in outcome.triggers if t.customer_id not in gone]
+    tx.forget_customers(sorted(gone))
+
+
+def _decode_control(payload: bytes) -> ClockRecord | ModelFitted | SubjectErased | CodecError:
     """A control record, or the reason it is poison: a model_fitted record's
     parameters are checked here, so ``decide`` can take them as they come."""
     try:
+        if is_subject_erased(payload):
+            return erased_codec().decode(payload)
         if not is_model_fitted(payload):
             return clock_codec().decode(payload)
         fitted = model_codec().decode(payload)

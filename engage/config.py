@@ -41,6 +41,9 @@ class Settings:
     """``ENGAGE_LATENESS``: a live processor's clock is at least the wall time minus this."""
     clock_step: int = DEFAULT_CLOCK_STEP
     """``ENGAGE_CLOCK_STEP``: the quiet that earns a partition a clock record."""
+    master_key: str | None = None
+    """``ENGAGE_MASTER_KEY``: the key that wraps every person key (base64 of 32
+    bytes); unset, the key file ``ENGAGE_HOME/master.key`` (``events.master_key``)."""
     currency: str = "USD"
     """The currency money figures are shown in (``ENGAGE_CURRENCY``): amounts are
     summed as sent, with no conversion, so it is the one currency your events use
@@ -69,6 +72,7 @@ class Settings:
             lateness=lateness,
             clock_step=clock_step,
             currency=currency,
+            master_key=env.get("ENGAGE_MASTER_KEY") or None,
             database_url=url,
             home=Path(env["ENGAGE_HOME"]) if env.get("ENGAGE_HOME") else find_home(Path.cwd()),
             kafka_bootstrap=env.get("ENGAGE_KAFKA_BOOTSTRAP") or None,

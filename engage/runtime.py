@@ -20,8 +20,10 @@ from consumers.relay import OutboxRelay
 from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
 from events.adapters.postgres import PostgresDeadLetters, PostgresLog
+from events.adapters.postgres_keys import PostgresKeyRing
 from events.codec import TouchpointCodec
 from events.limits import TimeWindow
+from events.master_key import MasterKeySource
 from events.model import Micros
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProfileStore
@@ -39,6 +41,9 @@ class Engine:
     log: PostgresLog
     store: PostgresProfileStore
     dead_letters: PostgresDeadLetters
+    keys: PostgresKeyRing
+    """Person keys (``events.keyring``): personal fields are sealed on publish
+    and opened by the pipeline and wherever a person's data is shown."""
     codec: TouchpointCodec = field(default_factory=TouchpointCodec)
     rules: RuleSet | None = None
     kafka: KafkaLog | None = None
@@ -68,6 +73,7 @@ class Engine:
                 settings.kafka_bootstrap, partitions, prefix=settings.kafka_topic_prefix
             )
             check_partitions(kafka.partitions, partitions, settings.kafka_topic_prefix)
+        keys = PostgresKeyRing(dsn, MasterKeySource(settings.master_key, settings.home))
         return cls(
             kafka=kafka,
             settings=settings,
@@ -75,7 +81,8 @@ class Engine:
             partitions=partitions,
             log=PostgresLog(dsn, partitions),
             store=PostgresProfileStore(dsn),
-            dead_letters=PostgresDeadLetters(connect(dsn)),
+            dead_letters=PostgresDeadLetters(connect(dsn), keys),
+            keys=keys,
             rules=ruleset,
         )
 
@@ -96,6 +103,7 @@ class Engine:
             rules=self.rules if with_rules else None,
             drop_repeated_ids=not self.stream.refuses_repeated_ids,
             publish_to=self.partitions if publish and self.kafka is None else None,
+            keys=self.keys,
         )
 
     def relay(self) -> OutboxRelay:
@@ -159,7 +167,7 @@ class Engine:
         dated in year 9999 would otherwise move everyone's clock there."""
         at = wall_micros() if now is None else now
         window = TimeWindow.around(at, self.settings.max_future)
-        return Publisher(self.stream, self.dead_letters, self.codec, window)
+        return Publisher(self.stream, self.dead_letters, self.codec, window, self.keys)
 
     def close(self) -> None:
         self.log.close()
@@ -167,6 +175,7 @@ class Engine:
             self.kafka.close()
         self.store.close()
         self.dead_letters.close()
+        self.keys.close()
         for relay in self._relays:
             relay.close()
 

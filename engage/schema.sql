@@ -272,3 +272,38 @@ CREATE TABLE IF NOT EXISTS model_fits (
 -- offset and clock it belongs to, so a restart and a replay continue with the
 -- parameters in effect at that position. projections.predictions.Model as JSON.
 ALTER TABLE consumer_offsets ADD COLUMN IF NOT EXISTS model json;
+
+-- Privacy (events/keyring.py): one data key per person, wrapped by the master
+-- key. Erasing a person deletes their row: every sealed field of theirs, on
+-- the log or a topic, is unreadable from then on (crypto-shredding).
+CREATE TABLE IF NOT EXISTS privacy_keys (
+    key_id     bigserial   PRIMARY KEY,
+    person     text        NOT NULL UNIQUE,
+    wrapped    bytea       NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+-- Erased persons whose new events are refused, until `engage privacy unsuppress`.
+CREATE TABLE IF NOT EXISTS privacy_suppressed (
+    person text        PRIMARY KEY,
+    since  timestamptz NOT NULL DEFAULT now()
+);
+-- One row per erasure: completed_at is null while it is unfinished (a rerun
+-- or the next engage command completes it); receipt lists every store checked.
+CREATE TABLE IF NOT EXISTS privacy_erasures (
+    erasure_id   text        PRIMARY KEY,
+    person       text        NOT NULL,
+    reason       text        NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    completed_at timestamptz,
+    receipt      json        NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS privacy_erasures_open ON privacy_erasures (person)
+    WHERE completed_at IS NULL;
+-- The person a dead letter names (its customer_id or anonymous_id), so an
+-- erasure finds it; its raw text is sealed with that person's key.
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS person text;
+CREATE INDEX IF NOT EXISTS dead_letters_person ON dead_letters (person) WHERE person IS NOT NULL;
+-- The admin scope (privacy: erasure and access over HTTP).
+ALTER TABLE api_keys DROP CONSTRAINT IF EXISTS api_keys_scope_check;
+ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check
+    CHECK (scope IN ('ingest', 'read', 'admin'));

@@ -1,12 +1,13 @@
 """Control records: what the touchpoints log holds besides touchpoints.
 
-Two kinds, each with its own Avro schema and so its own fingerprint, told
+Three kinds, each with its own Avro schema and so its own fingerprint, told
 apart from touchpoints by the first ten bytes without decoding:
 
 - clock records (``events.clock``): advances of a partition's clock;
 - ``model_fitted`` records: a fitted churn and lifetime-value model
   (``engage model fit``), one copy per partition, so the processor and every
-  replay adopt the parameters at the same log position.
+  replay adopt the parameters at the same log position;
+- ``subject_erased`` records (``events.subject_erased``): a person's erasure.
 
 The processor decodes and applies them (``consumers.pipeline``); every other
 reader of touchpoints skips them (``without_control``), and a reader that
@@ -24,6 +25,7 @@ from events.clock import clock_codec, key_for
 from events.codec import HEADER_SIZE, _SingleObjectCodec
 from events.log import Entry, LogRecord
 from events.model import Micros, ModelFitted
+from events.subject_erased import erased_codec
 
 MODEL_SCHEMA: Final = "engage.ModelFitted"
 MODEL_TYPE: Final = "~model"
@@ -69,8 +71,8 @@ def model_codec() -> ModelFittedCodec:
 
 
 @cache
-def _headers() -> tuple[bytes, bytes]:
-    return clock_codec()._header, model_codec()._header
+def _headers() -> tuple[bytes, bytes, bytes]:
+    return clock_codec()._header, model_codec()._header, erased_codec()._header
 
 
 def is_model_fitted(payload: bytes) -> bool:
@@ -78,7 +80,8 @@ def is_model_fitted(payload: bytes) -> bool:
 
 
 def is_control(payload: bytes) -> bool:
-    """True for a clock or model_fitted record's payload, without decoding."""
+    """True for a clock, model_fitted or subject_erased record's payload,
+    without decoding."""
     return payload[:HEADER_SIZE] in _headers()
 
 

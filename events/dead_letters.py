@@ -25,9 +25,14 @@ RAW_KEEP: Final = 16 * 1024
 twenty 5 MiB junk bodies must not make one DLQ page 100 MB."""
 
 
+SEALED_PREFIX: Final = "sealed:v1:"
+"""A raw text sealed with a person's key (``events.sealing``): kept whole,
+since a cut ciphertext opens to nothing; it was capped before sealing."""
+
+
 def capped(raw: str) -> tuple[str, int, str]:
     """(the first ``RAW_KEEP`` characters, the full size in UTF-8 bytes, its
     SHA-256): what is kept of a rejected input, and what identifies all of it."""
     data = raw.encode("utf-8", errors="surrogatepass")
-    kept = raw if len(raw) <= RAW_KEEP else raw[:RAW_KEEP]
+    kept = raw if len(raw) <= RAW_KEEP or raw.startswith(SEALED_PREFIX) else raw[:RAW_KEEP]
     return kept, len(data), hashlib.sha256(data).hexdigest()

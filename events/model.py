@@ -95,6 +95,17 @@ class ModelFitted:
 
 
 @dataclass(frozen=True, slots=True)
+class SubjectErased:
+    """A person's erasure, on the touchpoints log (``events.subject_erased``):
+    the processor and every replay forget the person at this position, so a
+    replay builds no profile for them."""
+
+    erasure_id: str
+    person: str
+    at: Micros
+
+
+@dataclass(frozen=True, slots=True)
 class TriggerEvent:
     """One fired lifecycle trigger, as it goes to the outbox and the triggers stream.
 

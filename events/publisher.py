@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from events.codec import CodecError, TouchpointCodec
 from events.dead_letters import DeadLetterRow, DeadLetterSink
 from events.ingest import Rejection, parse_line
+from events.keyring import KeyRing
 from events.limits import TimeWindow, dumps_any
 from events.log import TOUCHPOINTS, Entry, Log
 from events.model import Touchpoint
+from events.sealing import person_of, seal_events
 
 BATCH = 5_000
 
@@ -64,11 +66,16 @@ class Publisher:
         dead_letters: DeadLetterSink,
         codec: TouchpointCodec,
         window: TimeWindow | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
+        """``keys``: personal fields are sealed with each person's key before
+        encoding (``events.sealing``), so the log only ever holds ciphertext,
+        and events of erased (suppressed) persons are refused."""
         self.log = log
         self.dead_letters = dead_letters
         self.codec = codec
         self.window = window
+        self.keys = keys
 
     def publish_events(
         self,
@@ -145,6 +152,9 @@ class Publisher:
         report: PublishReport,
         origins: Sequence[Origin] | None = None,
     ) -> None:
+        if events and self.keys is not None:
+            events, origins, refused = self._refuse_suppressed(events, origins, self.keys)
+            rejections = rejections + refused
         if events:
             events, payloads, failed = self._encode(events, origins)
             rejections = rejections + failed
@@ -164,21 +174,51 @@ class Publisher:
             room = PublishReport.KEEP - len(report.duplicate_ids)
             report.duplicate_ids.extend(result.duplicates[: max(0, room)])
 
+    @staticmethod
+    def _refuse_suppressed(
+        events: list[Touchpoint], origins: Sequence[Origin] | None, keys: KeyRing
+    ) -> tuple[list[Touchpoint], Sequence[Origin] | None, list[Rejection]]:
+        """Events of an erased person are refused, each with the reason; their
+        text is not kept anywhere, not even in the dead-letter store."""
+        suppressed = keys.suppressed({person_of(e) for e in events})
+        if not suppressed:
+            return events, origins, []
+        kept: list[Touchpoint] = []
+        kept_origins: list[Origin] = []
+        refused: list[Rejection] = []
+        for i, event in enumerate(events):
+            if person_of(event) in suppressed:
+                line_no = origins[i][0] if origins is not None else None
+                reason = (
+                    "the person was erased and is suppressed (engage privacy unsuppress "
+                    "lifts it); the event is refused and its text not kept"
+                )
+                refused.append(Rejection(line_no, "customer_id", reason, "", event.event_id))
+            else:
+                kept.append(event)
+                if origins is not None:
+                    kept_origins.append(origins[i])
+        return kept, (kept_origins if origins is not None else None), refused
+
     def _encode(
         self, events: list[Touchpoint], origins: Sequence[Origin] | None
     ) -> tuple[list[Touchpoint], list[bytes], list[Rejection]]:
         """Encode a batch; an event the codec refuses is rejected on its own
-        (to the DLQ with the reason), never the batch around it."""
+        (to the DLQ with the reason), never the batch around it. Personal
+        fields are sealed first, so nothing personal reaches the log in clear."""
+        plain = events
+        if self.keys is not None:
+            events = seal_events(events, self.keys)
         try:
-            return events, self.codec.encode_many(events), []
+            return plain, self.codec.encode_many(events), []
         except CodecError:
             pass
         kept: list[Touchpoint] = []
         payloads: list[bytes] = []
         failed: list[Rejection] = []
-        for i, event in enumerate(events):
+        for i, (event, sealed) in enumerate(zip(plain, events, strict=True)):
             try:
-                payloads.extend(self.codec.encode_many([event]))
+                payloads.extend(self.codec.encode_many([sealed]))
             except CodecError as exc:
                 line_no, raw = origins[i] if origins is not None else (None, repr(event))
                 text = raw if isinstance(raw, str) else dumps_any(raw)

@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
 from events.contract import touchpoint_json, trigger_json
+from events.keyring import KeyRing
 from events.log import LogRecord
 from events.model import Micros, Touchpoint
+from events.sealing import unseal_events
 from events.timefmt import format_iso
 from projections.evolve import fold
 from projections.profile import Profile
@@ -36,8 +38,14 @@ class CustomerHistory(Protocol):
 
 
 def touchpoints(
-    log: CustomerHistory, codec: TouchpointCodec, customer_id: str, until: int | None = None
+    log: CustomerHistory,
+    codec: TouchpointCodec,
+    customer_id: str,
+    until: int | None = None,
+    keys: KeyRing | None = None,
 ) -> list[Touchpoint]:
+    """The customer's touchpoints; with ``keys``, their personal fields opened
+    (where the person's key still exists)."""
     records = log.customer_history(customer_id, until=until)
     events: list[Touchpoint] = []
     seen: set[str] = set()
@@ -50,14 +58,18 @@ def touchpoints(
             continue
         seen.add(item.event_id)
         events.append(item)
-    return events
+    return events if keys is None else unseal_events(events, keys)
 
 
 def profile_as_of(
-    log: CustomerHistory, codec: TouchpointCodec, customer_id: str, at: Micros
+    log: CustomerHistory,
+    codec: TouchpointCodec,
+    customer_id: str,
+    at: Micros,
+    keys: KeyRing | None = None,
 ) -> Profile | None:
     """Fold the customer's events up to ``at`` from the log: the profile as it was."""
-    events = touchpoints(log, codec, customer_id, at)
+    events = touchpoints(log, codec, customer_id, at, keys)
     return fold(None, events, customer_id) if events else None
 
 
@@ -68,6 +80,7 @@ def customer_view(
     customer_id: str,
     consumer: str,
     at: Micros | None = None,
+    keys: KeyRing | None = None,
 ) -> dict[str, Any] | None:
     """The customer-360 JSON, current (judged by ``consumer``'s clock and the
     model its partitions adopted) or as of ``at`` (with the newest model fitted
@@ -76,7 +89,7 @@ def customer_view(
         found = store.get(customer_id)
         now = store.clock(consumer)
     else:
-        found = profile_as_of(log, codec, customer_id, at)
+        found = profile_as_of(log, codec, customer_id, at, keys)
         now = at
     if found is None:
         return None
@@ -85,14 +98,15 @@ def customer_view(
 
 
 def timeline(
-    log: CustomerHistory, codec: TouchpointCodec, customer_id: str
+    log: CustomerHistory, codec: TouchpointCodec, customer_id: str, keys: KeyRing | None = None
 ) -> list[dict[str, Any]]:
     """Touchpoints and the triggers they caused, in time order (a trigger after
     the touchpoints of its instant). A touchpoint item is flat (``kind``
     "touchpoint"); a trigger item is ``{"kind": "trigger", "occurred_at",
     "trigger": <trigger JSON>}``."""
     items: list[tuple[Micros, int, dict[str, Any]]] = [
-        (e.occurred_at, 0, touchpoint_json(e)) for e in touchpoints(log, codec, customer_id)
+        (e.occurred_at, 0, touchpoint_json(e))
+        for e in touchpoints(log, codec, customer_id, keys=keys)
     ]
     trigger_codec = TriggerCodec()
     records: Sequence[LogRecord] = log.find_triggers(customer_id)

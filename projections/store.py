@@ -109,6 +109,12 @@ class StoreTransaction(Protocol):
         """Add one batch's KPI deltas (``projections.kpis``)."""
         ...
 
+    def forget_customers(self, customer_ids: Sequence[str]) -> None:
+        """Delete these customers' profiles, armed timers and pending outbox
+        triggers: a ``subject_erased`` record (an erased person) was read.
+        KPI totals stay as they are."""
+        ...
+
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         """Record these event_ids as applied; return those not applied before.
 

@@ -57,7 +57,13 @@ def profile(
     at = parse_time_option(as_of, "--as-of")
     with Engine.open() as engine:
         view = customer_view(
-            engine.stream, engine.store, engine.codec, customer_id, DEFAULT_CONSUMER, at
+            engine.stream,
+            engine.store,
+            engine.codec,
+            customer_id,
+            DEFAULT_CONSUMER,
+            at,
+            keys=engine.keys,
         )
     if view is None:
         when = "" if at is None else f" as of {as_of}"
@@ -75,7 +81,7 @@ def timeline(
 ) -> None:
     """Show one customer's touchpoints and the triggers they fired, in time order."""
     with Engine.open() as engine:
-        items = customer_timeline(engine.stream, engine.codec, customer_id)
+        items = customer_timeline(engine.stream, engine.codec, customer_id, engine.keys)
     if not any(i["kind"] == "touchpoint" for i in items):
         raise NotFound(f"unknown customer {customer_id!r} {_where(engine)}")
     if json:

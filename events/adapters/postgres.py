@@ -12,7 +12,7 @@ from __future__ import annotations
 import select
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import psycopg
@@ -20,11 +20,13 @@ from psycopg import sql
 
 from events.adapters.connection import connect
 from events.clock import CLOCK_TYPE
-from events.dead_letters import DeadLetterRow, capped
+from events.dead_letters import RAW_KEEP, DeadLetterRow, capped
 from events.errors import StorageError
+from events.keyring import KeyRing
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
 from events.model import Micros
 from events.partitioning import partition_for
+from events.sealing import NO_PERSON, person_in_raw, seal_text, unseal_texts
 
 CHANNEL: Final = "engage_log"
 
@@ -210,16 +212,26 @@ class DeadLetter:
 
 
 class PostgresDeadLetters:
-    """Rejected inputs with their raw text, so nothing sent is ever silently lost."""
+    """Rejected inputs with their raw text, so nothing sent is ever silently lost.
 
-    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    With ``keys``, the raw text is sealed with the key of the person it names
+    (a shared key when it names none) and the person is recorded, so an
+    erasure finds the row and shreds it with the rest; ``list`` opens it."""
+
+    def __init__(
+        self, conn: psycopg.Connection[tuple[Any, ...]], keys: KeyRing | None = None
+    ) -> None:
         self._conn = conn
+        self._keys = keys
 
     def add(self, rows: Sequence[DeadLetterRow]) -> None:
         if not rows:
             return
+        persons: list[str | None] | None = None
+        if self._keys is not None:
+            rows, persons = seal_dead_letters(rows, self._keys)
         with self._conn.transaction():
-            add_dead_letters(self._conn, rows)
+            add_dead_letters(self._conn, rows, persons)
 
     def list(self, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
         """The newest ``limit`` dead letters with an id below ``before``, oldest first."""
@@ -232,7 +244,14 @@ class PostgresDeadLetters:
                 " ORDER BY id DESC LIMIT %s",
                 (before, before, limit),
             ).fetchall()
-        return [DeadLetter(*r) for r in reversed(rows)]
+        letters = [DeadLetter(*r) for r in reversed(rows)]
+        if self._keys is None:
+            return letters
+        opened = unseal_texts([d.raw for d in letters], self._keys)
+        return [
+            d if text == d.raw else replace(d, raw=text, raw_bytes=None)
+            for d, text in zip(letters, opened, strict=True)
+        ]
 
     def purge(self, before: Micros) -> int:
         """Delete dead letters received before ``before``; returns how many."""
@@ -252,18 +271,37 @@ class PostgresDeadLetters:
 
 
 def add_dead_letters(
-    conn: psycopg.Connection[tuple[Any, ...]], rows: Sequence[DeadLetterRow]
+    conn: psycopg.Connection[tuple[Any, ...]],
+    rows: Sequence[DeadLetterRow],
+    persons: Sequence[str | None] | None = None,
 ) -> None:
     """Write dead letters inside the caller's transaction (the processor's batch).
 
     The raw text is capped (``events.dead_letters.capped``): its first part,
-    size and hash are kept, so a flood of huge junk cannot fill the store."""
+    size and hash are kept, so a flood of huge junk cannot fill the store.
+    ``persons``, parallel to ``rows``: whom each names (see ``seal_dead_letters``)."""
+    named = persons if persons is not None else [None] * len(rows)
     with conn.cursor().copy(
         "COPY dead_letters (stage, source, line_no, event_id, field, reason, raw,"
-        " raw_bytes, raw_sha256) FROM STDIN"
+        " raw_bytes, raw_sha256, person) FROM STDIN"
     ) as copy:
-        for row in rows:
-            copy.write_row((*row[:6], *capped(row[6])))
+        for row, person in zip(rows, named, strict=True):
+            copy.write_row((*row[:6], *capped(row[6]), person))
+
+
+def seal_dead_letters(
+    rows: Sequence[DeadLetterRow], keys: KeyRing
+) -> tuple[list[DeadLetterRow], list[str | None]]:
+    """Rows whose raw text is sealed (capped first: a sealed text cannot be
+    cut), and the person each names. One key lookup for the batch."""
+    persons = [person_in_raw(row[6]) for row in rows]
+    ring = keys.keys_for({p or NO_PERSON for p in persons})
+    sealed: list[DeadLetterRow] = []
+    for row, person in zip(rows, persons, strict=True):
+        raw = row[6][:RAW_KEEP]
+        text = seal_text(ring[person or NO_PERSON], raw) if raw else raw
+        sealed.append((*row[:6], text))
+    return sealed, persons
 
 
 def append_entries(

@@ -152,6 +152,15 @@ class MemoryTransaction:
     def dead_letter(self, rows: Sequence[DeadLetterRow]) -> None:
         self.t.dead_letters.extend(rows)
 
+    def forget_customers(self, customer_ids: Sequence[str]) -> None:
+        gone = set(customer_ids)
+        for customer_id in gone:
+            self.t.profiles.pop(customer_id, None)
+            self.t.timers.pop(customer_id, None)
+        self.t.outbox = {
+            k: v for k, v in self.t.outbox.items() if v[2] or v[0].customer_id not in gone
+        }
+
     def add_outbox(
         self, triggers: Sequence[tuple[TriggerEvent, bytes]], *, published: bool = False
     ) -> None:

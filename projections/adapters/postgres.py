@@ -246,6 +246,17 @@ class PostgresTransaction:
     def save_kpis(self, delta: KpiDelta) -> None:
         write_kpis(self._conn, delta)
 
+    def forget_customers(self, customer_ids: Sequence[str]) -> None:
+        if not customer_ids:
+            return
+        ids = list(customer_ids)
+        for statement in (
+            "DELETE FROM profiles WHERE customer_id = ANY(%s)",
+            "DELETE FROM timers WHERE customer_id = ANY(%s)",
+            "DELETE FROM trigger_outbox WHERE published_at IS NULL AND customer_id = ANY(%s)",
+        ):
+            self._conn.execute(statement, (ids,))
+
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         if not event_ids:
             return set()
