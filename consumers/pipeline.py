@@ -154,13 +154,37 @@ class Pipeline:
         decoded, poison, next_offsets = self._decode(tx, records, positions, stream)
         result.poison = len(poison)
         tx.dead_letter(poison)
-        erased = [r.person for _, r in decoded if type(r) is SubjectErased]
-        batch = [(p, r) for p, r in decoded if not isinstance(r, SubjectErased)]
-        if self.keys is not None:
-            batch = self._unseal(batch, self.keys)
+        segments = _segments(decoded)
+        clocks: dict[int, Micros] = {}
+        for i, (batch, erased) in enumerate(segments):
+            if self.keys is not None:
+                batch = self._unseal(batch, self.keys)
+            if batch or len(segments) == 1:
+                later = {person for _, gone in segments[i:] for person in gone}
+                clocks.update(self._apply(tx, batch, positions.keys(), stream, result, later))
+            if erased:  # forgotten here; the store is the truth for what follows
+                tx.forget_customers(erased)
+                self.forget()
+                self._claim(tx, positions.keys(), stream)
+        tx.save_offsets(self.consumer, stream, next_offsets)
+        result.clock = max(clocks.values()) if clocks else None
+        return result
 
-        before = tx.partition_clocks(self.consumer, stream, positions.keys())
-        models = self._partition_models(tx, positions.keys(), stream)
+    def _apply(
+        self,
+        tx: StoreTransaction,
+        batch: list[tuple[int, Record]],
+        partitions: Collection[int],
+        stream: str,
+        result: BatchResult,
+        erased: set[str],
+    ) -> dict[int, Micros]:
+        """Decide and commit one run of records (a whole batch, unless
+        ``subject_erased`` records cut it); returns the partition clocks.
+        ``erased``: persons erased further on in this batch, whose profiles
+        and triggers are dropped (their events still count in the KPIs)."""
+        before = tx.partition_clocks(self.consumer, stream, partitions)
+        models = self._partition_models(tx, partitions, stream)
         rules = self.rules
         due: list[tuple[str, int]] = []
         if rules is not None:
@@ -171,19 +195,13 @@ class Pipeline:
         wanted = {r.customer_id for _, r in batch if type(r) is Touchpoint}
         wanted.update(c for c, _ in due)
         outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules, models)
-
         if erased:
-            _drop_erased(tx, outcome, erased)
-        result.events = outcome.events
-        result.triggers = outcome.triggers
-        result.profiles = len(outcome.profiles)
+            _drop_erased(outcome, erased)
+        result.events += outcome.events
+        result.triggers.extend(outcome.triggers)
+        result.profiles += len(outcome.profiles)
         self._commit(tx, outcome, stream)
-        tx.save_offsets(self.consumer, stream, next_offsets)
-        if erased:  # the erased persons may sit in memory: the store is the truth
-            self.forget()
-        clocks = {**before, **outcome.clocks}
-        result.clock = max(clocks.values()) if clocks else None
-        return result
+        return {**before, **outcome.clocks}
 
     @staticmethod
     def _unseal(batch: list[tuple[int, Record]], keys: KeyRing) -> list[tuple[int, Record]]:
@@ -336,17 +354,36 @@ class Pipeline:
             self._models.update(outcome.models)
 
 
-def _drop_erased(tx: StoreTransaction, outcome: Outcome, erased: list[str]) -> None:
-    """Forget the persons of ``subject_erased`` records read in this batch:
-    whatever the batch decided about them is dropped, and their stored
-    profile, timers and pending triggers are deleted (in the batch
-    transaction). Their events counted in the KPIs stay counted."""
-    gone = set(erased)
-    for person in gone:
+def _segments(
+    decoded: list[tuple[int, Record | SubjectErased]],
+) -> list[tuple[list[tuple[int, Record]], list[str]]]:
+    """The batch cut after each run of ``subject_erased`` records: (records,
+    persons erased right after them). Nearly always one segment with nobody
+    erased; a person's events after their erasure (unsuppressed) then start
+    a fresh profile, as they do when they come in a later batch."""
+    segments: list[tuple[list[tuple[int, Record]], list[str]]] = []
+    current: list[tuple[int, Record]] = []
+    for partition, record in decoded:
+        if isinstance(record, SubjectErased):
+            if not current and segments:
+                segments[-1][1].append(record.person)
+            else:
+                segments.append((current, [record.person]))
+                current = []
+        else:
+            current.append((partition, record))
+    if current or not segments:
+        segments.append((current, []))
+    return segments
+
+
+def _drop_erased(outcome: Outcome, erased: set[str]) -> None:
+    """What a run decided about persons erased further on in the batch: their
+    profiles, timers and triggers are dropped (never written, never fired)."""
+    for person in erased:
         outcome.profiles.pop(person, None)
         outcome.timers.pop(person, None)
-    outcome.triggers = [t for t in outcome.triggers if t.customer_id not in gone]
-    tx.forget_customers(sorted(gone))
+    outcome.triggers = [t for t in outcome.triggers if t.customer_id not in erased]
 
 
 def _decode_control(payload: bytes) -> ClockRecord | ModelFitted | SubjectErased | CodecError:

@@ -6,6 +6,7 @@ parts; nothing else decides which adapter serves which port.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from consumers.processor import DEFAULT_BATCH, Processor
 from consumers.relay import OutboxRelay
 from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
+from engage.erasure import resume_erasures
+from engage.errors import EngageError
 from events.adapters.postgres import PostgresDeadLetters, PostgresLog
 from events.adapters.postgres_keys import PostgresKeyRing
 from events.codec import TouchpointCodec
@@ -76,7 +79,7 @@ class Engine:
             )
             check_partitions(kafka.partitions, partitions, settings.kafka_topic_prefix)
         keys = PostgresKeyRing(dsn, MasterKeySource(settings.master_key, settings.home))
-        return cls(
+        engine = cls(
             kafka=kafka,
             settings=settings,
             dsn=dsn,
@@ -87,6 +90,11 @@ class Engine:
             keys=keys,
             rules=ruleset,
         )
+        try:
+            resume_erasures(engine)
+        except EngageError as exc:  # the command goes on; the next one tries again
+            logging.getLogger("engage.erasure").warning("an erasure is unfinished: %s", exc)
+        return engine
 
     @property
     def stream(self) -> PostgresLog | KafkaLog:

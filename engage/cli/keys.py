@@ -25,7 +25,11 @@ app.add_typer(keys_app, name="keys")
 def create(
     name: Annotated[str, typer.Argument(help="Who the key is for, e.g. the upstream system.")],
     scope: Annotated[
-        str, typer.Option(help="ingest (write events only) or read (read only).")
+        str,
+        typer.Option(
+            help="ingest (write events only), read (read only) or admin (privacy "
+            "requests: erasure and access export)."
+        ),
     ] = "ingest",
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the key (for KEY=$(...)).")

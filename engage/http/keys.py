@@ -17,8 +17,9 @@ import psycopg
 from engage.database import connect
 from engage.errors import EngageError, NotFound, StorageError
 
-Scope = Literal["ingest", "read"]
-SCOPES: Final = ("ingest", "read")
+Scope = Literal["ingest", "read", "admin"]
+SCOPES: Final = ("ingest", "read", "admin")
+"""``admin``: privacy requests (erasure, access export) and nothing else."""
 KEY_PREFIX: Final = "egk_"
 
 

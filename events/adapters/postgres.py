@@ -295,10 +295,11 @@ def seal_dead_letters(
     """Rows whose raw text is sealed (capped first: a sealed text cannot be
     cut), and the person each names. One key lookup for the batch."""
     persons = [person_in_raw(row[6]) for row in rows]
-    ring = keys.keys_for({p or NO_PERSON for p in persons})
+    suppressed = keys.suppressed({p for p in persons if p is not None})
+    ring = keys.keys_for({p or NO_PERSON for p in persons if p not in suppressed})
     sealed: list[DeadLetterRow] = []
     for row, person in zip(rows, persons, strict=True):
-        raw = row[6][:RAW_KEEP]
+        raw = "" if person in suppressed else row[6][:RAW_KEEP]  # an erased person's: not kept
         text = seal_text(ring[person or NO_PERSON], raw) if raw else raw
         sealed.append((*row[:6], text))
     return sealed, persons

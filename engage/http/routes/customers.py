@@ -55,7 +55,13 @@ def get_customer(
     at = parse_time(as_of, "as_of")
     with ctx.borrow() as engine:
         view = customer_view(
-            engine.stream, engine.store, engine.codec, customer_id, DEFAULT_CONSUMER, at
+            engine.stream,
+            engine.store,
+            engine.codec,
+            customer_id,
+            DEFAULT_CONSUMER,
+            at,
+            keys=engine.keys,
         )
     if view is None:
         when = "" if as_of is None else f" as of {as_of}"
@@ -79,7 +85,7 @@ def get_timeline(
     limit: Annotated[int, Query(ge=1, le=TIMELINE_MAX)] = TIMELINE_LIMIT,
 ) -> Response:
     with ctx.borrow() as engine:
-        items = timeline(engine.stream, engine.codec, customer_id)
+        items = timeline(engine.stream, engine.codec, customer_id, engine.keys)
     if not items:
         raise HTTPException(404, f"unknown customer {customer_id!r}")
     page, next_cursor = timeline_page(items, cursor, limit)
