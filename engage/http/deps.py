@@ -100,6 +100,7 @@ def require(scope: str) -> Callable[..., ApiKey]:
 
 IngestKey = Annotated[ApiKey, Depends(require("ingest"))]
 ReadKey = Annotated[ApiKey, Depends(require("read"))]
+AdminKey = Annotated[ApiKey, Depends(require("admin"))]
 
 
 def json_response(value: Any, status: int = 200) -> Response:

@@ -117,6 +117,17 @@ class StoreContract:
         with pytest.raises(EngageError), store.transaction() as tx:
             tx.save_offsets("proc", TOUCHPOINTS, {0: "not a number"})  # type: ignore[dict-item]
 
+    def test_forgotten_customers_lose_profile_and_timers_only(self, store: ProfileStore) -> None:
+        with store.transaction() as tx:
+            tx.save_profiles([Profile("c-1", event_count=1), Profile("c-2", event_count=2)])
+            tx.save_timers(["c-1", "c-2"], [("c-1", "r", 10, 0), ("c-2", "r", 20, 0)])
+        with store.transaction() as tx:
+            tx.forget_customers(["c-1", "nobody"])
+        assert store.get("c-1") is None
+        assert store.get("c-2") == Profile("c-2", event_count=2)
+        with store.transaction() as tx:
+            assert tx.load_timers([0]) == [("c-2", "r", 20, 0)]
+
 
 class TestMemoryStore(StoreContract):
     @pytest.fixture

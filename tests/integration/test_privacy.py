@@ -341,3 +341,53 @@ def test_kafka_topics_carry_only_ciphertext_and_an_erasure_survives_replay(
         assert engine.store.get("bob") is not None
         assert scan_tables(engine.dsn, SECRETS) == []
         assert scan_topics(engine.kafka, SECRETS) == []
+
+
+def test_http_erasure_and_export_need_an_admin_key(settings: Settings, engine: Engine) -> None:
+    from engage.http.keys import ApiKeys
+    from tests.http_support import api_client
+
+    keys = ApiKeys(str(settings.database_url))
+    try:
+        _, admin = keys.create("dpo", "admin")
+    finally:
+        keys.close()
+    with api_client(settings) as api:
+        body = [orjson.loads(line) for line in history()[:-1]]
+        assert api.post(body).json()["accepted"] == 10
+        run(engine)
+        for key in (api.read_key, api.ingest_key):
+            assert api.get("/v1/customers/ada/export", key=key).status_code == 403
+            refused = api.client.delete(
+                "/v1/customers/ada",
+                params={"reason": "r"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert refused.status_code == 403 and "admin key" in refused.json()["error"]
+        assert engine.store.get("ada") is not None
+
+        held = api.get("/v1/customers/ada/export", key=admin)
+        assert held.status_code == 200
+        assert held.json()["profile"]["email"] == EMAIL
+        assert URL in held.text and COMMENT in held.text
+        assert api.get("/v1/customers/nobody/export", key=admin).status_code == 404
+        # an admin key reads nothing else
+        assert api.get("/v1/customers/ada", key=admin).status_code == 403
+
+        admin_auth = {"Authorization": f"Bearer {admin}"}
+        assert api.client.delete("/v1/customers/ada", headers=admin_auth).status_code == 422
+        erased = api.client.delete(
+            "/v1/customers/ada", params={"reason": "ticket 9"}, headers=admin_auth
+        )
+        assert erased.status_code == 200, erased.text
+        receipt = erased.json()
+        assert receipt["completed_at"] and receipt["person"] == "ada"
+        assert {"privacy_keys", "public.profiles"} <= {s["store"] for s in receipt["stores"]}
+        assert scan_tables(engine.dsn, SECRETS) == []
+
+        refused_event = api.post(body[0])
+        assert refused_event.status_code == 422
+        assert "erased" in refused_event.json()["results"][0]["reason"]
+        after = api.get("/v1/customers/ada/export", key=admin).json()
+        assert after["profile"] is None and after["suppressed"] is True
+        assert not any(secret in orjson.dumps(after).decode() for secret in SECRETS)

@@ -6,11 +6,21 @@ in ``ROUTERS`` order. A new resource is a new module here plus one line below.
 
 from fastapi import APIRouter
 
-from engage.http.routes import contact, customers, dlq, events, kpis, status, triggers
+from engage.http.routes import (
+    contact,
+    customers,
+    dlq,
+    events,
+    kpis,
+    privacy,
+    status,
+    triggers,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     events.router,
     customers.router,
+    privacy.router,
     contact.router,  # /v1/triggers/latest before /v1/triggers/{...} routes
     triggers.router,
     kpis.router,
