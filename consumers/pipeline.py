@@ -54,6 +54,7 @@ from projections.profile import Profile
 from projections.store import ProfileStore, StoreTransaction
 from rules import RuleSet
 from rules.decide import Outcome, Record, advance, decide, model_of
+from rules.personal import opened_types
 from rules.timer_queue import TimerQueue
 
 DEFAULT_CONSUMER = "engage-processor"
@@ -89,6 +90,7 @@ class Pipeline:
         person's stay closed."""
         self.codec = codec
         self.keys = keys
+        self._opened: tuple[RuleSet | None, frozenset[str]] = (None, opened_types(None))
         self.consumer = consumer
         self.rules = rules
         self.trigger_codec = trigger_codec or TriggerCodec()
@@ -203,12 +205,16 @@ class Pipeline:
         self._commit(tx, outcome, stream)
         return {**before, **outcome.clocks}
 
-    @staticmethod
-    def _unseal(batch: list[tuple[int, Record]], keys: KeyRing) -> list[tuple[int, Record]]:
+    def _unseal(self, batch: list[tuple[int, Record]], keys: KeyRing) -> list[tuple[int, Record]]:
+        """Open the sealed events the fold and the rules read (``rules.personal``)."""
+        rules = self.rules
+        if self._opened[0] is not rules:
+            self._opened = (rules, opened_types(rules))
+        types = self._opened[1]
         at = [
             i
             for i, (_, r) in enumerate(batch)
-            if isinstance(r, Touchpoint) and r.extra and SEALED in r.extra
+            if isinstance(r, Touchpoint) and r.type in types and r.extra and SEALED in r.extra
         ]
         if not at:
             return batch

@@ -66,10 +66,18 @@ def unwrap(master: AESGCM, person: str, wrapped: bytes) -> bytes:
         ) from None
 
 
-def seal(key: PersonKey, plaintext: bytes, context: bytes) -> bytes:
+def nonces(n: int) -> list[bytes]:
+    """``n`` random 96-bit nonces from one call to the OS (a call per nonce
+    costs as much as the encryption itself)."""
+    pool = os.urandom(NONCE_BYTES * n)
+    return [pool[i : i + NONCE_BYTES] for i in range(0, NONCE_BYTES * n, NONCE_BYTES)]
+
+
+def seal(key: PersonKey, plaintext: bytes, context: bytes, nonce: bytes | None = None) -> bytes:
     """AES-GCM with the person's key; ``context`` (an event id) is bound as
-    associated data, so a sealed value moved onto another event fails to open."""
-    nonce = os.urandom(NONCE_BYTES)
+    associated data, so a sealed value moved onto another event fails to open.
+    ``nonce``: a fresh random one from ``nonces``, else one is drawn here."""
+    nonce = nonce or os.urandom(NONCE_BYTES)
     head = bytes((VERSION,)) + key.key_id.to_bytes(8, "big") + nonce
     return head + key.cipher.encrypt(nonce, plaintext, context)
 

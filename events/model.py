@@ -40,6 +40,16 @@ EVENT_TYPES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...], str]]] = {
 
 MAX_ID_LENGTH: Final = 128
 
+PERSONAL_PROPERTIES: Final[dict[str, tuple[str, ...]]] = {
+    "identify": ("email", "name", "traits"),
+    "email_clicked": ("url",),
+    "web_visit": ("url", "referrer"),
+    "survey_response": ("comment",),
+    "support_case_closed": ("resolution",),
+}
+"""Personal properties per type, sealed on the log with the person's key
+(``events.sealing``); every type's unknown extra properties are personal too."""
+
 
 @dataclass(frozen=True, slots=True)
 class Touchpoint:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from events.codec import CodecError, TouchpointCodec
 from events.dead_letters import DeadLetterRow, DeadLetterSink
 from events.ingest import Rejection, parse_line
-from events.keyring import KeyRing
+from events.keyring import KeyRing, PersonKey
 from events.limits import TimeWindow, dumps_any
 from events.log import TOUCHPOINTS, Entry, Log
 from events.model import Touchpoint
@@ -76,6 +76,8 @@ class Publisher:
         self.codec = codec
         self.window = window
         self.keys = keys
+        self._known: dict[str, PersonKey] = {}
+        """Person keys unwrapped during the current publish call (never longer)."""
 
     def publish_events(
         self,
@@ -90,7 +92,11 @@ class Publisher:
         decoded value) is what an event the codec refuses is dead-lettered
         with; its rejection is in ``report.rejections`` with that line."""
         report = PublishReport()
-        self._flush(list(events), list(rejections), source, report, origins)
+        self._known = {}
+        try:
+            self._flush(list(events), list(rejections), source, report, origins)
+        finally:
+            self._known = {}
         return report
 
     def publish_lines(
@@ -101,6 +107,20 @@ class Publisher:
     ) -> PublishReport:
         """Publish JSON Lines; ``on_progress(lines, bytes)`` is called per batch."""
         report = PublishReport()
+        self._known = {}
+        try:
+            self._publish_lines(lines, source, on_progress, report)
+        finally:
+            self._known = {}
+        return report
+
+    def _publish_lines(
+        self,
+        lines: Iterable[str | bytes],
+        source: str | None,
+        on_progress: Callable[[int, int], None] | None,
+        report: PublishReport,
+    ) -> None:
         events: list[Touchpoint] = []
         origins: list[Origin] = []
         rejections: list[Rejection] = []
@@ -142,7 +162,6 @@ class Publisher:
         self._flush(events, rejections, source, report, origins)
         if on_progress is not None:
             on_progress(report.lines, consumed)
-        return report
 
     def _flush(
         self,
@@ -208,7 +227,7 @@ class Publisher:
         fields are sealed first, so nothing personal reaches the log in clear."""
         plain = events
         if self.keys is not None:
-            events = seal_events(events, self.keys)
+            events = seal_events(events, self.keys, self._known)
         try:
             return plain, self.codec.encode_many(events), []
         except CodecError:

@@ -21,25 +21,19 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any, Final
 
 import orjson
 
 from events.dead_letters import SEALED_PREFIX
-from events.keyring import KeyRing, PersonKey, key_id_of, open_sealed, seal
-from events.model import Touchpoint
+from events.keyring import KeyRing, PersonKey, key_id_of, nonces, open_sealed, seal
+from events.model import PERSONAL_PROPERTIES, Touchpoint
 
 SEALED: Final = "~sealed"
 """The extra property that holds an event's sealed personal values."""
 
-PERSONAL: Final[dict[str, tuple[str, ...]]] = {
-    "identify": ("email", "name", "traits"),
-    "email_clicked": ("url",),
-    "web_visit": ("url", "referrer"),
-    "survey_response": ("comment",),
-    "support_case_closed": ("resolution",),
-}
+PERSONAL: Final = PERSONAL_PROPERTIES
 """Personal properties per type; every type's ``extra`` is personal too."""
 
 REQUIRED_BLANK: Final[dict[str, dict[str, Any]]] = {"web_visit": {"url": ""}}
@@ -53,6 +47,36 @@ NO_PERSON: Final = "~dead-letters"
 ERASED_TEXT: Final = "(erased)"
 
 
+_FIELDS: Final = tuple(f.name for f in fields(Touchpoint))
+_EIGHT: Final = (
+    "event_id",
+    "customer_id",
+    "type",
+    "occurred_at",
+    "channel",
+    "source",
+    "properties",
+    "extra",
+)
+
+
+def _rebuilt(event: Touchpoint, properties: dict[str, Any], extra: dict[str, str]) -> Touchpoint:
+    """The event with other properties and extra: the constructor is four
+    times as fast as ``dataclasses.replace``, used while it is the whole model."""
+    if _FIELDS != _EIGHT:
+        return replace(event, properties=properties, extra=extra)
+    return Touchpoint(
+        event.event_id,
+        event.customer_id,
+        event.type,
+        event.occurred_at,
+        event.channel,
+        event.source,
+        properties,
+        extra,
+    )
+
+
 def person_of(event: Touchpoint) -> str:
     """The person an event belongs to: its customer_id, else its anonymous_id."""
     return event.customer_id or str(getattr(event, "anonymous_id", None) or "")
@@ -61,32 +85,43 @@ def person_of(event: Touchpoint) -> str:
 def personal_part(event: Touchpoint) -> dict[str, Any] | None:
     """The personal values of an event ({"p": properties, "x": extra}), or None."""
     names = PERSONAL.get(event.type)
+    if names is None:
+        return {"p": {}, "x": event.extra} if event.extra else None
     props = event.properties
-    found = {n: props[n] for n in names if props.get(n) is not None} if names else {}
+    found = {n: props[n] for n in names if props.get(n) is not None}
     if not found and not event.extra:
         return None
     return {"p": found, "x": event.extra}
 
 
-def seal_events(events: Sequence[Touchpoint], keys: KeyRing) -> list[Touchpoint]:
+def seal_events(
+    events: Sequence[Touchpoint], keys: KeyRing, known: dict[str, PersonKey] | None = None
+) -> list[Touchpoint]:
     """The same events with their personal values sealed: one key lookup for
     the whole batch (created for new persons), one AES-GCM call per event that
-    has anything personal; the others are returned as they are."""
+    has anything personal; the others are returned as they are. ``known``:
+    keys already unwrapped during this publish call, added to."""
     parts = [personal_part(e) for e in events]
     persons = {person_of(e) for e, part in zip(events, parts, strict=True) if part is not None}
     if not persons:
         return list(events)
-    ring = keys.keys_for(persons)
+    ring = {} if known is None else known
+    missing = [p for p in persons if p not in ring]
+    if missing:
+        ring.update(keys.keys_for(missing))
+    fresh = iter(nonces(len(events)))
     out: list[Touchpoint] = []
     for event, part in zip(events, parts, strict=True):
         if part is None:
             out.append(event)
             continue
-        blob = seal(ring[person_of(event)], orjson.dumps(part), event.event_id.encode())
+        blob = seal(
+            ring[person_of(event)], orjson.dumps(part), event.event_id.encode(), next(fresh)
+        )
         props = {k: v for k, v in event.properties.items() if k not in part["p"]}
         props.update(REQUIRED_BLANK.get(event.type, {}))
         text = base64.b64encode(blob).decode("ascii")
-        out.append(replace(event, properties=props, extra={SEALED: text}))
+        out.append(_rebuilt(event, props, {SEALED: text}))
     return out
 
 
@@ -117,10 +152,10 @@ def _restore(event: Touchpoint, blob: bytes, ring: dict[int, PersonKey]) -> Touc
     plain = open_sealed(key.cipher, blob, event.event_id.encode()) if key is not None else None
     if plain is None:  # erased (or not ours): what stays readable, without the blob
         extra = {k: v for k, v in event.extra.items() if k != SEALED}
-        return replace(event, extra=extra)
+        return _rebuilt(event, event.properties, extra)
     part = orjson.loads(plain)
     props = {**event.properties, **part["p"]}
-    return replace(event, properties=props, extra=dict(part["x"]))
+    return _rebuilt(event, props, dict(part["x"]))
 
 
 def is_sealed(event: Touchpoint) -> bool:

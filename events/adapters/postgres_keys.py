@@ -86,18 +86,20 @@ class PostgresKeyRing:
             ).fetchall()
             found = {str(r[1]) for r in rows}
             missing = [p for p in wanted if p not in found]
-            if missing:
-                new = [(p, wrap(master, p, new_data_key())) for p in missing]
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO privacy_keys (person, wrapped) VALUES (%s, %s)"
-                        " ON CONFLICT (person) DO NOTHING",
-                        new,
-                    )
+            if missing:  # one round trip for every new person of the batch
+                wrapped = [wrap(master, p, new_data_key()) for p in missing]
                 rows += conn.execute(
-                    "SELECT key_id, person, wrapped FROM privacy_keys WHERE person = ANY(%s)",
-                    (missing,),
+                    "INSERT INTO privacy_keys (person, wrapped)"
+                    " SELECT * FROM unnest(%s::text[], %s::bytea[])"
+                    " ON CONFLICT (person) DO NOTHING RETURNING key_id, person, wrapped",
+                    (missing, wrapped),
                 ).fetchall()
+                raced = [p for p in missing if p not in {str(r[1]) for r in rows}]
+                if raced:  # made meanwhile by another publisher: theirs is the key
+                    rows += conn.execute(
+                        "SELECT key_id, person, wrapped FROM privacy_keys WHERE person = ANY(%s)",
+                        (raced,),
+                    ).fetchall()
         return {str(r[1]): self._unwrapped(master, r) for r in rows}
 
     def keys_by_id(self, key_ids: Collection[int]) -> dict[int, PersonKey]:
