@@ -5,6 +5,7 @@ Hypothesis can try many events."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -21,7 +22,8 @@ from events.sealing import PERSONAL, SEALED, personal_part, seal_events, unseal_
 from events.subject_erased import erased_entry
 from events.timefmt import parse_iso
 from projections.adapters.memory import MemoryProfileStore
-from rules import default_rules
+from rules import default_rules, load_rules
+from rules.personal import opened_types
 from tests.helpers import event, lines
 from tests.unit.strategies import touchpoints
 
@@ -114,3 +116,28 @@ def test_the_pipeline_opens_sealed_fields_and_forgets_an_erased_person(batch_siz
     assert fresh is not None, "an event after the erasure starts a fresh profile"
     assert fresh.event_count == 1 and fresh.identity == {} and fresh.purchase_total == 7
     assert store.get("bob") is not None
+
+
+@pytest.mark.parametrize(
+    ("condition", "opened"),
+    [
+        ("event.type == 'purchase' && event.channel == 'web'", False),
+        ("has(event.properties.url) && event.properties.url.contains('p')", True),
+        ("'url' in event.properties && event.properties['url'] != ''", True),
+        ("event.extra.size() > 0", True),
+        ("event.properties.exists(k, k == 'url')", True),
+        ("size(event.properties) > 1", True),
+        ("after.order_count >= 1", False),
+    ],
+)
+def test_the_pipeline_opens_the_types_whose_rules_may_read_personal_fields(
+    condition: str, opened: bool, tmp_path: Path
+) -> None:
+    assert opened_types(default_rules()) == {"identify"}, "the default pack reads none"
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "- id: r\n  version: 1\n  kind: k\n  audience: marketing\n  on: event\n"
+        f'  types: [web_visit, purchase]\n  when: "{condition}"\n'
+    )
+    expected = {"identify", "web_visit", "purchase"} if opened else {"identify"}
+    assert opened_types(load_rules(path)) == expected
