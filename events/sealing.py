@@ -207,6 +207,6 @@ def person_in_raw(raw: str) -> str | None:
         return None
     for name in ("customer_id", "anonymous_id", "userId", "anonymousId"):
         found = value.get(name)
-        if isinstance(found, str) and 0 < len(found) <= 128:
+        if isinstance(found, str) and 0 < len(found) <= 128 and "\x00" not in found:
             return found
     return None

@@ -178,7 +178,7 @@ def test_as_of_equals_the_profile_captured_live_at_that_instant(engine: Engine) 
     engine.processor().run(until_idle=True)
     from projections.queries import profile_as_of
 
-    past = profile_as_of(engine.log, engine.codec, "ann", cut)
+    past = profile_as_of(engine.log, engine.codec, "ann", cut, engine.keys)
     assert past is not None
     # --as-of folds touchpoints only; the rules' private memory is not part of it
     live = captured.to_state()
