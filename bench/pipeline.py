@@ -13,7 +13,7 @@ solved and re-armed at every repeat purchase from the first event on. The
 report gives its rate against the rules-on run without a model
 (``predictions_cost_ratio``, best of ``--rounds`` alternating runs each).
 
-Each shape (``events.synthetic.HistorySpec.shape``) runs in turn: ``short`` is
+Each shape (``engage.synthetic.HistorySpec.shape``) runs in turn: ``short`` is
 the demo's 180-day history on every channel; ``long`` is 18 months of a
 purchase-heavy retail history where timers fire about once per purchase.
 
@@ -45,9 +45,9 @@ from consumers.purchase_history import purchase_stats
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
 from engage.runtime import Engine
+from engage.synthetic import DEFAULT_START, LONG_START, HistorySpec, generate_lines
 from events.control import model_entries
 from events.log import TOUCHPOINTS
-from events.synthetic import DEFAULT_START, LONG_START, HistorySpec, generate_lines
 from projections.model_fit import Customers, fit
 from projections.predictions import Model
 from projections.view import customer_360
