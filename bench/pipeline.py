@@ -31,6 +31,7 @@ import platform
 import random
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -122,7 +123,7 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
         # rules on, partition-parallel: the path `engage run --until-idle` takes
         par_settings = Settings(copies["_parallel"], Path(tmp), None, args.partitions)
         jobs = [
-            WorkerJob(par_settings, None, share, None, args.batch_size)
+            WorkerJob(partial(Engine.open, par_settings), share, None, args.batch_size)
             for share in shares(args.partitions, args.workers)
         ]
         started = time.perf_counter()

@@ -7,7 +7,8 @@ parts; nothing else decides which adapter serves which port.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from consumers.assigned import AssignedBatches
 from consumers.dlq_relay import DeadLetterRelay
 from consumers.pipeline import Pipeline
+from consumers.ports import EngineFactory
 from consumers.processor import DEFAULT_BATCH, Processor
 from consumers.relay import OutboxRelay
 from engage.config import Settings
@@ -125,6 +127,13 @@ class Engine:
             wall=self.wall,
             clock_step=self.settings.clock_step,
         )
+
+    def reopener(self, rules: str | None) -> EngineFactory:
+        """Opens this engine's like in a spawned worker: the same settings with
+        the database resolved (an embedded server's URL), and the rule file
+        ``rules`` (None: the default pack), loaded there by path."""
+        settings = replace(self.settings, database_url=self.dsn)
+        return partial(Engine.open, settings, rules=rules)
 
     def wall(self) -> Micros:
         """The wall time minus the allowed lateness: a live clock's floor."""
