@@ -8,31 +8,17 @@ stay thin and neither keeps its own copy of the as-of fold or the timeline.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
 from events.contract import touchpoint_json, trigger_json
-from events.log import LogRecord
 from events.model import Micros, Touchpoint
+from events.ports import CustomerHistory, LogRecord
 from events.timefmt import format_iso
 from projections.evolve import fold
 from projections.profile import Profile
 from projections.store import ProfileStore
 from projections.view import customer_360
-
-
-class CustomerHistory(Protocol):
-    """What the log offers for one customer (served by an index in PostgreSQL)."""
-
-    def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]: ...
-
-    def find_triggers(
-        self,
-        customer_id: str | None = None,
-        rule_id: str | None = None,
-        since: int | None = None,
-        limit: int | None = None,
-    ) -> list[LogRecord]: ...
 
 
 def touchpoints(

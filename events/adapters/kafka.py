@@ -99,6 +99,10 @@ def _describe(admin: KafkaAdminClient, topic: str) -> int:
 class KafkaLog:
     refuses_repeated_ids = False
     """A topic cannot be searched for an id: repeats across appends are stored."""
+    history_filters_by_time = False
+    """``customer_history`` returns every record of the customer: a Kafka record
+    carries no event time outside its payload, so callers apply ``until``
+    after decoding (``projections.queries.touchpoints`` does)."""
 
     def __init__(
         self,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import select
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
@@ -20,7 +19,7 @@ from psycopg import sql
 
 from events.adapters.connection import connect
 from events.clock import CLOCK_TYPE
-from events.dead_letters import DeadLetterRow, capped
+from events.dead_letters import DeadLetter, DeadLetterRow, capped
 from events.errors import StorageError
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
 from events.model import Micros
@@ -41,6 +40,8 @@ def _table(stream: str) -> tuple[str, str]:
 
 class PostgresLog:
     refuses_repeated_ids = True
+    history_filters_by_time = True
+    """``customer_history`` applies ``until`` in its query (an index serves it)."""
 
     def __init__(self, dsn: str, partitions: int) -> None:
         self._dsn = dsn
@@ -168,45 +169,6 @@ class PostgresLog:
         self._conn.close()
         if self._listener is not None:
             self._listener.close()
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    id: int
-    received_at: str
-    stage: str
-    source: str | None
-    line_no: int | None
-    event_id: str | None
-    field: str
-    reason: str
-    raw: str
-    raw_bytes: int | None = None
-    """The size of the whole raw input; ``raw`` holds at most ``RAW_KEEP`` characters."""
-    raw_sha256: str | None = None
-
-    @property
-    def truncated(self) -> bool:
-        return self.raw_bytes is not None and self.raw_bytes > len(
-            self.raw.encode("utf-8", errors="surrogatepass")
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        """As ``engage dlq --json`` and ``GET /v1/dlq`` show it."""
-        return {
-            "id": self.id,
-            "received_at": self.received_at,
-            "stage": self.stage,
-            "source": self.source,
-            "line": self.line_no,
-            "event_id": self.event_id,
-            "field": self.field,
-            "reason": self.reason,
-            "raw": self.raw,
-            "raw_bytes": self.raw_bytes,
-            "raw_sha256": self.raw_sha256,
-            "truncated": self.truncated,
-        }
 
 
 class PostgresDeadLetters:
