@@ -25,10 +25,12 @@ from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
 from events.adapters.postgres import PostgresDeadLetters, PostgresLog
 from events.codec import TouchpointCodec
+from events.dead_letters import DeadLetterStore
 from events.limits import TimeWindow
 from events.model import Micros
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProfileStore
+from projections.store import ProfileStore
 from rules import RuleSet, default_rules, load_rules
 
 if TYPE_CHECKING:  # kafka-python loads only in Kafka mode: it slows every CLI start
@@ -41,8 +43,8 @@ class Engine:
     dsn: str
     partitions: int
     log: PostgresLog
-    store: PostgresProfileStore
-    dead_letters: PostgresDeadLetters
+    store: ProfileStore
+    dead_letters: DeadLetterStore
     codec: TouchpointCodec = field(default_factory=TouchpointCodec)
     rules: RuleSet | None = None
     kafka: KafkaLog | None = None

@@ -141,6 +141,28 @@ class ProfileStore(Protocol):
 
     def sample_ids(self, limit: int) -> list[str]: ...
 
+    def consumers(self) -> list[tuple[str, str, int]]:
+        """(consumer, stream, records consumed) for every consumer that committed."""
+        ...
+
+    def clocks(self) -> dict[str, Micros]:
+        """Each consumer's clock (``engage status``)."""
+        ...
+
+    def search(self, text: str, limit: int) -> list[tuple[str, int | None]]:
+        """(customer_id, last_seen) of customers whose id starts with ``text``
+        (case-insensitive), by id: the dashboard's search box."""
+        ...
+
+    def trigger_counts(self) -> dict[str, int]:
+        """Triggers fired per rule (from the outbox, whichever log carries the stream)."""
+        ...
+
+    def trigger_histogram(self, bucket: Micros, since: Micros | None) -> list[tuple[str, int, int]]:
+        """(rule_id, bucket start, triggers) per rule per ``bucket`` of fired_at,
+        by bucket then rule."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -225,5 +225,33 @@ class MemoryProfileStore:
     def sample_ids(self, limit: int) -> list[str]:
         return sorted(self.tables.profiles)[:limit]
 
+    def consumers(self) -> list[tuple[str, str, int]]:
+        totals: dict[tuple[str, str], int] = {}
+        for (consumer, stream, _), offset in self.tables.offsets.items():
+            totals[(consumer, stream)] = totals.get((consumer, stream), 0) + offset
+        return [(c, s, n) for (c, s), n in sorted(totals.items())]
+
+    def clocks(self) -> dict[str, Micros]:
+        return dict(self.tables.consumer_clock)
+
+    def search(self, text: str, limit: int) -> list[tuple[str, int | None]]:
+        prefix = text.casefold()
+        found = sorted(c for c in self.tables.profiles if c.casefold().startswith(prefix))
+        return [(c, self.tables.profiles[c].last_seen) for c in found[:limit]]
+
+    def trigger_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for trigger, _, _ in self.tables.outbox.values():
+            counts[trigger.rule_id] = counts.get(trigger.rule_id, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def trigger_histogram(self, bucket: Micros, since: Micros | None) -> list[tuple[str, int, int]]:
+        counts: dict[tuple[int, str], int] = {}
+        for trigger, _, _ in self.tables.outbox.values():
+            if since is None or trigger.fired_at >= since:
+                key = ((trigger.fired_at // bucket) * bucket, trigger.rule_id)
+                counts[key] = counts.get(key, 0) + 1
+        return [(rule, start, n) for (start, rule), n in sorted(counts.items())]
+
     def close(self) -> None:
         pass

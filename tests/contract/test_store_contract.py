@@ -8,6 +8,7 @@ import pytest
 
 from engage.errors import EngageError
 from events.log import TOUCHPOINTS
+from events.model import TriggerEvent
 from projections.adapters.memory import MemoryProfileStore
 from projections.adapters.postgres import PostgresProfileStore
 from projections.predictions import Model, ModelParams
@@ -112,6 +113,47 @@ class StoreContract:
             assert sorted(tx.load_timers([0, 1])) == [("a", "r2", 25, 0), ("b", "r1", 30, 1)]
             tx.save_timers(["b"], [])
             assert tx.load_timers([1]) == []
+
+    def test_consumers_and_clocks_are_read_back(self, store: ProfileStore) -> None:
+        assert store.consumers() == [] and store.clocks() == {}
+        with store.transaction() as tx:
+            tx.lock_offsets("proc", TOUCHPOINTS, [0, 1])
+            tx.save_offsets("proc", TOUCHPOINTS, {0: 7, 1: 3})
+            tx.save_clock("proc", 42)
+        assert store.consumers() == [("proc", TOUCHPOINTS, 10)]
+        assert store.clocks() == {"proc": 42}
+
+    def test_search_finds_ids_by_prefix_ignoring_case(self, store: ProfileStore) -> None:
+        with store.transaction() as tx:
+            tx.save_profiles(
+                [Profile(c, last_seen=n) for n, c in enumerate(["ann-2", "ann-1", "bob", "an_x"])]
+            )
+        assert store.search("ANN", 10) == [("ann-1", 1), ("ann-2", 0)]
+        assert store.search("ann", 1) == [("ann-1", 1)]
+        assert store.search("an_", 10) == [("an_x", 3)]  # no wildcard in the prefix
+        assert store.search("zed", 10) == []
+
+    def test_trigger_counts_and_histogram_come_from_the_outbox(self, store: ProfileStore) -> None:
+        fired = [
+            ("t1", "thanks", 5),
+            ("t2", "thanks", 15),
+            ("t3", "churn", 12),
+            ("t4", "thanks", 19),
+        ]
+        triggers = [
+            (TriggerEvent(tid, rule, 1, "marketing", "c-1", at, ("e",), {}), b"payload")
+            for tid, rule, at in fired
+        ]
+        with store.transaction() as tx:
+            tx.add_outbox(triggers)
+            tx.add_outbox(triggers[:1])  # a trigger_id already there is ignored
+        assert store.trigger_counts() == {"churn": 1, "thanks": 3}
+        assert store.trigger_histogram(10, None) == [
+            ("thanks", 0, 1),
+            ("churn", 10, 1),
+            ("thanks", 10, 2),
+        ]
+        assert store.trigger_histogram(10, 13) == [("thanks", 10, 2)]
 
     def test_storage_errors_are_engage_errors(self, store: ProfileStore) -> None:
         with pytest.raises(EngageError), store.transaction() as tx:
