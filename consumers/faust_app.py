@@ -71,6 +71,34 @@ class EngageApp(faust.App):
         return _Transport(self.conf.broker_consumer, self)
 
 
+def faust_settings(
+    bootstrap: str, *, batch_size: int = DEFAULT_WORKER_BATCH, session_timeout: float = 30.0
+) -> dict[str, Any]:
+    """The Faust app settings of a worker (and of the benchmark's bare agent,
+    ``bench/kafka.py``, so its ceiling is measured under the same settings):
+    raw bytes in and out, topics made by ``engage`` (never declared by Faust),
+    no web server or tables, offsets committed to Kafka every batch (the
+    truth is in PostgreSQL), and ``acks=all``."""
+    return {
+        "broker": f"kafka://{bootstrap}",
+        "value_serializer": "raw",
+        "key_serializer": "raw",
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "web_enabled": False,
+        "autodiscover": False,
+        "store": "memory://",
+        "stream_buffer_maxsize": max(batch_size * 2, 4096),
+        "broker_commit_every": batch_size,
+        "broker_commit_interval": 2.0,
+        "broker_session_timeout": session_timeout,
+        "broker_heartbeat_interval": 1.0,
+        "broker_max_poll_interval": 300.0,
+        "producer_acks": -1,
+    }
+
+
 def create_app(
     batches: AssignedBatches,
     *,
@@ -88,23 +116,8 @@ def create_app(
     topic_name = topic_for(TOUCHPOINTS, prefix)
     app = EngageApp(
         f"{prefix}-processor",
-        broker=f"kafka://{bootstrap}",
-        value_serializer="raw",
-        key_serializer="raw",
         topic_partitions=partitions,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=False,
-        autodiscover=False,
-        store="memory://",
-        stream_buffer_maxsize=max(batch_size * 2, 4096),
-        broker_commit_every=batch_size,
-        broker_commit_interval=2.0,
-        broker_session_timeout=session_timeout,
-        broker_heartbeat_interval=1.0,
-        broker_max_poll_interval=300.0,
-        producer_acks=-1,
+        **faust_settings(bootstrap, batch_size=batch_size, session_timeout=session_timeout),
     )
     app.engage_batches = batches
     app.engage_topic = topic_name

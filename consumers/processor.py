@@ -24,7 +24,7 @@ from operator import attrgetter
 from consumers.collector import BatchCollector
 from consumers.pipeline import BatchResult, Pipeline
 from consumers.relay import OutboxRelay
-from events.log import TOUCHPOINTS, Entry, Log
+from events.log import TOUCHPOINTS, Entry, Log, lag
 from events.model import Micros
 from projections.store import ProfileStore
 
@@ -100,10 +100,7 @@ class Processor:
 
     def lag(self) -> int:
         heads = self.log.heads(TOUCHPOINTS)
-        offsets = self.store.offsets(self.pipeline.consumer, TOUCHPOINTS)
-        return sum(
-            max(0, head - offsets.get(p, 0)) for p, head in heads.items() if p in self.partitions
-        )
+        return lag(heads, self.store.offsets(self.pipeline.consumer, TOUCHPOINTS), self.partitions)
 
     def run(
         self,

@@ -11,7 +11,7 @@ the same transaction as the state they produced (``projections.store``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 
 from events.ports import AppendResult, Entry, Log, LogRecord
 
@@ -26,8 +26,25 @@ __all__ = [
     "Entry",
     "Log",
     "LogRecord",
+    "lag",
     "read_stream",
 ]
+
+
+def lag(
+    heads: Mapping[int, int],
+    offsets: Mapping[int, int],
+    partitions: Collection[int] | None = None,
+) -> int:
+    """Records written but not yet committed by a consumer: per partition, the
+    head minus the consumer's committed offset (0 if none), never below 0,
+    summed over ``partitions`` (default: all). The one definition the
+    processor, ``engage status`` and the HTTP status and metrics share."""
+    return sum(
+        max(0, head - offsets.get(p, 0))
+        for p, head in heads.items()
+        if partitions is None or p in partitions
+    )
 
 
 READ_CHUNK = 20_000
