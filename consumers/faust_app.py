@@ -3,7 +3,7 @@
 ``create_app`` builds a fresh faust-streaming app per call; nothing is
 attached to a module-level app at import time. The agent body is thin: it
 turns each ``stream.take_events`` batch into ``LogRecord``s and hands them to
-``AssignedBatches`` (the one pipeline, one PostgreSQL transaction per batch).
+``GroupMember`` (the one pipeline, one PostgreSQL transaction per batch).
 
 Offsets live in PostgreSQL, beside the profiles they produced. Faust also
 commits offsets to Kafka (harmless, and visible to the usual lag tools), but
@@ -23,7 +23,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT
 
-from consumers.assigned import AssignedBatches
+from consumers.group_member import GroupMember
 from events.adapters.kafka import topic_for
 from events.log import TOUCHPOINTS, LogRecord
 
@@ -43,7 +43,7 @@ class _PostgresSeekingConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = dict(await super().seek_to_committed())
-        batches: AssignedBatches = self.app.engage_batches  # type: ignore[attr-defined]
+        batches: GroupMember = self.app.engage_batches  # type: ignore[attr-defined]
         topic: str = self.app.engage_topic  # type: ignore[attr-defined]
         stored = await asyncio.to_thread(batches.positions)
         mine = {tp: stored.get(tp.partition, 0) for tp in self.assignment() if tp.topic == topic}
@@ -64,7 +64,7 @@ class _Transport(faust_aiokafka.Transport):
 class EngageApp(faust.App):
     """A Faust app whose consumer seeks to the offsets stored in PostgreSQL."""
 
-    engage_batches: AssignedBatches
+    engage_batches: GroupMember
     engage_topic: str
 
     def _new_transport(self) -> Any:
@@ -100,7 +100,7 @@ def faust_settings(
 
 
 def create_app(
-    batches: AssignedBatches,
+    batches: GroupMember,
     *,
     bootstrap: str,
     partitions: int,
@@ -112,7 +112,7 @@ def create_app(
 ) -> EngageApp:
     """A worker app over the Kafka broker at ``bootstrap`` (topics named
     ``<prefix>.touchpoints`` and so on, ``partitions`` each) that hands its
-    batches to ``batches`` (``Engine.assigned_batches`` wires one)."""
+    batches to ``batches`` (``Engine.group_member`` wires one)."""
     topic_name = topic_for(TOUCHPOINTS, prefix)
     app = EngageApp(
         f"{prefix}-processor",

@@ -15,8 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from consumers.assigned import AssignedBatches
 from consumers.dlq_relay import DeadLetterRelay
+from consumers.group_member import GroupMember
 from consumers.pipeline import Pipeline
 from consumers.ports import EngineFactory
 from consumers.processor import DEFAULT_BATCH, Processor
@@ -117,11 +117,9 @@ class Engine:
         self._relays.append(relay)
         return relay
 
-    def assigned_batches(
-        self, *, with_rules: bool = True, now: Micros | None = None
-    ) -> AssignedBatches:
-        """What a Faust agent hands its batches to (``consumers.assigned``)."""
-        return AssignedBatches(
+    def group_member(self, *, with_rules: bool = True, now: Micros | None = None) -> GroupMember:
+        """What a Faust agent hands its batches to (``consumers.group_member``)."""
+        return GroupMember(
             self.store,
             self.pipeline(with_rules=with_rules),
             self.relay(),
