@@ -15,10 +15,10 @@ from events.contract import touchpoint_json, trigger_json
 from events.model import Micros, Touchpoint
 from events.ports import CustomerHistory, LogRecord
 from events.timefmt import format_iso
+from projections.customer360 import customer_360
 from projections.evolve import fold
 from projections.profile import Profile
 from projections.store import ProfileStore
-from projections.view import customer_360
 
 
 def touchpoints(

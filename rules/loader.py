@@ -36,7 +36,7 @@ from typing import Any, Final, Literal, NoReturn, cast
 import yaml
 
 from events.model import EVENT_TYPES, Touchpoint
-from projections.view import STAGES
+from projections.customer360 import STAGES
 from rules.durations import parse_duration
 from rules.expressions import Expression, ExpressionError, compile_expression
 from rules.firing import build_context
