@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Protocol
 
 from events.dead_letters import DeadLetterRow
 from events.model import Micros, TriggerEvent
@@ -164,6 +164,3 @@ class ProfileStore(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-ProfileState = dict[str, Any]
