@@ -24,7 +24,7 @@ from consumers.relay import OutboxRelay
 from events.errors import StorageError
 from events.log import TOUCHPOINTS, Log, LogRecord
 from events.model import Micros
-from projections.store import ProfileStore
+from projections.ports import ProjectionStore
 
 log = logging.getLogger("engage.worker")
 
@@ -35,7 +35,7 @@ class GroupMember:
 
     def __init__(
         self,
-        store: ProfileStore,
+        store: ProjectionStore,
         pipeline: Pipeline,
         relay: OutboxRelay | None = None,
         dlq_relay: DeadLetterRelay | None = None,

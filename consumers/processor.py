@@ -26,7 +26,7 @@ from consumers.pipeline import BatchResult, Pipeline
 from consumers.relay import OutboxRelay
 from events.log import TOUCHPOINTS, Entry, Log, lag
 from events.model import Micros
-from projections.store import ProfileStore
+from projections.ports import ProjectionStore
 
 DEFAULT_BATCH = 50_000
 """Records per partition per batch. Each batch loads (or finds cached) and
@@ -52,7 +52,7 @@ class Processor:
     def __init__(
         self,
         log: Log,
-        store: ProfileStore,
+        store: ProjectionStore,
         pipeline: Pipeline,
         batch_size: int = DEFAULT_BATCH,
         relay: OutboxRelay | None = None,

@@ -29,8 +29,8 @@ from events.dead_letters import DeadLetterStore
 from events.limits import TimeWindow
 from events.model import Micros
 from events.publisher import Publisher
-from projections.adapters.postgres import PostgresProfileStore
-from projections.store import ProfileStore
+from projections.adapters.postgres import PostgresProjectionStore
+from projections.ports import ProjectionStore
 from rules import RuleSet, default_rules, load_rules
 
 if TYPE_CHECKING:  # kafka-python loads only in Kafka mode: it slows every CLI start
@@ -43,7 +43,7 @@ class Engine:
     dsn: str
     partitions: int
     log: PostgresLog
-    store: ProfileStore
+    store: ProjectionStore
     dead_letters: DeadLetterStore
     codec: TouchpointCodec = field(default_factory=TouchpointCodec)
     rules: RuleSet | None = None
@@ -80,7 +80,7 @@ class Engine:
             dsn=dsn,
             partitions=partitions,
             log=PostgresLog(dsn, partitions),
-            store=PostgresProfileStore(dsn),
+            store=PostgresProjectionStore(dsn),
             dead_letters=PostgresDeadLetters(connect(dsn)),
             rules=ruleset,
         )

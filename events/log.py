@@ -6,7 +6,7 @@ The log is an append-only, partitioned log of encoded records.
 Two adapters implement it: PostgreSQL (``events.adapters.postgres``, the
 embedded default) and Kafka (``events.adapters.kafka``, scale-out). Consumers
 never store their offsets in the log: offsets are committed to PostgreSQL in
-the same transaction as the state they produced (``projections.store``).
+the same transaction as the state they produced (``projections.ports``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The processor folds each event and hands (profile after, event) to a
 ``KpiBatch``; the batch's deltas are written in the pipeline's own transaction
-(``StoreTransaction.save_kpis``), so KPIs are exactly-once like the profiles
+(``UnitOfWork.save_kpis``), so KPIs are exactly-once like the profiles
 and never need a scan of the profiles. Nothing here imports psycopg or reads
 the clock, so the delta arithmetic is unit- and property-tested on its own.
 

@@ -17,8 +17,8 @@ from events.ports import CustomerHistory, LogRecord
 from events.timefmt import format_iso
 from projections.customer360 import customer_360
 from projections.evolve import fold
+from projections.ports import ProjectionStore
 from projections.profile import Profile
-from projections.store import ProfileStore
 
 
 def touchpoints(
@@ -49,7 +49,7 @@ def profile_as_of(
 
 def customer_view(
     log: CustomerHistory,
-    store: ProfileStore,
+    store: ProjectionStore,
     codec: TouchpointCodec,
     customer_id: str,
     consumer: str,

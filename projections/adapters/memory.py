@@ -63,7 +63,7 @@ class _Tables:
         )
 
 
-class MemoryTransaction:
+class MemoryUnitOfWork:
     def __init__(self, tables: _Tables, log: MemoryLog | None) -> None:
         self.t = tables
         self._log = log
@@ -180,7 +180,7 @@ class MemoryTransaction:
             self._log.append(TRIGGERS, self._published)
 
 
-class MemoryProfileStore:
+class MemoryProjectionStore:
     """``log``: where ``publish_triggers`` appends on commit (the "same
     database" as the PostgreSQL store's triggers stream)."""
 
@@ -190,9 +190,9 @@ class MemoryProfileStore:
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self) -> Iterator[MemoryTransaction]:
+    def transaction(self) -> Iterator[MemoryUnitOfWork]:
         with self._lock:
-            tx = MemoryTransaction(self.tables.copy(), self.log)
+            tx = MemoryUnitOfWork(self.tables.copy(), self.log)
             yield tx
             self.tables = tx.t
             tx.commit()

@@ -29,7 +29,7 @@ from projections.profile import Profile
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
-class PostgresTransaction:
+class PostgresUnitOfWork:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
         self._temp_ready = False
@@ -257,13 +257,13 @@ class PostgresTransaction:
         return {str(r[0]) for r in rows}
 
 
-class PostgresProfileStore:
+class PostgresProjectionStore:
     def __init__(self, dsn: str) -> None:
         self._conn: Conn = connect(dsn)
-        self._tx = PostgresTransaction(self._conn)
+        self._tx = PostgresUnitOfWork(self._conn)
 
     @contextmanager
-    def transaction(self) -> Iterator[PostgresTransaction]:
+    def transaction(self) -> Iterator[PostgresUnitOfWork]:
         try:
             with self._conn.transaction():
                 yield self._tx

@@ -1,5 +1,9 @@
-"""The profile store port: profiles, consumer offsets, the clock and the outbox,
-written together in one transaction per batch.
+"""The projections' port: the ``ProjectionStore`` and its ``UnitOfWork``.
+
+A batch's unit of work writes profiles, consumer offsets, partition clocks
+and models, timers, dead letters, the trigger outbox, KPIs and applied event
+ids together, in one transaction; the store also answers the reads of those
+projections (a profile, offsets, the clock, status and search).
 
 That single transaction is the whole exactly-once story: a batch's effects
 (profiles, dead letters, trigger outbox) and the offsets that say "this batch
@@ -20,7 +24,10 @@ from projections.predictions import Model
 from projections.profile import Profile
 
 
-class StoreTransaction(Protocol):
+class UnitOfWork(Protocol):
+    """One batch's writes (and the reads it needs before them), committed or
+    rolled back together by ``ProjectionStore.transaction``."""
+
     def lock_offsets(self, consumer: str, stream: str, partitions: Iterable[int]) -> dict[int, int]:
         """Lock and return the committed positions (next offset to read, 0 if none).
 
@@ -118,8 +125,10 @@ class StoreTransaction(Protocol):
         ...
 
 
-class ProfileStore(Protocol):
-    def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
+class ProjectionStore(Protocol):
+    """The projections: a unit of work per batch, and the reads of what it wrote."""
+
+    def transaction(self) -> AbstractContextManager[UnitOfWork]: ...
 
     def get(self, customer_id: str) -> Profile | None: ...
 
