@@ -12,9 +12,10 @@ profile changes nothing stored.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from events.adapters.memory import MemoryLog
 from events.dead_letters import DeadLetterRow
@@ -27,6 +28,7 @@ from projections.profile import Profile
 
 _Key = tuple[str, str, int]
 """(consumer, stream, partition)."""
+V = TypeVar("V")
 
 
 @dataclass
@@ -102,33 +104,45 @@ class MemoryUnitOfWork:
     def save_clock(self, consumer: str, clock: Micros) -> None:
         self.t.consumer_clock[consumer] = max(clock, self.t.consumer_clock.get(consumer, clock))
 
+    def _per_partition(
+        self, table: Mapping[_Key, V], consumer: str, stream: str, partitions: Iterable[int]
+    ) -> dict[int, V]:
+        keys = ((p, (consumer, stream, p)) for p in partitions)
+        return {p: table[k] for p, k in keys if k in table}
+
+    def _set_per_partition(
+        self,
+        table: dict[_Key, V],
+        consumer: str,
+        stream: str,
+        values: Mapping[int, V],
+        merge: Callable[[V, V], V],
+    ) -> None:
+        """Only partitions with an offsets row, as the UPDATE of that row does."""
+        for p, value in values.items():
+            key = (consumer, stream, p)
+            if key in self.t.offsets:
+                table[key] = merge(table[key], value) if key in table else value
+
     def partition_clocks(
         self, consumer: str, stream: str, partitions: Iterable[int]
     ) -> dict[int, Micros]:
-        keys = ((p, (consumer, stream, p)) for p in partitions)
-        return {p: self.t.clocks[k] for p, k in keys if k in self.t.clocks}
+        return self._per_partition(self.t.clocks, consumer, stream, partitions)
 
     def save_partition_clocks(
         self, consumer: str, stream: str, clocks: Mapping[int, Micros]
     ) -> None:
-        for p, clock in clocks.items():
-            key = (consumer, stream, p)
-            if key in self.t.offsets:  # as the UPDATE of an offsets row
-                self.t.clocks[key] = max(clock, self.t.clocks.get(key, clock))
+        self._set_per_partition(self.t.clocks, consumer, stream, clocks, max)
 
     def partition_models(
         self, consumer: str, stream: str, partitions: Iterable[int]
     ) -> dict[int, Model]:
-        keys = ((p, (consumer, stream, p)) for p in partitions)
-        return {p: self.t.models[k] for p, k in keys if k in self.t.models}
+        return self._per_partition(self.t.models, consumer, stream, partitions)
 
     def save_partition_models(
         self, consumer: str, stream: str, models: Mapping[int, Model]
     ) -> None:
-        for p, model in models.items():
-            key = (consumer, stream, p)
-            if key in self.t.offsets:  # as the UPDATE of an offsets row
-                self.t.models[key] = model
+        self._set_per_partition(self.t.models, consumer, stream, models, lambda _, new: new)
 
     def repeat_buyers(self) -> list[str]:
         return [
