@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from events.model import Micros
 
@@ -82,6 +82,29 @@ class Log(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class TriggerQuery:
+    """Which fired triggers to read: each filter is optional; ``limit`` keeps
+    the first ones by (fired_at, trigger_id)."""
+
+    customer_id: str | None = None
+    rule_id: str | None = None
+    since: int | None = None
+    """Fired at or after this instant."""
+    limit: int | None = None
+
+    def matches(self, customer_id: str, rule_id: str, fired_at: int) -> bool:
+        """For adapters that filter triggers themselves (memory, Kafka)."""
+        return (
+            (self.customer_id is None or customer_id == self.customer_id)
+            and (self.rule_id is None or rule_id == self.rule_id)
+            and (self.since is None or fired_at >= self.since)
+        )
+
+
+ALL_TRIGGERS: Final = TriggerQuery()
+
+
 class CustomerHistory(Protocol):
     """What the log offers for one customer (served by an index in PostgreSQL)."""
 
@@ -91,13 +114,9 @@ class CustomerHistory(Protocol):
 
     def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]: ...
 
-    def find_triggers(
-        self,
-        customer_id: str | None = None,
-        rule_id: str | None = None,
-        since: int | None = None,
-        limit: int | None = None,
-    ) -> list[LogRecord]: ...
+    def find_triggers(self, query: TriggerQuery = ALL_TRIGGERS) -> list[LogRecord]:
+        """The fired triggers ``query`` selects, by (fired_at, trigger_id)."""
+        ...
 
 
 DeadLetterRow = tuple[str, str | None, int | None, str | None, str, str, str]

@@ -13,7 +13,7 @@ from typing import Any
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
 from events.contract import touchpoint_json, trigger_json
 from events.model import Micros, Touchpoint
-from events.ports import CustomerHistory, LogRecord
+from events.ports import CustomerHistory, LogRecord, TriggerQuery
 from events.timefmt import format_iso
 from projections.customer360 import customer_360
 from projections.evolve import fold
@@ -81,7 +81,7 @@ def timeline(
         (e.occurred_at, 0, touchpoint_json(e)) for e in touchpoints(log, codec, customer_id)
     ]
     trigger_codec = TriggerCodec()
-    records: Sequence[LogRecord] = log.find_triggers(customer_id)
+    records: Sequence[LogRecord] = log.find_triggers(TriggerQuery(customer_id))
     for t in trigger_codec.decode_many([r.payload for r in records]):
         if isinstance(t, CodecError):
             continue

@@ -20,6 +20,7 @@ from events.dead_letters import DeadLetter, DeadLetterRow, capped
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
 from events.model import Micros
 from events.partitioning import partition_for
+from events.ports import ALL_TRIGGERS, TriggerQuery
 
 
 class MemoryLog:
@@ -94,24 +95,16 @@ class MemoryLog:
             ]
         return sorted(found, key=lambda r: r.offset)
 
-    def find_triggers(
-        self,
-        customer_id: str | None = None,
-        rule_id: str | None = None,
-        since: int | None = None,
-        limit: int | None = None,
-    ) -> list[LogRecord]:
+    def find_triggers(self, query: TriggerQuery = ALL_TRIGGERS) -> list[LogRecord]:
         with self._changed:
             self._stream(TRIGGERS)
             found = [
                 (entry.occurred_at, entry.record_id, record)
                 for record, entry in self._entries[TRIGGERS]
-                if (customer_id is None or entry.key == customer_id)
-                and (rule_id is None or entry.type == rule_id)
-                and (since is None or entry.occurred_at >= since)
+                if query.matches(entry.key, entry.type, entry.occurred_at)
             ]
         found.sort(key=lambda item: (item[0], item[1]))
-        return [record for _, _, record in found[:limit]]
+        return [record for _, _, record in found[: query.limit]]
 
     def close(self) -> None:
         pass

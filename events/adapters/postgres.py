@@ -24,6 +24,7 @@ from events.errors import StorageError
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
 from events.model import Micros
 from events.partitioning import partition_for
+from events.ports import ALL_TRIGGERS, TriggerQuery
 
 CHANNEL: Final = "engage_log"
 
@@ -110,27 +111,23 @@ class PostgresLog:
         return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
     def find_triggers(
-        self,
-        customer_id: str | None = None,
-        rule_id: str | None = None,
-        since: int | None = None,
-        limit: int | None = None,
-        *,
-        newest_first: bool = False,
+        self, query: TriggerQuery = ALL_TRIGGERS, *, newest_first: bool = False
     ) -> list[LogRecord]:
         """Triggers on the stream matching the filters, by fired_at (``newest_first``:
         the latest ``limit`` of them, still returned oldest first); PostgreSQL-only."""
-        where, params = trigger_filter(customer_id=customer_id, rule_id=rule_id, since=since)
-        params.append(limit if limit is not None else (1 << 62))
+        where, params = trigger_filter(
+            customer_id=query.customer_id, rule_id=query.rule_id, since=query.since
+        )
+        params.append(query.limit if query.limit is not None else (1 << 62))
         order = sql.SQL(
             "fired_at DESC, trigger_id DESC" if newest_first else "fired_at, trigger_id"
         )
-        query = sql.SQL(
+        select = sql.SQL(
             'SELECT partition, "offset", customer_id, payload FROM trigger_log WHERE {}'
             " ORDER BY {} LIMIT %s"
         ).format(where, order)
         with self._conn.transaction():
-            rows = self._conn.execute(query, params).fetchall()
+            rows = self._conn.execute(select, params).fetchall()
         if newest_first:
             rows.reverse()
         return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]

@@ -18,7 +18,7 @@ from events.adapters.postgres import PostgresLog
 from events.codec import TriggerCodec
 from events.log import TOUCHPOINTS, TRIGGERS, Entry, Log, LogRecord
 from events.model import TriggerEvent
-from events.ports import CustomerHistory
+from events.ports import CustomerHistory, TriggerQuery
 
 
 class HistoryLog(Log, CustomerHistory, Protocol):
@@ -74,11 +74,11 @@ class HistoryContract:
             return [codec.decode(r.payload).trigger_id for r in records]
 
         assert ids(log.find_triggers()) == ["t-c", "t-a", "t-b", "t-d"]
-        assert ids(log.find_triggers(customer_id="c-1")) == ["t-a", "t-b", "t-d"]
-        assert ids(log.find_triggers(rule_id="churn")) == ["t-c", "t-d"]
-        assert ids(log.find_triggers(since=60)) == ["t-d"]
-        assert ids(log.find_triggers(customer_id="c-1", limit=2)) == ["t-a", "t-b"]
-        assert log.find_triggers(customer_id="nobody") == []
+        assert ids(log.find_triggers(TriggerQuery(customer_id="c-1"))) == ["t-a", "t-b", "t-d"]
+        assert ids(log.find_triggers(TriggerQuery(rule_id="churn"))) == ["t-c", "t-d"]
+        assert ids(log.find_triggers(TriggerQuery(since=60))) == ["t-d"]
+        assert ids(log.find_triggers(TriggerQuery(customer_id="c-1", limit=2))) == ["t-a", "t-b"]
+        assert log.find_triggers(TriggerQuery(customer_id="nobody")) == []
 
 
 class TestMemoryHistory(HistoryContract):
