@@ -13,6 +13,7 @@ from engage.erasure import receipts
 from engage.errors import NotFound
 from events.codec import CodecError, TriggerCodec
 from events.contract import touchpoint_json, trigger_json
+from events.ports import TriggerQuery
 from events.sealing import unseal_texts
 from events.timefmt import format_iso
 from projections.queries import customer_view, touchpoints
@@ -34,7 +35,7 @@ def export_person(engine: Engine, person: str, now_iso: str) -> dict[str, Any]:
     triggers = [
         trigger_json(t)
         for t in TriggerCodec().decode_many(
-            [r.payload for r in engine.stream.find_triggers(person)]
+            [r.payload for r in engine.stream.find_triggers(TriggerQuery(person))]
         )
         if not isinstance(t, CodecError)
     ]
