@@ -21,7 +21,7 @@ from events.publisher import Publisher
 from events.sealing import PERSONAL, SEALED, personal_part, seal_events, unseal_events
 from events.subject_erased import erased_entry
 from events.timefmt import parse_iso
-from projections.adapters.memory import MemoryProfileStore
+from projections.adapters.memory import MemoryProjectionStore
 from rules import default_rules, load_rules
 from rules.personal import opened_types
 from tests.helpers import event, lines
@@ -93,7 +93,7 @@ def test_the_pipeline_opens_sealed_fields_and_forgets_an_erased_person(batch_siz
     assert b"ada@x.org" not in b"".join(
         r.payload for p in range(4) for r in log.read("touchpoints", {p: 0}, 100)
     )
-    store = MemoryProfileStore(log)
+    store = MemoryProjectionStore(log)
     pipeline = Pipeline(CODEC, rules=default_rules(), keys=keys, publish_to=4)
     Processor(log, store, pipeline, batch_size).run(until_idle=True, now=NOW)
     ada = store.get("ada")
