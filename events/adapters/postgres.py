@@ -188,10 +188,11 @@ class PostgresDeadLetters:
         if not rows:
             return
         persons: list[str | None] | None = None
+        sizes: list[int] | None = None
         if self._keys is not None:
-            rows, persons = seal_dead_letters(rows, self._keys)
+            rows, persons, sizes = seal_dead_letters(rows, self._keys)
         with self._conn.transaction():
-            add_dead_letters(self._conn, rows, persons)
+            add_dead_letters(self._conn, rows, persons, sizes)
 
     def list(self, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
         """The newest ``limit`` dead letters with an id below ``before``, oldest first."""
@@ -209,7 +210,7 @@ class PostgresDeadLetters:
             return letters
         opened = unseal_texts([d.raw for d in letters], self._keys)
         return [
-            d if text == d.raw else replace(d, raw=text, raw_bytes=None)
+            d if text == d.raw else replace(d, raw=text)
             for d, text in zip(letters, opened, strict=True)
         ]
 
@@ -234,26 +235,31 @@ def add_dead_letters(
     conn: psycopg.Connection[tuple[Any, ...]],
     rows: Sequence[DeadLetterRow],
     persons: Sequence[str | None] | None = None,
+    sizes: Sequence[int] | None = None,
 ) -> None:
     """Write dead letters inside the caller's transaction (the processor's batch).
 
     The raw text is capped (``events.dead_letters.capped``): its first part,
     size and hash are kept, so a flood of huge junk cannot fill the store.
-    ``persons``, parallel to ``rows``: whom each names (see ``seal_dead_letters``)."""
+    ``persons`` and ``sizes``, parallel to ``rows``: whom each names and the
+    size of its whole raw input, for sealed rows (``seal_dead_letters``)."""
     named = persons if persons is not None else [None] * len(rows)
     with conn.cursor().copy(
         "COPY dead_letters (stage, source, line_no, event_id, field, reason, raw,"
         " raw_bytes, raw_sha256, person) FROM STDIN"
     ) as copy:
-        for row, person in zip(rows, named, strict=True):
-            copy.write_row((*row[:6], *capped(row[6]), person))
+        for i, (row, person) in enumerate(zip(rows, named, strict=True)):
+            kept, size, digest = capped(row[6])
+            copy.write_row((*row[:6], kept, size if sizes is None else sizes[i], digest, person))
 
 
 def seal_dead_letters(
     rows: Sequence[DeadLetterRow], keys: KeyRing
-) -> tuple[list[DeadLetterRow], list[str | None]]:
+) -> tuple[list[DeadLetterRow], list[str | None], list[int]]:
     """Rows whose raw text is sealed (capped first: a sealed text cannot be
-    cut), and the person each names. One key lookup for the batch."""
+    cut), the person each names and the size of each whole raw input (the
+    hash kept is the sealed text's: one of the plain text would let a guess
+    be confirmed). One key lookup for the batch."""
     persons = [person_in_raw(row[6]) for row in rows]
     suppressed = keys.suppressed({p for p in persons if p is not None})
     ring = keys.keys_for({p or NO_PERSON for p in persons if p not in suppressed})
@@ -262,7 +268,8 @@ def seal_dead_letters(
         raw = "" if person in suppressed else row[6][:RAW_KEEP]  # an erased person's: not kept
         text = seal_text(ring[person or NO_PERSON], raw) if raw else raw
         sealed.append((*row[:6], text))
-    return sealed, persons
+    sizes = [len(row[6].encode("utf-8", errors="surrogatepass")) for row in rows]
+    return sealed, persons, sizes
 
 
 def append_entries(

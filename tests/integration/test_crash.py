@@ -42,7 +42,7 @@ def second_database(fresh_database: Callable[[], str]) -> str:
 def _engine(dsn: str, tmp: str) -> Engine:
     from pathlib import Path
 
-    return Engine.open(Settings(dsn, Path(tmp), None, TEST_PARTITIONS))
+    return Engine.open(Settings(dsn, Path(tmp) / ".engage", None, TEST_PARTITIONS))
 
 
 RUN = [sys.executable, "-m", "engage.cli", "run", "--until-idle", "--batch-size", "25"]

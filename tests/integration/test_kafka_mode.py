@@ -22,6 +22,7 @@ from events.codec import CodecError, TriggerCodec
 from events.ingest import parse_line
 from events.log import TOUCHPOINTS, Entry
 from events.model import Touchpoint, TriggerEvent
+from events.sealing import unseal_texts
 from events.timefmt import parse_iso
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id
@@ -224,7 +225,12 @@ def test_publish_rejections_reach_the_dlq_topic(kafka_settings: Settings) -> Non
         assert relay.drain() == 2
         assert relay.drain() == 0, "each dead letter is copied once"
         found = _dlq_records(engine)
-        assert sorted((d["source"], d["line"], d["raw"]) for d in found) == [
+        # the topic carries the raw text sealed (docs/privacy.md); the key opens it
+        assert all(d["raw"].startswith("sealed:v1:") for d in found)
+        opened = unseal_texts([d["raw"] for d in found], engine.keys)
+        assert sorted(
+            (d["source"], d["line"], raw) for d, raw in zip(found, opened, strict=True)
+        ) == [
             ("upstream", 1, '{"event_id": "x"}'),
             ("upstream", 2, "{bad"),
         ]
@@ -392,7 +398,8 @@ def test_the_cli_in_kafka_mode(kafka_settings: Settings, tmp_path: Path) -> None
     assert "1 event in 4 partitions" in status.stdout
     assert "none yet (start `engage worker`)" in status.stdout  # Kafka mode's processor
     with Engine.open(kafka_settings) as engine:
-        assert [d["raw"] for d in _dlq_records(engine)] == ["{bad"]
+        raws = [d["raw"] for d in _dlq_records(engine)]
+        assert unseal_texts(raws, engine.keys) == ["{bad"] and "{bad" not in raws[0]
         engine.processor().run(until_idle=True)  # the embedded loop over the Kafka log
     listed = engage("--kafka", bootstrap, "triggers", "--json")
     assert listed.returncode == 0, listed.stderr
