@@ -94,7 +94,8 @@ class PostgresKeyRing:
                     " ON CONFLICT (person) DO NOTHING RETURNING key_id, person, wrapped",
                     (missing, wrapped),
                 ).fetchall()
-                raced = [p for p in missing if p not in {str(r[1]) for r in rows}]
+                made = {str(r[1]) for r in rows}
+                raced = [p for p in missing if p not in made]
                 if raced:  # made meanwhile by another publisher: theirs is the key
                     rows += conn.execute(
                         "SELECT key_id, person, wrapped FROM privacy_keys WHERE person = ANY(%s)",
