@@ -86,22 +86,25 @@ class PostgresKeyRing:
             ).fetchall()
             found = {str(r[1]) for r in rows}
             missing = [p for p in wanted if p not in found]
+            made: dict[str, PersonKey] = {}
             if missing:  # one round trip for every new person of the batch
-                wrapped = [wrap(master, p, new_data_key()) for p in missing]
-                rows += conn.execute(
+                data = {p: new_data_key() for p in missing}
+                wrapped = [wrap(master, p, data[p]) for p in missing]
+                for key_id, person in conn.execute(
                     "INSERT INTO privacy_keys (person, wrapped)"
                     " SELECT * FROM unnest(%s::text[], %s::bytea[])"
-                    " ON CONFLICT (person) DO NOTHING RETURNING key_id, person, wrapped",
+                    " ON CONFLICT (person) DO NOTHING RETURNING key_id, person",
                     (missing, wrapped),
-                ).fetchall()
-                made = {str(r[1]) for r in rows}
+                ).fetchall():
+                    # just made here: used as made, no unwrap needed
+                    made[str(person)] = PersonKey(int(key_id), str(person), AESGCM(data[person]))
                 raced = [p for p in missing if p not in made]
                 if raced:  # made meanwhile by another publisher: theirs is the key
                     rows += conn.execute(
                         "SELECT key_id, person, wrapped FROM privacy_keys WHERE person = ANY(%s)",
                         (raced,),
                     ).fetchall()
-        return {str(r[1]): self._unwrapped(master, r) for r in rows}
+        return {**{str(r[1]): self._unwrapped(master, r) for r in rows}, **made}
 
     def keys_by_id(self, key_ids: Collection[int]) -> dict[int, PersonKey]:
         if not key_ids:
