@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from events.dead_letters import DeadLetterRow
-from events.model import Micros, TriggerEvent
+from events.model import Micros, TriggerConverted, TriggerEvent
 from projections.kpis import KpiDelta
 from projections.predictions import Model
 from projections.profile import Profile
@@ -107,6 +107,11 @@ class StoreTransaction(Protocol):
 
     def save_kpis(self, delta: KpiDelta) -> None:
         """Add one batch's KPI deltas (``projections.kpis``)."""
+        ...
+
+    def save_conversions(self, conversions: Sequence[TriggerConverted]) -> None:
+        """Record converted triggers (``rules.goals``); a trigger_id already
+        recorded is ignored, so a redelivered batch converts nothing twice."""
         ...
 
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:

@@ -23,6 +23,8 @@ means the default frequency cap)::
         once_per: customer                     # event | quiet_spell | a CEL key
         cooldown: 30d
         details: {lifetime_spend: after.lifetime_spend}
+        goal: {types: [purchase], within: 14d, when: "event.properties.amount > 0"}
+        holdout: 0.1                           # 0 to 0.5: this share goes to the control arm
 """
 
 from __future__ import annotations
@@ -41,7 +43,17 @@ from rules.durations import parse_duration
 from rules.expressions import Expression, ExpressionError, compile_expression
 from rules.firing import build_context
 from rules.guards import Crossing, Entering, Guard
-from rules.model import Audience, Due, FrequencyCap, Needs, OncePer, Rule, RuleError, RuleSet
+from rules.model import (
+    Audience,
+    Due,
+    FrequencyCap,
+    Goal,
+    Needs,
+    OncePer,
+    Rule,
+    RuleError,
+    RuleSet,
+)
 from rules.native import compile_native, compile_native_value
 from rules.predicted import ANCHOR, p_alive_below
 from rules.samples import SAMPLE_AT, sample_event, sample_profile
@@ -49,7 +61,7 @@ from rules.views import EVENT_FIELDS, TIME_FIELDS, Getter, field_getter
 
 _RULE_KEYS: Final = frozenset(
     {"id", "version", "kind", "audience", "description", "on", "types", "when", "crosses",
-     "enters", "due", "once_per", "cooldown", "details"}
+     "enters", "due", "once_per", "cooldown", "details", "goal", "holdout"}
 )  # fmt: skip
 _ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _KIND: Final = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -267,6 +279,8 @@ def _compile_rule(node: _Node) -> Rule:
         details=detail_exprs,
         native_details=tuple(compile_native_value(e.source) for _, e in detail_exprs),
         description=keys["description"].text("description") if "description" in keys else "",
+        goal=_goal(keys["goal"]) if "goal" in keys else None,
+        holdout=_holdout(keys["holdout"]) if "holdout" in keys else 0.0,
         needs=needs,
         detail_needs=detail_needs,
         line=node.line,
@@ -384,6 +398,58 @@ def _details(keys: dict[str, _Node]) -> tuple[tuple[str, Expression], ...]:
         name = str(key.value)
         out.append((name, node.child(value).expression(f"details.{name}", literal=True)))
     return tuple(out)
+
+
+MAX_HOLDOUT: Final = 0.5
+
+
+def _holdout(node: _Node) -> float:
+    value = node.value()
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0 <= value <= MAX_HOLDOUT
+    ):
+        node.fail(f"holdout: expected a fraction from 0 to {MAX_HOLDOUT}, got {value!r}")
+    return float(value)
+
+
+def _goal(node: _Node) -> Goal:
+    """``goal: {types: [...], within: 14d, when: CEL}``; ``when`` reads the goal
+    event and the profile before and after it, and is tried on samples here."""
+    keys = node.mapping(frozenset({"types", "within", "when"}))
+    if "types" not in keys or "within" not in keys:
+        node.fail("goal: needs 'types' and 'within', e.g. {types: [purchase], within: 14d}")
+    types = tuple(str(item.value()) for item in keys["types"].sequence())
+    if not types:
+        keys["types"].fail("goal.types: name at least one event type")
+    for event_type in types:
+        if event_type not in EVENT_TYPES:
+            keys["types"].fail(
+                f"goal.types: unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}"
+            )
+    within = _duration(keys["within"], "goal.within")
+    if within <= 0:
+        keys["within"].fail("goal.within: expected a positive duration, e.g. 14d")
+    if "when" not in keys:
+        return Goal(tuple(dict.fromkeys(types)), within)
+    when_node = keys["when"]
+    when = when_node.expression("goal.when")
+    if "before" in when.roots:
+        when_node.fail("goal.when: reads the goal event and the profile after it (event, after)")
+    needs = _needs([(when_node, when)])
+    profile = sample_profile()
+    for event_type in types:
+        context = build_context(
+            needs, profile, SAMPLE_AT - 1, profile, SAMPLE_AT, sample_event(event_type)
+        )
+        try:
+            value = when.run(context)
+        except ExpressionError as exc:
+            when_node.fail(f"goal.when: {exc.reason} (tried on a sample {event_type} event)")
+        if not isinstance(value, bool):
+            when_node.fail(f"goal.when: must be true or false, got {value!r}")
+    return Goal(tuple(dict.fromkeys(types)), within, when, needs)
 
 
 def _cel_literal(value: object) -> object:
