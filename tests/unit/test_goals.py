@@ -266,7 +266,8 @@ def test_a_control_win_back_converts_like_a_treated_one() -> None:
         ("    goal: {types: [purchase], within: soon}\n", 8, "goal.within"),
         ("    goal: {types: [purchase], within: 7d, if: x}\n", 8, "unknown key 'if'"),
         (
-            "    goal:\n      types: [purchase]\n      within: 7d\n      when: event.properties.amount >\n",
+            "    goal:\n      types: [purchase]\n      within: 7d\n"
+            "      when: event.properties.amount >\n",
             11,
             "goal.when",
         ),
