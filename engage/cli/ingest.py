@@ -83,8 +83,7 @@ def publish(
         stream = file.open("rb")
         size = file.stat().st_size
         label = source or file.name
-    with Engine.open() as engine:
-        publisher = engine.publisher(at)
+    with Engine.open() as engine, engine.publishing(at) as publisher:
         if size is not None and size > 1_000_000:
             progress = Progress(
                 TextColumn("publishing"),
@@ -102,9 +101,6 @@ def publish(
                 )
         else:
             report = publisher.publish_lines(_lines(stream), label)
-        dlq_relay = engine.dlq_relay()  # Kafka mode: rejections to the dlq topic too
-        if dlq_relay is not None:
-            dlq_relay.drain()
     if stream is not sys.stdin.buffer:
         stream.close()
     print_report(report, label)
