@@ -98,19 +98,12 @@ def trigger_arm(conn: psycopg.Connection[Any], trigger_id: str) -> tuple[str, st
 def add_feedback(conn: psycopg.Connection[Any], rows: Sequence[FeedbackRow]) -> int:
     """Record feedback; a (trigger, status) already recorded is kept as it was,
     so a repeated report changes nothing. Returns how many were new."""
-    if not rows:
-        return 0
-    with conn.cursor() as cur:
-        cur.executemany(
+    new = 0
+    for row in rows:
+        cur = conn.execute(
             "INSERT INTO trigger_feedback (trigger_id, status, rule_id, arm, source, at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (trigger_id, status) DO NOTHING"
-            " RETURNING 1",
-            rows,
-            returning=True,
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (trigger_id, status) DO NOTHING",
+            row,
         )
-        new = 0
-        while True:
-            new += len(cur.fetchall())
-            if not cur.nextset():
-                break
+        new += cur.rowcount
     return new

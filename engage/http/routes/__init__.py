@@ -6,7 +6,16 @@ in ``ROUTERS`` order. A new resource is a new module here plus one line below.
 
 from fastapi import APIRouter
 
-from engage.http.routes import contact, customers, dlq, events, kpis, status, triggers
+from engage.http.routes import (
+    contact,
+    customers,
+    dlq,
+    events,
+    kpis,
+    outcomes,
+    status,
+    triggers,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     events.router,
@@ -16,4 +25,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     kpis.router,
     dlq.router,
     status.router,
+    outcomes.router,
 )
