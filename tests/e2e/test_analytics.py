@@ -122,7 +122,11 @@ def test_replay_kpis_and_export(processed: dict[str, str], tmp_path: Path) -> No
         r[0] for r in duckdb.sql(f"SELECT trigger_id FROM read_parquet('{triggers}')").fetchall()
     }
     listed = {orjson.loads(x)["trigger_id"] for x in _ok(processed, "triggers", "--json").split()}
-    assert exported == listed and len(listed) == sum(live.values())
+    # the stream (the feed and the export) holds the delivered arm; `engage rules`
+    # counts every trigger fired, the held-out control arm too
+    held = _ok(processed, "triggers", "--json", "--arm", "control").split()
+    assert {orjson.loads(x)["arm"] for x in held} <= {"control"}
+    assert exported == listed and len(listed) + len(held) == sum(live.values())
 
 
 def test_profile_as_of_equals_the_profile_captured_live_then(
