@@ -228,6 +228,9 @@ class MemoryProfileStore:
     def count(self) -> int:
         return len(self.tables.profiles)
 
+    def conversions(self) -> list[TriggerConverted]:
+        return [self.tables.conversions[k] for k in sorted(self.tables.conversions)]
+
     def sample_ids(self, limit: int) -> list[str]:
         return sorted(self.tables.profiles)[:limit]
 

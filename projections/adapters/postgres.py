@@ -341,6 +341,14 @@ class PostgresProfileStore:
             row = self._conn.execute("SELECT count(*) FROM profiles").fetchone()
         return 0 if row is None else int(row[0])
 
+    def conversions(self) -> list[TriggerConverted]:
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                "SELECT trigger_id, rule_id, arm, customer_id, event_id, converted_at, fired_at,"
+                " value FROM trigger_conversions ORDER BY trigger_id"
+            ).fetchall()
+        return [TriggerConverted(*r) for r in rows]
+
     def sample_ids(self, limit: int) -> list[str]:
         with self._conn.transaction():
             rows = self._conn.execute(
