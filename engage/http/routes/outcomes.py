@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -44,7 +44,9 @@ def get_outcomes(
     _: ReadKey,
     ctx: Context,
     rule_id: str | None = None,
-    since: Annotated[str | None, "ISO 8601"] = None,
+    since: Annotated[
+        str | None, Query(description="Only triggers fired at or after (ISO 8601).")
+    ] = None,
 ) -> Response:
     since_us = parse_time(since, "since")
     with ctx.borrow() as engine:
