@@ -43,19 +43,6 @@ class Window:
         return (self.start is None or t >= self.start) and (self.end is None or t < self.end)
 
 
-def run(
-    ruleset: RuleSet,
-    events: Iterable[Touchpoint],
-    end: Micros | None,
-    clock: Micros | None = None,
-    on_event: Callable[[int], None] | None = None,
-    models: Sequence[ModelFitted] = (),
-) -> tuple[list[TriggerEvent], Micros | None]:
-    """(triggers, final clock) of ``simulate``."""
-    harness = simulate(ruleset, events, end, clock, on_event, models)
-    return harness.triggers, harness.clock
-
-
 def simulate(
     ruleset: RuleSet,
     events: Iterable[Touchpoint],

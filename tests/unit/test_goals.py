@@ -13,17 +13,16 @@ from hypothesis import strategies as st
 from events.model import DAY, Touchpoint, TriggerConverted, TriggerEvent
 from events.partitioning import partition_for
 from projections.outcomes import ArmStats, report, tally, uplift
-from projections.profile import Profile
 from rules import RuleError, load_rules_text
 from rules.arms import arm_of, position
 from rules.decide import Record, decide
 from rules.harness import Harness
 from rules.model import RuleSet
-from rules.timer_queue import TimerQueue
+from tests.unit.test_decide import PARTITIONS, Runner
+from tests.unit.test_decide import _run as run_batches
 from tests.unit.test_rules_properties import RULES, histories
 from tests.unit.test_rules_support import History, at
 
-PARTITIONS = 3
 HELD = RuleSet(
     tuple(dataclasses.replace(r, holdout=0.5) for r in RULES.rules), RULES.cap, RULES.source
 )
@@ -76,41 +75,9 @@ def test_the_holdout_share_goes_to_control() -> None:
     assert len(other & mine) < 0.2 * len(mine)
 
 
-class Runner:
-    """decide over (partition, record) batches, as the pipeline keeps state."""
-
-    def __init__(self, rules: RuleSet) -> None:
-        self.rules = rules
-        self.profiles: dict[str, Profile] = {}
-        self.queue = TimerQueue()
-        self.clocks: dict[int, int] = {}
-        self.triggers: list[TriggerEvent] = []
-        self.conversions: list[TriggerConverted] = []
-
-    def batch(self, batch: list[tuple[int, Record]]) -> None:
-        from rules.decide import advance
-
-        due: list[tuple[str, int]] = []
-        for partition, clock in advance(batch, self.clocks).items():
-            due.extend((c, partition) for c in self.queue.pop_due(partition, clock))
-        outcome = decide(batch, self.profiles, due, self.clocks, self.rules)
-        self.profiles.update(outcome.profiles)
-        self.clocks.update(outcome.clocks)
-        for customer_id, armed in outcome.timers.items():
-            self.queue.arm(customer_id, outcome.partition_of[customer_id], armed)
-        self.triggers.extend(outcome.triggers)
-        self.conversions.extend(outcome.conversions)
-
-
 def _run(rules: RuleSet, events: list[Touchpoint], cuts: list[int]) -> Runner:
     log: list[tuple[int, Record]] = [(partition_for(e.customer_id, PARTITIONS), e) for e in events]
-    runner = Runner(rules)
-    start = 0
-    for cut in [*sorted(set(cuts)), len(log)]:
-        if cut > start:
-            runner.batch(log[start:cut])
-            start = cut
-    return runner
+    return run_batches(log, cuts, rules)
 
 
 @settings(max_examples=120, deadline=None)
@@ -144,7 +111,7 @@ def test_arms_and_conversions_are_the_same_across_batch_cuts_and_replays(
 def _feed(rules: RuleSet, *events: Touchpoint) -> Runner:
     runner = Runner(rules)
     for e in events:
-        runner.batch([(0, e)])
+        runner.batch([(partition_for(e.customer_id, PARTITIONS), e)])
     return runner
 
 
