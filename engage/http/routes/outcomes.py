@@ -18,6 +18,7 @@ from engage.http.deps import (
     IngestKey,
     ReadKey,
     errors,
+    json_body,
     json_response,
     parse_time,
 )
@@ -75,25 +76,18 @@ def get_outcomes(
             }
         ),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["status"],
-                        "properties": {
-                            "status": {"type": "string", "enum": list(FEEDBACK)},
-                            "at": {"type": "string", "format": "date-time"},
-                            "source": {"type": "string", "minLength": 1, "maxLength": 128},
-                        },
-                        "additionalProperties": False,
-                    }
-                }
+    openapi_extra=json_body(
+        {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "enum": list(FEEDBACK)},
+                "at": {"type": "string", "format": "date-time"},
+                "source": {"type": "string", "minLength": 1, "maxLength": 128},
             },
+            "additionalProperties": False,
         }
-    },
+    ),
 )
 async def post_outcome(
     request: Request,
