@@ -19,7 +19,7 @@ its goals and holdouts (``goals_off``), alternating with the default pack
 10% of win-backs held out), best of ``--rounds`` each; ``goals_cost_ratio`` is
 the rate with goals over the rate without (the closed loop's target: >= 0.9).
 
-Each shape (``events.synthetic.HistorySpec.shape``) runs in turn: ``short`` is
+Each shape (``engage.synthetic.HistorySpec.shape``) runs in turn: ``short`` is
 the demo's 180-day history on every channel; ``long`` is 18 months of a
 purchase-heavy retail history where timers fire about once per purchase.
 
@@ -38,6 +38,7 @@ import random
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -52,12 +53,12 @@ from consumers.purchase_history import purchase_stats
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
 from engage.runtime import Engine
+from engage.synthetic import DEFAULT_START, LONG_START, HistorySpec, generate_lines
 from events.control import model_entries
 from events.log import TOUCHPOINTS
-from events.synthetic import DEFAULT_START, LONG_START, HistorySpec, generate_lines
+from projections.customer360 import customer_360
 from projections.model_fit import Customers, fit
 from projections.predictions import Model
-from projections.view import customer_360
 from rules import default_rules
 from rules.model import RuleSet
 
@@ -131,7 +132,7 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
         # rules on, partition-parallel: the path `engage run --until-idle` takes
         par_settings = Settings(copies["_parallel"], Path(tmp), None, args.partitions)
         jobs = [
-            WorkerJob(par_settings, None, share, None, args.batch_size)
+            WorkerJob(partial(Engine.open, par_settings), share, None, args.batch_size)
             for share in shares(args.partitions, args.workers)
         ]
         started = time.perf_counter()

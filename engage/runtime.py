@@ -9,24 +9,28 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from consumers.assigned import AssignedBatches
 from consumers.dlq_relay import DeadLetterRelay
+from consumers.group_member import GroupMember
 from consumers.pipeline import Pipeline
+from consumers.ports import EngineFactory
 from consumers.processor import DEFAULT_BATCH, Processor
 from consumers.relay import OutboxRelay
 from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
 from events.adapters.postgres import PostgresDeadLetters, PostgresLog
 from events.codec import TouchpointCodec
+from events.dead_letters import DeadLetterStore
 from events.limits import TimeWindow
 from events.model import Micros
 from events.publisher import Publisher
-from projections.adapters.postgres import PostgresProfileStore
+from projections.adapters.postgres import PostgresProjectionStore
+from projections.ports import ProjectionStore
 from rules import RuleSet, default_rules, load_rules
 
 if TYPE_CHECKING:  # kafka-python loads only in Kafka mode: it slows every CLI start
@@ -39,8 +43,8 @@ class Engine:
     dsn: str
     partitions: int
     log: PostgresLog
-    store: PostgresProfileStore
-    dead_letters: PostgresDeadLetters
+    store: ProjectionStore
+    dead_letters: DeadLetterStore
     codec: TouchpointCodec = field(default_factory=TouchpointCodec)
     rules: RuleSet | None = None
     kafka: KafkaLog | None = None
@@ -76,7 +80,7 @@ class Engine:
             dsn=dsn,
             partitions=partitions,
             log=PostgresLog(dsn, partitions),
-            store=PostgresProfileStore(dsn),
+            store=PostgresProjectionStore(dsn),
             dead_letters=PostgresDeadLetters(connect(dsn)),
             rules=ruleset,
         )
@@ -113,11 +117,9 @@ class Engine:
         self._relays.append(relay)
         return relay
 
-    def assigned_batches(
-        self, *, with_rules: bool = True, now: Micros | None = None
-    ) -> AssignedBatches:
-        """What a Faust agent hands its batches to (``consumers.assigned``)."""
-        return AssignedBatches(
+    def group_member(self, *, with_rules: bool = True, now: Micros | None = None) -> GroupMember:
+        """What a Faust agent hands its batches to (``consumers.group_member``)."""
+        return GroupMember(
             self.store,
             self.pipeline(with_rules=with_rules),
             self.relay(),
@@ -127,6 +129,13 @@ class Engine:
             wall=self.wall,
             clock_step=self.settings.clock_step,
         )
+
+    def reopener(self, rules: str | None) -> EngineFactory:
+        """Opens this engine's like in a spawned worker: the same settings with
+        the database resolved (an embedded server's URL), and the rule file
+        ``rules`` (None: the default pack), loaded there by path."""
+        settings = replace(self.settings, database_url=self.dsn)
+        return partial(Engine.open, settings, rules=rules)
 
     def wall(self) -> Micros:
         """The wall time minus the allowed lateness: a live clock's floor."""

@@ -18,7 +18,7 @@ from projections.profile import Profile
 from rules.arms import arm_of
 from rules.model import Needs, Rule
 from rules.native import MISSING
-from rules.views import event_view, profile_view
+from rules.rule_fields import event_view, profile_view
 
 _SEP: Final = "\x1f"
 

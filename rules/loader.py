@@ -38,26 +38,17 @@ from typing import Any, Final, Literal, NoReturn, cast
 import yaml
 
 from events.model import EVENT_TYPES, Touchpoint
-from projections.view import STAGES
+from projections.customer360 import STAGES
 from rules.durations import parse_duration
 from rules.expressions import Expression, ExpressionError, compile_expression
 from rules.firing import build_context
+from rules.goal_spec import GoalError, goal_of, holdout_of
 from rules.guards import Crossing, Entering, Guard
-from rules.model import (
-    Audience,
-    Due,
-    FrequencyCap,
-    Goal,
-    Needs,
-    OncePer,
-    Rule,
-    RuleError,
-    RuleSet,
-)
+from rules.model import Audience, Due, FrequencyCap, Goal, Needs, OncePer, Rule, RuleError, RuleSet
 from rules.native import compile_native, compile_native_value
 from rules.predicted import ANCHOR, p_alive_below
+from rules.rule_fields import EVENT_FIELDS, TIME_FIELDS, Getter, field_getter
 from rules.samples import SAMPLE_AT, sample_event, sample_profile
-from rules.views import EVENT_FIELDS, TIME_FIELDS, Getter, field_getter
 
 _RULE_KEYS: Final = frozenset(
     {"id", "version", "kind", "audience", "description", "on", "types", "when", "crosses",
@@ -400,56 +391,27 @@ def _details(keys: dict[str, _Node]) -> tuple[tuple[str, Expression], ...]:
     return tuple(out)
 
 
-MAX_HOLDOUT: Final = 0.5
-
-
 def _holdout(node: _Node) -> float:
-    value = node.value()
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not 0 <= value <= MAX_HOLDOUT
-    ):
-        node.fail(f"holdout: expected a fraction from 0 to {MAX_HOLDOUT}, got {value!r}")
-    return float(value)
+    try:
+        return holdout_of(node.value())
+    except ValueError as exc:
+        node.fail(f"holdout: {exc}")
 
 
 def _goal(node: _Node) -> Goal:
-    """``goal: {types: [...], within: 14d, when: CEL}``; ``when`` reads the goal
-    event and the profile before and after it, and is tried on samples here."""
+    """``goal: {types: [...], within: 14d, when: CEL}`` (``rules.goal_spec``)."""
     keys = node.mapping(frozenset({"types", "within", "when"}))
     if "types" not in keys or "within" not in keys:
         node.fail("goal: needs 'types' and 'within', e.g. {types: [purchase], within: 14d}")
-    types = tuple(str(item.value()) for item in keys["types"].sequence())
-    if not types:
-        keys["types"].fail("goal.types: name at least one event type")
-    for event_type in types:
-        if event_type not in EVENT_TYPES:
-            keys["types"].fail(
-                f"goal.types: unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}"
-            )
+    types = [item.value() for item in keys["types"].sequence()]
     within = _duration(keys["within"], "goal.within")
-    if within <= 0:
-        keys["within"].fail("goal.within: expected a positive duration, e.g. 14d")
-    if "when" not in keys:
-        return Goal(tuple(dict.fromkeys(types)), within)
-    when_node = keys["when"]
-    when = when_node.expression("goal.when")
-    if "before" in when.roots:
-        when_node.fail("goal.when: reads the goal event and the profile after it (event, after)")
-    needs = _needs([(when_node, when)])
-    profile = sample_profile()
-    for event_type in types:
-        context = build_context(
-            needs, profile, SAMPLE_AT - 1, profile, SAMPLE_AT, sample_event(event_type)
-        )
-        try:
-            value = when.run(context)
-        except ExpressionError as exc:
-            when_node.fail(f"goal.when: {exc.reason} (tried on a sample {event_type} event)")
-        if not isinstance(value, bool):
-            when_node.fail(f"goal.when: must be true or false, got {value!r}")
-    return Goal(tuple(dict.fromkeys(types)), within, when, needs)
+    when_node = keys.get("when")
+    when = None if when_node is None else when_node.expression("goal.when")
+    needs = None if when_node is None or when is None else _needs([(when_node, when)])
+    try:
+        return goal_of(types, within, when, needs)
+    except GoalError as exc:
+        keys[exc.key].fail(f"goal.{exc.key}: {exc}")
 
 
 def _cel_literal(value: object) -> object:
