@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from events.dead_letters import DeadLetterRow
-from events.model import Micros, TriggerEvent
+from events.model import Micros, TriggerConverted, TriggerEvent
 from projections.kpis import KpiDelta
 from projections.predictions import Model
 from projections.profile import Profile
@@ -120,6 +120,10 @@ class UnitOfWork(Protocol):
         """Delete these customers' profiles, armed timers and pending outbox
         triggers: a ``subject_erased`` record (an erased person) was read.
         KPI totals stay as they are."""
+
+    def save_conversions(self, conversions: Sequence[TriggerConverted]) -> None:
+        """Record converted triggers (``rules.goals``); a trigger_id already
+        recorded is ignored, so a redelivered batch converts nothing twice."""
         ...
 
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
@@ -153,6 +157,10 @@ class ProjectionStore(Protocol):
         ...
 
     def count(self) -> int: ...
+
+    def conversions(self) -> list[TriggerConverted]:
+        """Every recorded conversion, by trigger_id."""
+        ...
 
     def sample_ids(self, limit: int) -> list[str]: ...
 

@@ -23,6 +23,8 @@ means the default frequency cap)::
         once_per: customer                     # event | quiet_spell | a CEL key
         cooldown: 30d
         details: {lifetime_spend: after.lifetime_spend}
+        goal: {types: [purchase], within: 14d, when: "event.properties.amount > 0"}
+        holdout: 0.1                           # 0 to 0.5: this share goes to the control arm
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ from projections.customer360 import STAGES
 from rules.durations import parse_duration
 from rules.expressions import Expression, ExpressionError, compile_expression
 from rules.firing import build_context
+from rules.goal_spec import GoalError, goal_of, holdout_of
 from rules.guards import Crossing, Entering, Guard
-from rules.model import Audience, Due, FrequencyCap, Needs, OncePer, Rule, RuleError, RuleSet
+from rules.model import Audience, Due, FrequencyCap, Goal, Needs, OncePer, Rule, RuleError, RuleSet
 from rules.native import compile_native, compile_native_value
 from rules.predicted import ANCHOR, p_alive_below
 from rules.rule_fields import EVENT_FIELDS, TIME_FIELDS, Getter, field_getter
@@ -49,7 +52,7 @@ from rules.samples import SAMPLE_AT, sample_event, sample_profile
 
 _RULE_KEYS: Final = frozenset(
     {"id", "version", "kind", "audience", "description", "on", "types", "when", "crosses",
-     "enters", "due", "once_per", "cooldown", "details"}
+     "enters", "due", "once_per", "cooldown", "details", "goal", "holdout"}
 )  # fmt: skip
 _ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _KIND: Final = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -267,6 +270,8 @@ def _compile_rule(node: _Node) -> Rule:
         details=detail_exprs,
         native_details=tuple(compile_native_value(e.source) for _, e in detail_exprs),
         description=keys["description"].text("description") if "description" in keys else "",
+        goal=_goal(keys["goal"]) if "goal" in keys else None,
+        holdout=_holdout(keys["holdout"]) if "holdout" in keys else 0.0,
         needs=needs,
         detail_needs=detail_needs,
         line=node.line,
@@ -384,6 +389,29 @@ def _details(keys: dict[str, _Node]) -> tuple[tuple[str, Expression], ...]:
         name = str(key.value)
         out.append((name, node.child(value).expression(f"details.{name}", literal=True)))
     return tuple(out)
+
+
+def _holdout(node: _Node) -> float:
+    try:
+        return holdout_of(node.value())
+    except ValueError as exc:
+        node.fail(f"holdout: {exc}")
+
+
+def _goal(node: _Node) -> Goal:
+    """``goal: {types: [...], within: 14d, when: CEL}`` (``rules.goal_spec``)."""
+    keys = node.mapping(frozenset({"types", "within", "when"}))
+    if "types" not in keys or "within" not in keys:
+        node.fail("goal: needs 'types' and 'within', e.g. {types: [purchase], within: 14d}")
+    types = [item.value() for item in keys["types"].sequence()]
+    within = _duration(keys["within"], "goal.within")
+    when_node = keys.get("when")
+    when = None if when_node is None else when_node.expression("goal.when")
+    needs = None if when_node is None or when is None else _needs([(when_node, when)])
+    try:
+        return goal_of(types, within, when, needs)
+    except GoalError as exc:
+        keys[exc.key].fail(f"goal.{exc.key}: {exc}")
 
 
 def _cel_literal(value: object) -> object:

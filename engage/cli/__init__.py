@@ -24,9 +24,9 @@ from engage.errors import EngageError
 __all__ = ["app", "main"]
 
 COMMAND_MODULES = (
-    *("backtest", "customers", "demo", "export", "ingest", "keys", "kpis", "model", "privacy"),
-    *("processing", "replay", "rules", "serve", "triggers", "webhook_listen", "webhooks"),
-    "worker",
+    *("backtest", "customers", "demo", "export", "ingest", "keys", "kpis", "model"),
+    *("outcomes", "privacy", "processing", "replay", "rules", "serve", "triggers"),
+    *("webhook_listen", "webhooks", "worker"),
 )
 """The modules of ``engage.cli`` that register their commands on ``app`` when imported."""
 for _module in COMMAND_MODULES:
@@ -37,7 +37,7 @@ for _module in COMMAND_MODULES:
 _ORDER = [
     *("publish", "run", "status", "dlq", "demo", "rules"),
     *("profile", "timeline", "triggers"),
-    *("kpis", "replay", "backtest", "export"),
+    *("kpis", "outcomes", "replay", "backtest", "export"),
     *("serve", "keys", "webhooks", "worker"),
 ]
 
