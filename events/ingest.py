@@ -9,6 +9,7 @@ it turns one decoded JSON value into a ``Touchpoint`` or an ``IngestError``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -278,19 +279,33 @@ def parse_line(
     return parse_object(obj, line_no, line, window)
 
 
+Mapper = Callable[[object], tuple[object, Callable[[str], str]]]
+"""Turns a foreign shape (Segment, CloudEvents, a CSV row) into a native JSON
+object, and names a native field the way the sender wrote it."""
+
+
 def parse_object(
-    obj: object, line_no: int | None, raw: str | None = None, window: TimeWindow | None = None
+    obj: object,
+    line_no: int | None,
+    raw: str | None = None,
+    window: TimeWindow | None = None,
+    mapper: Mapper | None = None,
 ) -> Touchpoint | Rejection:
     """Validate a decoded JSON value; ``raw`` is kept for the dead-letter store.
 
-    Never raises: a validator bug on one hostile event must cost that event,
-    not the file or the batch around it."""
+    ``mapper`` first turns a foreign shape into the native one, so every shape
+    goes through this one validator. Never raises: a validator bug on one
+    hostile event must cost that event, not the file or the batch around it."""
+    native: object = obj
+    rename: Callable[[str], str] = str
     try:
-        return validate(obj, window)
+        if mapper is not None:
+            native, rename = mapper(obj)
+        return validate(native, window)
     except IngestError as exc:
-        field, reason = exc.field, exc.reason
+        field, reason = rename(exc.field), exc.reason
     except Exception as exc:  # defensive: reported per event, never a 5xx
         field, reason = "(event)", f"could not be validated: {type(exc).__name__}: {exc}"
     text = raw if raw is not None else dumps_any(obj)
-    event_id = obj.get("event_id") if isinstance(obj, dict) else None
+    event_id = native.get("event_id") if isinstance(native, dict) else None
     return Rejection(line_no, field, reason, text, event_id if isinstance(event_id, str) else None)

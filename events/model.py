@@ -115,3 +115,18 @@ class TriggerEvent:
     fired_at: Micros
     caused_by: tuple[str, ...]
     details: dict[str, Any]
+
+
+CUSTOM_NAME_KEPT_AS: Final = "_name"
+"""Where a foreign event's own ``name`` property is kept when it becomes a
+``custom`` touchpoint, whose ``properties.name`` is the event's name."""
+
+
+def custom_properties(name: str, props: dict[str, Any]) -> dict[str, Any]:
+    """The properties of a ``custom`` touchpoint named ``name`` that keeps
+    every property of a foreign event (Segment track, CloudEvent)."""
+    out = dict(props)
+    if "name" in out:
+        out[CUSTOM_NAME_KEPT_AS] = out.pop("name")
+    out["name"] = name
+    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -43,6 +43,36 @@ def print_report(report: PublishReport, source: str | None) -> None:
     out.print(
         f"accepted {report.accepted}, duplicate {report.duplicates}, rejected {report.rejected}"
     )
+
+
+def with_progress(
+    what: str,
+    size: int | None,
+    publish: Callable[[Callable[[int, int], None] | None], PublishReport],
+) -> PublishReport:
+    """Run ``publish(on_progress)`` with a progress bar on stderr for inputs
+    over 1 MB (bytes read, rate, time left); smaller ones finish too fast to need one."""
+    if size is None or size <= 1_000_000:
+        return publish(None)
+    progress = Progress(
+        TextColumn(what),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(what, total=size)
+        return publish(lambda _n, b: progress.advance(task, b))
+
+
+def drain_dlq(engine: Engine) -> None:
+    """Kafka mode: copy the rejections to the dlq topic too."""
+    dlq_relay = engine.dlq_relay()
+    if dlq_relay is not None:
+        dlq_relay.drain()
 
 
 @app.command()
@@ -85,26 +115,10 @@ def publish(
         label = source or file.name
     with Engine.open() as engine:
         publisher = engine.publisher(at)
-        if size is not None and size > 1_000_000:
-            progress = Progress(
-                TextColumn("publishing"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-            )
-            with progress:
-                task = progress.add_task("publish", total=size)
-                report = publisher.publish_lines(
-                    _lines(stream), label, lambda _n, b: progress.advance(task, b)
-                )
-        else:
-            report = publisher.publish_lines(_lines(stream), label)
-        dlq_relay = engine.dlq_relay()  # Kafka mode: rejections to the dlq topic too
-        if dlq_relay is not None:
-            dlq_relay.drain()
+        report = with_progress(
+            "publishing", size, lambda tick: publisher.publish_lines(_lines(stream), label, tick)
+        )
+        drain_dlq(engine)
     if stream is not sys.stdin.buffer:
         stream.close()
     print_report(report, label)
