@@ -7,6 +7,8 @@ parts; nothing else decides which adapter serves which port.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -160,6 +162,16 @@ class Engine:
         at = wall_micros() if now is None else now
         window = TimeWindow.around(at, self.settings.max_future)
         return Publisher(self.stream, self.dead_letters, self.codec, window)
+
+    @contextmanager
+    def publishing(self, now: Micros | None = None) -> Iterator[Publisher]:
+        """The one publish step of the CLI and the HTTP API: a publisher, and
+        after it, in Kafka mode, the rejected input relayed to the dlq topic
+        (so ``engage publish`` and ``POST /v1/events`` treat bad input alike)."""
+        yield self.publisher(now)
+        relay = self.dlq_relay()
+        if relay is not None:
+            relay.drain()
 
     def close(self) -> None:
         self.log.close()

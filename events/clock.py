@@ -20,7 +20,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Final
 
-from events.codec import HEADER_SIZE, _SingleObjectCodec
+from events.codec import HEADER_SIZE, SingleObjectCodec
 from events.log import Entry
 from events.model import ClockRecord, Micros
 from events.partitioning import partition_for
@@ -30,7 +30,7 @@ CLOCK_TYPE: Final = "~clock"
 """The ``type`` column a clock record has on the PostgreSQL log."""
 
 
-class ClockCodec(_SingleObjectCodec[ClockRecord]):
+class ClockCodec(SingleObjectCodec[ClockRecord]):
     _schema_name = CLOCK_SCHEMA
     _first_field = "source"
 

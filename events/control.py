@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any, Final
 
 from events.clock import clock_codec, key_for
-from events.codec import HEADER_SIZE, _SingleObjectCodec
+from events.codec import HEADER_SIZE, SingleObjectCodec
 from events.log import Entry, LogRecord
 from events.model import Micros, ModelFitted
 
@@ -32,7 +32,7 @@ MODEL_PARAMS: Final = ("r", "alpha", "a", "b", "p", "q", "gamma")
 SOURCE: Final = "engage model fit"
 
 
-class ModelFittedCodec(_SingleObjectCodec[ModelFitted]):
+class ModelFittedCodec(SingleObjectCodec[ModelFitted]):
     _schema_name = MODEL_SCHEMA
     _first_field = "source"
 

@@ -14,8 +14,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from engage.config import Settings
-from engage.http.app import ServeConfig, create_app
+from engage.http.app import create_app
 from engage.http.keys import ApiKeys
+from engage.http.serve_config import ServeConfig
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from engage.cli.app import app, parse_time_option
-from engage.cli.ingest import drain_dlq, print_report, with_progress
+from engage.cli.ingest import print_report, with_progress
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.csv_import import csv_items
@@ -59,14 +59,12 @@ def import_csv(
     if not file.is_file():
         raise ConfigError(f"no such file: {path}")
     label = source or file.name
-    with file.open("rb") as stream, Engine.open() as engine:
-        publisher = engine.publisher(at)
+    with file.open("rb") as stream, Engine.open() as engine, engine.publishing(at) as publisher:
         items = csv_items(stream, spec, publisher.window)
         report = with_progress(
             "importing",
             file.stat().st_size,
             lambda tick: publisher.publish_parsed(items, label, tick),
         )
-        drain_dlq(engine)
     print_report(report, label)
     raise typer.Exit(1 if report.rejected else 0)

@@ -68,13 +68,6 @@ def with_progress(
         return publish(lambda _n, b: progress.advance(task, b))
 
 
-def drain_dlq(engine: Engine) -> None:
-    """Kafka mode: copy the rejections to the dlq topic too."""
-    dlq_relay = engine.dlq_relay()
-    if dlq_relay is not None:
-        dlq_relay.drain()
-
-
 @app.command()
 def publish(
     path: Annotated[
@@ -113,12 +106,10 @@ def publish(
         stream = file.open("rb")
         size = file.stat().st_size
         label = source or file.name
-    with Engine.open() as engine:
-        publisher = engine.publisher(at)
+    with Engine.open() as engine, engine.publishing(at) as publisher:
         report = with_progress(
             "publishing", size, lambda tick: publisher.publish_lines(_lines(stream), label, tick)
         )
-        drain_dlq(engine)
     if stream is not sys.stdin.buffer:
         stream.close()
     print_report(report, label)

@@ -13,7 +13,7 @@ import typer
 from engage.cli.app import app, err
 from engage.cli.rules import RulesOption
 from engage.errors import ConfigError
-from engage.http.app import MAX_BODY, MAX_EVENTS, ServeConfig
+from engage.http.serve_config import MAX_BODY, MAX_EVENTS, ServeConfig
 from engage.runtime import Engine
 
 

@@ -22,7 +22,7 @@ from consumers.webhook_store import WebhookStore
 from events.log import TOUCHPOINTS, TRIGGERS
 
 if TYPE_CHECKING:
-    from engage.http.app import EnginePool
+    from engage.http.pool import EnginePool
 
 
 class Metrics(Collector):

@@ -10,7 +10,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from engage.config import Settings
-from engage.http.app import ServeConfig
+from engage.http.serve_config import ServeConfig
 from engage.runtime import Engine
 from tests.helpers import event, lines, publish
 from tests.http_support import assert_not_blank, chromium_page, live_server, make_keys

@@ -5,7 +5,7 @@ inline style once hid the chart legend's colours)."""
 from __future__ import annotations
 
 from engage.config import Settings
-from engage.http.app import ServeConfig
+from engage.http.serve_config import ServeConfig
 from engage.runtime import Engine
 from tests.helpers import event, lines, publish
 from tests.http_support import chromium_page, live_server, make_keys

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from engage.config import Settings
-from engage.http.app import ServeConfig
+from engage.http.serve_config import ServeConfig
 from engage.runtime import Engine
 from tests.helpers import event, lines, publish
 from tests.http_support import Api, api_client

@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from engage.config import Settings
-from engage.http.app import ServeConfig
-from engage.http.contact import CSV_COLUMNS
 from engage.http.keys import ApiKeys
+from engage.http.routes.contact import CSV_COLUMNS
+from engage.http.serve_config import ServeConfig
 from engage.runtime import Engine
 from events.control import model_entries
 from events.log import TOUCHPOINTS

@@ -23,7 +23,7 @@ from schemathesis.checks import (
 from schemathesis.generation.stateful.state_machine import StepInput
 
 from engage.config import Settings
-from engage.http.app import ServeConfig
+from engage.http.serve_config import ServeConfig
 from engage.runtime import Engine
 from tests.helpers import event, lines, publish
 from tests.http_support import live_server, make_keys

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engage.config import Settings
-from engage.http.app import ServeConfig
+from engage.http.serve_config import ServeConfig
 from events.limits import dumps_any
 from events.model import EVENT_TYPES
 from tests.http_support import Api, api_client

@@ -89,8 +89,8 @@ def test_retries_until_the_receiver_recovers_and_signs_every_attempt(engine: Eng
         assert store.counts() == {(sub.id, "delivered"): 1}
     finally:
         store.close()
-    from engage.http.app import EnginePool
     from engage.http.metrics import Metrics
+    from engage.http.pool import EnginePool
 
     metrics = Metrics()
     pool = EnginePool(engine.settings, 1, None)

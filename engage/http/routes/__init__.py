@@ -1,0 +1,19 @@
+"""The HTTP API's routes, one module per resource.
+
+Each module exposes ``router``; ``engage.http.app.create_app`` includes them
+in ``ROUTERS`` order. A new resource is a new module here plus one line below.
+"""
+
+from fastapi import APIRouter
+
+from engage.http.routes import contact, customers, dlq, events, kpis, status, triggers
+
+ROUTERS: tuple[APIRouter, ...] = (
+    events.router,
+    customers.router,
+    contact.router,  # /v1/triggers/latest before /v1/triggers/{...} routes
+    triggers.router,
+    kpis.router,
+    dlq.router,
+    status.router,
+)
