@@ -36,7 +36,10 @@ EVENT_TYPES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...], str]]] = {
     "support_case_opened": (("case_id",), (), "support"),
     "support_case_closed": (("case_id",), ("resolution",), "support"),
     "survey_response": (("survey", "score"), ("comment",), "survey"),
+    "custom": (("name",), (), "other"),
 }
+"""``custom`` is any event an upstream names itself (Segment's "Product
+Viewed"): ``name`` is typed, every other property is kept in ``extra``."""
 
 MAX_ID_LENGTH: Final = 128
 
@@ -59,6 +62,10 @@ class Touchpoint:
     source: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    anonymous_id: str | None = None
+    """A device or cookie id. An event sent with only an anonymous id has it
+    as its ``customer_id`` too (its partition key and profile), until
+    identity resolution (DESIGN.md, "Identity") links it to a customer."""
 
 
 @dataclass(frozen=True, slots=True)
