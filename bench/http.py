@@ -2,7 +2,9 @@
 
 A uvicorn server runs in its own process (``engage serve --no-process
 --no-deliver``, so only ingest is measured); this process posts events with
-concurrent keep-alive connections, first one event per request, then batches.
+concurrent keep-alive connections, first one event per request, then batches,
+then the same batches as Segment "Order Completed" tracks through Segment's
+``/v1/batch`` (the compatible endpoint's cost against the native one).
 The baseline, in the same run, is the in-process ``Publisher`` (the path of
 ``engage publish``) on the same number of events: the ratio shows what HTTP
 costs on top of validation, encoding and the append.
@@ -65,8 +67,32 @@ def _events(prefix: str, n: int) -> list[dict[str, Any]]:
     ]
 
 
+def _segment(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same purchases as Segment "Order Completed" tracks (what its SDKs send)."""
+    return [
+        {
+            "type": "track",
+            "messageId": e["event_id"].replace("b-", "g-", 1),
+            "userId": e["customer_id"],
+            "event": "Order Completed",
+            "timestamp": e["occurred_at"],
+            "properties": {
+                "order_id": e["properties"]["order_id"],
+                "revenue": e["properties"]["amount"],
+            },
+            "context": {"library": {"name": "analytics-python", "version": "2.3.4"}},
+        }
+        for e in events
+    ]
+
+
 async def _post_all(
-    url: str, key: str, bodies: list[bytes], concurrency: int, max_seconds: float
+    url: str,
+    key: str,
+    bodies: list[bytes],
+    concurrency: int,
+    max_seconds: float,
+    path: str = "/v1/events",
 ) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
@@ -85,7 +111,7 @@ async def _post_all(
             while not queue.empty() and time.perf_counter() < deadline:
                 body = queue.get_nowait()
                 started = time.perf_counter()
-                response = await client.post("/v1/events", content=body, headers=headers)
+                response = await client.post(path, content=body, headers=headers)
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:
                     errors += 1
@@ -178,6 +204,15 @@ def _measure(args: argparse.Namespace, dsn: str, tmp: str) -> None:
         asyncio.run(_post_all(url, key, [orjson.dumps([])] * 50, args.concurrency, 30))
         single = asyncio.run(_post_all(url, key, single_bodies, args.concurrency, args.max_seconds))
         batched = asyncio.run(_post_all(url, key, batch_bodies, args.concurrency, args.max_seconds))
+        # Segment's /v1/batch with the same events and batch size, in the same run
+        tracks = _segment(events)
+        segment_bodies = [
+            orjson.dumps({"batch": tracks[i : i + args.batch_size]})
+            for i in range(0, len(tracks), args.batch_size)
+        ]
+        segment = asyncio.run(
+            _post_all(url, key, segment_bodies, args.concurrency, args.max_seconds, "/v1/batch")
+        )
 
         # the baseline: the same number of events through the in-process publisher
         baseline_lines = [orjson.dumps(e) for e in _events("p", len(events))]
@@ -204,6 +239,10 @@ def _measure(args: argparse.Namespace, dsn: str, tmp: str) -> None:
                 "concurrency": args.concurrency,
                 "single": single,
                 "batched": {"batch_size": args.batch_size, **batched},
+                "segment_batch": {"batch_size": args.batch_size, **segment},
+                "segment_vs_native_batched": round(
+                    segment["events_per_s"] / max(batched["events_per_s"], 1e-9), 3
+                ),
                 "baseline_publisher_events_per_s": direct,
                 "batched_vs_publisher": round(batched["events_per_s"] / direct, 3),
             },
