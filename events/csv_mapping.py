@@ -150,6 +150,12 @@ def _columns(value: object) -> list[str]:
     return []
 
 
+def _branch(part: object) -> bool:
+    """Whether an error location's part names one alternative of a field
+    (pydantic's ``str``, ``function-after[..., Column]``), not a place in the file."""
+    return part in ("str", "int", "float", "bool") or "Column" in str(part)
+
+
 SHIPPED: Final = ("orders", "nps-survey", "support-cases")
 """Example mappings shipped in events/mappings/ (``--map orders``)."""
 
@@ -173,9 +179,12 @@ def load_mapping(spec: str) -> CsvMapping:
     try:
         return CsvMapping.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(mapping)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        found = exc.errors()
+        # a field may be a literal or a column spec: the spec's error says what is wrong
+        first = next((e for e in found if any("Column" in str(p) for p in e["loc"])), found[0])
+        loc = ".".join(str(p) for p in first["loc"] if not _branch(p)) or "(mapping)"
+        others = [e for e in found if e is not first and not any(_branch(p) for p in e["loc"])]
+        more = f" (and {len(others)} more)" if others else ""
         raise MappingError(f"{where}: {loc}: {first['msg']}{more}") from None
 
 
