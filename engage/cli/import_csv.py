@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from engage.cli.app import app, parse_time_option
-from engage.cli.ingest import print_report, with_progress
+from engage.cli.ingest import NowOption, print_report, with_progress
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.csv_import import csv_items
@@ -34,15 +34,7 @@ def import_csv(
     source: Annotated[
         str | None, typer.Option(help="Name recorded with rejected rows (default: the file name).")
     ] = None,
-    now: Annotated[
-        str | None,
-        typer.Option(
-            "--now",
-            metavar="TS",
-            help="Stand-in for the wall clock: an occurred_at later than this plus "
-            "ENGAGE_MAX_FUTURE (default 1d) is rejected.",
-        ),
-    ] = None,
+    now: NowOption = None,
 ) -> None:
     """Map the rows of a CSV export (orders, contacts, support cases, survey
     responses) to touchpoints and append them to the log.

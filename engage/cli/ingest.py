@@ -45,6 +45,17 @@ def print_report(report: PublishReport, source: str | None) -> None:
     )
 
 
+NowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        metavar="TS",
+        help="Stand-in for the wall clock (backfills, tests): an occurred_at later than "
+        "this plus ENGAGE_MAX_FUTURE (default 1d) is rejected.",
+    ),
+]
+
+
 def with_progress(
     what: str,
     size: int | None,
@@ -76,15 +87,7 @@ def publish(
     source: Annotated[
         str | None, typer.Option(help="Name recorded with rejected lines (default: the file name).")
     ] = None,
-    now: Annotated[
-        str | None,
-        typer.Option(
-            "--now",
-            metavar="TS",
-            help="Stand-in for the wall clock (backfills, tests): an occurred_at later than "
-            "this plus ENGAGE_MAX_FUTURE (default 1d) is rejected.",
-        ),
-    ] = None,
+    now: NowOption = None,
 ) -> None:
     """Validate JSON Lines touchpoints and append the valid ones to the log.
 

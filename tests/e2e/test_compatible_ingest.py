@@ -20,19 +20,10 @@ from cloudevents.core.v1.event import CloudEvent
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics.client import Client as SegmentClient
 
+from tests.e2e.test_cli import engage
 from tests.http_support import wait_for
 
 T = "2026-03-01T10:00:00+00:00"
-
-
-def engage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engage.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @dataclass

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
 from events.csv_mapping import SHIPPED, MappingError, load_mapping
-
-
-def engage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engage.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.e2e.test_cli import engage
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -39,7 +28,10 @@ def test_every_shipped_mapping_loads() -> None:
 def test_a_bad_mapping_is_one_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("events:\n  - type: purchase\n    event_id: x\n    occurred_at: {colum: A}\n")
-    with pytest.raises(MappingError, match=r"bad.yaml: events\.0\.occurred_at\.colum: Extra inputs are not permitted$"):
+    with pytest.raises(
+        MappingError,
+        match=r"bad.yaml: events\.0\.occurred_at\.colum: Extra inputs are not permitted$",
+    ):
         load_mapping(str(bad))
     zone = tmp_path / "zone.yaml"
     zone.write_text("timezone: Mars/Olympus\nevents: []\n")
