@@ -39,8 +39,8 @@ from bench.support import admin_server, fresh_database
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.config import Settings
 from engage.runtime import Engine
+from engage.synthetic import HistorySpec, generate_lines
 from events.log import TOUCHPOINTS
-from events.synthetic import HistorySpec, generate_lines
 
 
 def bare_agent(bootstrap: str, prefix: str, partitions: int, expected: int) -> None:

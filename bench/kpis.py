@@ -29,8 +29,8 @@ from consumers.replay import replay
 from engage.config import Settings
 from engage.database import migrate
 from engage.runtime import Engine
+from engage.synthetic import HistorySpec, generate_lines
 from events.model import Touchpoint, TriggerEvent
-from events.synthetic import HistorySpec, generate_lines
 from projections.kpis import KpiBatch
 from projections.profile import Profile
 

@@ -45,8 +45,8 @@ from bench.support import admin_server, fresh_database
 from engage.config import Settings
 from engage.database import connect, migrate
 from engage.runtime import Engine
+from engage.synthetic import HistorySpec, generate_lines
 from events.model import DAY
-from events.synthetic import HistorySpec, generate_lines
 from events.timefmt import format_iso
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds

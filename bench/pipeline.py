@@ -13,7 +13,7 @@ solved and re-armed at every repeat purchase from the first event on. The
 report gives its rate against the rules-on run without a model
 (``predictions_cost_ratio``, best of ``--rounds`` alternating runs each).
 
-Each shape (``events.synthetic.HistorySpec.shape``) runs in turn: ``short`` is
+Each shape (``engage.synthetic.HistorySpec.shape``) runs in turn: ``short`` is
 the demo's 180-day history on every channel; ``long`` is 18 months of a
 purchase-heavy retail history where timers fire about once per purchase.
 
@@ -31,6 +31,7 @@ import platform
 import random
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -45,9 +46,9 @@ from consumers.purchase_history import purchase_stats
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
 from engage.runtime import Engine
+from engage.synthetic import DEFAULT_START, LONG_START, HistorySpec, generate_lines
 from events.control import model_entries
 from events.log import TOUCHPOINTS
-from events.synthetic import DEFAULT_START, LONG_START, HistorySpec, generate_lines
 from projections.model_fit import Customers, fit
 from projections.predictions import Model
 from projections.view import customer_360
@@ -122,7 +123,7 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
         # rules on, partition-parallel: the path `engage run --until-idle` takes
         par_settings = Settings(copies["_parallel"], Path(tmp), None, args.partitions)
         jobs = [
-            WorkerJob(par_settings, None, share, None, args.batch_size)
+            WorkerJob(partial(Engine.open, par_settings), share, None, args.batch_size)
             for share in shares(args.partitions, args.workers)
         ]
         started = time.perf_counter()

@@ -6,7 +6,7 @@
 Each history shape runs in turn (``short``: the demo's; ``long``: 18 months
 of purchase-heavy retail where timers fire about once per purchase).
 
-In one run, on one generated history (``events.synthetic``):
+In one run, on one generated history (``engage.synthetic``):
 
 1. **load**: the history is generated, validated as ingest would, Avro-encoded
    and appended to the PostgreSQL log through the ``Log`` port in bulk
@@ -63,11 +63,11 @@ from consumers.replay import replay as replay_projections
 from engage.config import Settings
 from engage.database import connect, migrate
 from engage.runtime import Engine
+from engage.synthetic import LONG_START, HistorySpec, estimate_events, generate
 from events.codec import TouchpointCodec
 from events.ingest import validate
 from events.log import TOUCHPOINTS, Entry
 from events.model import Touchpoint
-from events.synthetic import LONG_START, HistorySpec, estimate_events, generate
 
 CHUNK = 50_000
 
@@ -447,7 +447,7 @@ def main() -> None:
         shapes = [run_shape(admin, workdir, shape, args) for shape in args.shapes.split(",")]
     result = {
         "shapes": shapes,
-        "load_method": "events.synthetic.generate -> events.ingest.validate ->"
+        "load_method": "engage.synthetic.generate -> events.ingest.validate ->"
         " TouchpointCodec.encode_many (in a process pool) -> PostgresLog.append, one COPY"
         " per 50k-event chunk, in generation order; the same fields to Parquet",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "

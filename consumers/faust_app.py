@@ -24,11 +24,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT
 
 from consumers.assigned import AssignedBatches
-from engage.config import Settings
-from engage.runtime import Engine
 from events.adapters.kafka import topic_for
 from events.log import TOUCHPOINTS, LogRecord
-from events.model import Micros
 
 DEFAULT_WORKER_BATCH = 5_000
 """Records per batch (``stream.take_events``): large batches amortise the
@@ -75,25 +72,26 @@ class EngageApp(faust.App):
 
 
 def create_app(
-    settings: Settings,
-    engine: Engine,
+    batches: AssignedBatches,
     *,
+    bootstrap: str,
+    partitions: int,
+    prefix: str,
     batch_size: int = DEFAULT_WORKER_BATCH,
     within: float = 0.5,
     tick_every: float = 1.0,
-    now: Micros | None = None,
     session_timeout: float = 30.0,
 ) -> EngageApp:
-    """A worker app bound to an open ``Engine`` in Kafka mode."""
-    assert engine.kafka is not None, "create_app needs an engine in Kafka mode"
-    prefix = settings.kafka_topic_prefix
+    """A worker app over the Kafka broker at ``bootstrap`` (topics named
+    ``<prefix>.touchpoints`` and so on, ``partitions`` each) that hands its
+    batches to ``batches`` (``Engine.assigned_batches`` wires one)."""
     topic_name = topic_for(TOUCHPOINTS, prefix)
     app = EngageApp(
         f"{prefix}-processor",
-        broker=f"kafka://{engine.kafka.bootstrap}",
+        broker=f"kafka://{bootstrap}",
         value_serializer="raw",
         key_serializer="raw",
-        topic_partitions=engine.partitions,
+        topic_partitions=partitions,
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
@@ -108,14 +106,13 @@ def create_app(
         broker_max_poll_interval=300.0,
         producer_acks=-1,
     )
-    app.engage_batches = engine.assigned_batches(now=now)
+    app.engage_batches = batches
     app.engage_topic = topic_name
-    batches = app.engage_batches
     topic = app.topic(
         topic_name,
         value_serializer="raw",
         key_serializer="raw",
-        partitions=engine.partitions,
+        partitions=partitions,
     )
 
     def caught_up(last: Mapping[int, int]) -> list[int]:

@@ -17,8 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from consumers.ports import EngineFactory
 from consumers.processor import RunStats
-from engage.config import Settings
 from events.model import Micros
 
 J = TypeVar("J")
@@ -26,8 +26,10 @@ J = TypeVar("J")
 
 @dataclass(frozen=True)
 class WorkerJob:
-    settings: Settings
-    rules: str | None
+    """One worker's share; pickled into a spawned process, which opens its
+    own engine with ``open_engine`` (``ProcessingEngine.reopener``)."""
+
+    open_engine: EngineFactory
     partitions: list[int]
     now: Micros | None
     batch_size: int | None
@@ -55,9 +57,7 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _work(job: WorkerJob) -> RunStats:
-    from engage.runtime import Engine
-
-    with Engine.open(job.settings, rules=job.rules) as engine:
+    with job.open_engine() as engine:
         processor = engine.processor(
             job.batch_size, with_rules=job.with_rules, partitions=job.partitions, live=job.live
         )

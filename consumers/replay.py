@@ -27,13 +27,12 @@ checkpoint lets PostgreSQL remove the write-ahead log of the build.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from consumers.parallel import WorkerJob, run_parallel, shares
 from consumers.pipeline import DEFAULT_CONSUMER, BatchResult
+from consumers.ports import ProcessingEngine
 from consumers.processor import Processor, RunStats
-from engage.config import Settings
-from engage.runtime import Engine
 from events.log import TOUCHPOINTS
 from events.model import Micros
 from projections.adapters.postgres import PostgresProfileStore
@@ -66,7 +65,7 @@ class ReplayResult:
 
 
 def build_processor(
-    engine: Engine, build: Build, batch_size: int, partitions: list[int] | None = None
+    engine: ProcessingEngine, build: Build, batch_size: int, partitions: list[int] | None = None
 ) -> tuple[PostgresProfileStore, Processor]:
     """A processor with no relay whose store writes into ``build``."""
     store = PostgresProfileStore(build.dsn)
@@ -85,7 +84,7 @@ class ReplayJob:
 
 def _replay_work(task: ReplayJob) -> RunStats:
     job = task.job
-    with Engine.open(job.settings, rules=job.rules) as engine:
+    with job.open_engine() as engine:
         store, processor = build_processor(
             engine, task.build, job.batch_size or REPLAY_BATCH, job.partitions
         )
@@ -96,7 +95,7 @@ def _replay_work(task: ReplayJob) -> RunStats:
 
 
 def replay(
-    engine: Engine,
+    engine: ProcessingEngine,
     *,
     rules: str | None = None,
     workers: int = 1,
@@ -121,9 +120,9 @@ def replay(
                     on_progress(max(0, total - processor.lag()), total)
 
             if workers > 1:
-                settings: Settings = replace(engine.settings, database_url=engine.dsn)
+                open_engine = engine.reopener(rules)
                 jobs = [
-                    ReplayJob(WorkerJob(settings, rules, share, now, batch_size), build)
+                    ReplayJob(WorkerJob(open_engine, share, now, batch_size), build)
                     for share in shares(engine.partitions, workers)
                 ]
                 stats = run_parallel(jobs, progress, work=_replay_work)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from consumers.assigned import AssignedBatches
 from consumers.dlq_relay import DeadLetterRelay
 from consumers.pipeline import Pipeline
+from consumers.ports import EngineFactory
 from consumers.processor import DEFAULT_BATCH, Processor
 from consumers.relay import OutboxRelay
 from engage.config import Settings
@@ -127,6 +129,13 @@ class Engine:
             wall=self.wall,
             clock_step=self.settings.clock_step,
         )
+
+    def reopener(self, rules: str | None) -> EngineFactory:
+        """Opens this engine's like in a spawned worker: the same settings with
+        the database resolved (an embedded server's URL), and the rule file
+        ``rules`` (None: the default pack), loaded there by path."""
+        settings = replace(self.settings, database_url=self.dsn)
+        return partial(Engine.open, settings, rules=rules)
 
     def wall(self) -> Micros:
         """The wall time minus the allowed lateness: a live clock's floor."""

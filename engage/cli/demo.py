@@ -15,8 +15,8 @@ from engage.cli.app import RateBar, app, out, plural
 from engage.cli.processing import process_until_idle
 from engage.cli.rules import RulesOption
 from engage.runtime import Engine, wall_micros
+from engage.synthetic import HistorySpec, estimate_events, generate_lines
 from events.model import DAY, SECOND
-from events.synthetic import HistorySpec, estimate_events, generate_lines
 from projections.view import customer_360
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -143,9 +142,9 @@ def _run_shares(
     lag: int,
     transient: bool,
 ) -> RunStats:
-    settings = replace(engine.settings, database_url=engine.dsn)
+    open_engine = engine.reopener(rules)
     jobs = [
-        WorkerJob(settings, rules, share, now, batch_size, live=True)
+        WorkerJob(open_engine, share, now, batch_size, live=True)
         for share in shares(engine.partitions, workers)
     ]
     with RateBar(f"processing ({len(jobs)} workers)", lag, transient=transient) as bar:

@@ -117,7 +117,12 @@ def worker(
     now_us = parse_time_option(now, "--now")
     with Engine.open(settings, rules=rules) as engine:
         faust_app = create_app(
-            settings, engine, batch_size=batch_size, now=now_us, session_timeout=session_timeout
+            engine.assigned_batches(now=now_us),
+            bootstrap=settings.kafka_bootstrap,
+            partitions=engine.partitions,
+            prefix=settings.kafka_topic_prefix,
+            batch_size=batch_size,
+            session_timeout=session_timeout,
         )
         err.print(
             f"worker: consuming {settings.kafka_topic_prefix}.touchpoints from "

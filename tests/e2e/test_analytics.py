@@ -8,7 +8,7 @@ import duckdb
 import orjson
 import pytest
 
-from events.synthetic import HistorySpec, generate_lines
+from engage.synthetic import HistorySpec, generate_lines
 from events.timefmt import parse_iso
 from tests.e2e.test_cli import engage
 

@@ -18,8 +18,8 @@ import pytest
 
 from engage.config import Settings
 from engage.runtime import Engine
+from engage.synthetic import LONG_START, HistorySpec, generate_lines
 from events.log import TOUCHPOINTS
-from events.synthetic import LONG_START, HistorySpec, generate_lines
 from events.timefmt import parse_iso
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id

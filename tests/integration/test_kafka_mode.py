@@ -17,11 +17,11 @@ import pytest
 
 from engage.config import Settings
 from engage.runtime import Engine
+from engage.synthetic import HistorySpec, generate_lines
 from events.codec import CodecError, TriggerCodec
 from events.ingest import parse_line
 from events.log import TOUCHPOINTS, Entry
 from events.model import Touchpoint, TriggerEvent
-from events.synthetic import HistorySpec, generate_lines
 from events.timefmt import parse_iso
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id

@@ -8,10 +8,10 @@ from datetime import date
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.database import connect
 from engage.runtime import Engine
+from engage.synthetic import HistorySpec, generate_lines
 from events.codec import CodecError
 from events.log import TOUCHPOINTS
 from events.model import DAY, Touchpoint
-from events.synthetic import HistorySpec, generate_lines
 from projections.adapters.postgres_kpis import read_facts, read_kpis
 from projections.view import lifecycle_stage
 from tests.helpers import profiles_by_id

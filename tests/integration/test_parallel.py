@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engage.config import Settings
 from engage.runtime import Engine
-from events.synthetic import HistorySpec, generate_lines
+from engage.synthetic import HistorySpec, generate_lines
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id
 

@@ -11,11 +11,11 @@ from consumers.replay import replay
 from engage.database import connect
 from engage.fitting import fit_model
 from engage.runtime import Engine
+from engage.synthetic import LONG_START, HistorySpec, generate_lines
 from events.codec import TriggerCodec
 from events.control import without_control
 from events.log import TOUCHPOINTS, read_stream
 from events.model import DAY, TriggerEvent
-from events.synthetic import LONG_START, HistorySpec, generate_lines
 from events.timefmt import format_iso
 from projections.adapters.postgres_kpis import read_clv_rows
 from projections.clv import clv_by_stage

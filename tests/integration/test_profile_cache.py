@@ -11,7 +11,7 @@ from consumers.processor import Processor
 from engage.config import Settings
 from engage.errors import StorageError
 from engage.runtime import Engine
-from events.synthetic import HistorySpec, generate_lines
+from engage.synthetic import HistorySpec, generate_lines
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id
 

@@ -17,8 +17,8 @@ from consumers.replay import replay
 from engage.config import Settings
 from engage.database import connect
 from engage.runtime import Engine
+from engage.synthetic import HistorySpec, generate_lines
 from events.log import TOUCHPOINTS
-from events.synthetic import HistorySpec, generate_lines
 from projections.adapters.postgres_kpis import read_facts
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import profiles_by_id

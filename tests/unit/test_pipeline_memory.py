@@ -11,12 +11,12 @@ import pytest
 
 from consumers.pipeline import Pipeline
 from consumers.processor import Processor
+from engage.synthetic import HistorySpec, generate_lines
 from events.adapters.memory import MemoryDeadLetters, MemoryLog
 from events.codec import TouchpointCodec, TriggerCodec
 from events.log import TRIGGERS
 from events.model import DAY, Touchpoint
 from events.publisher import Publisher
-from events.synthetic import HistorySpec, generate_lines
 from events.timefmt import parse_iso
 from projections.adapters.memory import MemoryProfileStore
 from rules import default_rules

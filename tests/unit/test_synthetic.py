@@ -21,8 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engage.errors import EngageError
-from events.model import CHANNELS, DAY, EVENT_TYPES, SECOND
-from events.synthetic import (
+from engage.synthetic import (
     BAD_KINDS,
     DEFAULT_START,
     HistorySpec,
@@ -30,6 +29,7 @@ from events.synthetic import (
     generate,
     generate_lines,
 )
+from events.model import CHANNELS, DAY, EVENT_TYPES, SECOND
 from events.timefmt import format_iso_exact, parse_iso
 
 SMALL = HistorySpec(customers=600, days=120, seed=11)
