@@ -31,6 +31,15 @@ class IngestResponse(BaseModel):
     results: list[EventResult]
 
 
+class SegmentResponse(BaseModel):
+    """Segment's answer (its SDKs read ``success``), with Engage's counts."""
+
+    success: bool
+    accepted: int
+    duplicate: int
+    rejected: int
+
+
 class Touchpoint(BaseModel):
     event_id: str
     type: str

@@ -27,7 +27,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from engage.http.deps import AppContext, Context, check_key, json_response
+from engage.http import models
+from engage.http.deps import AppContext, Context, check_key, errors, json_response
 from engage.http.ingest import IngestRefused, decode_body, publish_items
 from engage.runtime import wall_micros
 from events.ingest import Rejection
@@ -174,12 +175,38 @@ _DOC: Final = (
 )
 
 
-@router.post("/v1/batch", summary="Segment: a batch of messages", description=_DOC)
+_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"model": models.SegmentResponse, "description": "Taken (rejections in the DLQ)."},
+    **errors(
+        {
+            400: "Not JSON, not gzip, or over 32 KB (one message) / 500 KB (a batch).",
+            401: "No key, or an unknown or revoked one.",
+            403: "Not an ingest key.",
+            429: "Overloaded: retry after Retry-After seconds.",
+        }
+    ),
+}
+_BODY: Final = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+@router.post(
+    "/v1/batch",
+    summary="Segment: a batch of messages",
+    description=_DOC,
+    responses=_RESPONSES,
+    openapi_extra=_BODY,
+)
 async def segment_batch(request: Request, ctx: Context) -> Response:
     return await _ingest(request, ctx, None)
 
 
-@router.post("/v1/import", summary="Segment: a batch of historical messages", description=_DOC)
+@router.post(
+    "/v1/import",
+    summary="Segment: a batch of historical messages",
+    description=_DOC,
+    responses=_RESPONSES,
+    openapi_extra=_BODY,
+)
 async def segment_import(request: Request, ctx: Context) -> Response:
     return await _ingest(request, ctx, None)
 
@@ -199,4 +226,6 @@ for _call in CALLS:
         methods=["POST"],
         summary=f"Segment: one {_call} call",
         description=_DOC,
+        responses=_RESPONSES,
+        openapi_extra=_BODY,
     )
