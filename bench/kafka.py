@@ -48,20 +48,13 @@ def bare_agent(bootstrap: str, prefix: str, partitions: int, expected: int) -> N
     import faust
     from faust.worker import Worker
 
+    from consumers.faust_app import faust_settings
     from events.codec import CodecError, TouchpointCodec
 
     codec = TouchpointCodec()
     app = faust.App(
         f"{prefix}-bare-{uuid.uuid4().hex[:6]}",
-        broker=f"kafka://{bootstrap}",
-        value_serializer="raw",
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=False,
-        autodiscover=False,
-        store="memory://",
-        stream_buffer_maxsize=10_000,
+        **faust_settings(bootstrap, batch_size=5_000),
     )
     topic = app.topic(f"{prefix}.touchpoints", value_serializer="raw", partitions=partitions)
     state: dict[str, Any] = {"n": 0, "bad": 0, "first": None}

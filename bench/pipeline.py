@@ -49,9 +49,9 @@ from engage.runtime import Engine
 from engage.synthetic import DEFAULT_START, LONG_START, HistorySpec, generate_lines
 from events.control import model_entries
 from events.log import TOUCHPOINTS
+from projections.customer360 import customer_360
 from projections.model_fit import Customers, fit
 from projections.predictions import Model
-from projections.view import customer_360
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -1,2 +1,4 @@
-"""The running processes: the embedded processor loop (and, later, Faust agents,
-the outbox relay, webhooks and replay), all driving ``consumers.pipeline``."""
+"""The running processes around the one processing pipeline (``consumers.pipeline``):
+the embedded processor loop, partition-parallel workers, the Faust worker's
+group member, the outbox and dead-letter relays, replay, and webhook delivery.
+What they need of the composition root is declared in ``consumers.ports``."""

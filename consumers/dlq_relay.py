@@ -14,7 +14,7 @@ from typing import Protocol
 
 import psycopg
 
-from events.adapters.connection import connect
+from consumers.relay import Relay
 from events.dead_letters import DeadLetterRow
 from events.errors import StorageError
 
@@ -25,9 +25,9 @@ class DeadLetterTopic(Protocol):
     def dead_letter(self, rows: Sequence[DeadLetterRow]) -> None: ...
 
 
-class DeadLetterRelay:
+class DeadLetterRelay(Relay):
     def __init__(self, dsn: str, topic: DeadLetterTopic) -> None:
-        self._conn = connect(dsn)
+        super().__init__(dsn)
         self.topic = topic
 
     def run_once(self, limit: int = DLQ_RELAY_BATCH) -> int:
@@ -49,12 +49,3 @@ class DeadLetterRelay:
         except psycopg.Error as exc:
             raise StorageError(f"relaying dead letters failed: {exc}") from None
         return len(rows)
-
-    def drain(self) -> int:
-        total = 0
-        while moved := self.run_once():
-            total += moved
-        return total
-
-    def close(self) -> None:
-        self._conn.close()

@@ -3,7 +3,7 @@
 ``create_app`` builds a fresh faust-streaming app per call; nothing is
 attached to a module-level app at import time. The agent body is thin: it
 turns each ``stream.take_events`` batch into ``LogRecord``s and hands them to
-``AssignedBatches`` (the one pipeline, one PostgreSQL transaction per batch).
+``GroupMember`` (the one pipeline, one PostgreSQL transaction per batch).
 
 Offsets live in PostgreSQL, beside the profiles they produced. Faust also
 commits offsets to Kafka (harmless, and visible to the usual lag tools), but
@@ -23,7 +23,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT
 
-from consumers.assigned import AssignedBatches
+from consumers.group_member import GroupMember
 from events.adapters.kafka import topic_for
 from events.log import TOUCHPOINTS, LogRecord
 
@@ -43,7 +43,7 @@ class _PostgresSeekingConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = dict(await super().seek_to_committed())
-        batches: AssignedBatches = self.app.engage_batches  # type: ignore[attr-defined]
+        batches: GroupMember = self.app.engage_batches  # type: ignore[attr-defined]
         topic: str = self.app.engage_topic  # type: ignore[attr-defined]
         stored = await asyncio.to_thread(batches.positions)
         mine = {tp: stored.get(tp.partition, 0) for tp in self.assignment() if tp.topic == topic}
@@ -64,15 +64,43 @@ class _Transport(faust_aiokafka.Transport):
 class EngageApp(faust.App):
     """A Faust app whose consumer seeks to the offsets stored in PostgreSQL."""
 
-    engage_batches: AssignedBatches
+    engage_batches: GroupMember
     engage_topic: str
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
 
 
+def faust_settings(
+    bootstrap: str, *, batch_size: int = DEFAULT_WORKER_BATCH, session_timeout: float = 30.0
+) -> dict[str, Any]:
+    """The Faust app settings of a worker (and of the benchmark's bare agent,
+    ``bench/kafka.py``, so its ceiling is measured under the same settings):
+    raw bytes in and out, topics made by ``engage`` (never declared by Faust),
+    no web server or tables, offsets committed to Kafka every batch (the
+    truth is in PostgreSQL), and ``acks=all``."""
+    return {
+        "broker": f"kafka://{bootstrap}",
+        "value_serializer": "raw",
+        "key_serializer": "raw",
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "web_enabled": False,
+        "autodiscover": False,
+        "store": "memory://",
+        "stream_buffer_maxsize": max(batch_size * 2, 4096),
+        "broker_commit_every": batch_size,
+        "broker_commit_interval": 2.0,
+        "broker_session_timeout": session_timeout,
+        "broker_heartbeat_interval": 1.0,
+        "broker_max_poll_interval": 300.0,
+        "producer_acks": -1,
+    }
+
+
 def create_app(
-    batches: AssignedBatches,
+    batches: GroupMember,
     *,
     bootstrap: str,
     partitions: int,
@@ -84,27 +112,12 @@ def create_app(
 ) -> EngageApp:
     """A worker app over the Kafka broker at ``bootstrap`` (topics named
     ``<prefix>.touchpoints`` and so on, ``partitions`` each) that hands its
-    batches to ``batches`` (``Engine.assigned_batches`` wires one)."""
+    batches to ``batches`` (``Engine.group_member`` wires one)."""
     topic_name = topic_for(TOUCHPOINTS, prefix)
     app = EngageApp(
         f"{prefix}-processor",
-        broker=f"kafka://{bootstrap}",
-        value_serializer="raw",
-        key_serializer="raw",
         topic_partitions=partitions,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=False,
-        autodiscover=False,
-        store="memory://",
-        stream_buffer_maxsize=max(batch_size * 2, 4096),
-        broker_commit_every=batch_size,
-        broker_commit_interval=2.0,
-        broker_session_timeout=session_timeout,
-        broker_heartbeat_interval=1.0,
-        broker_max_poll_interval=300.0,
-        producer_acks=-1,
+        **faust_settings(bootstrap, batch_size=batch_size, session_timeout=session_timeout),
     )
     app.engage_batches = batches
     app.engage_topic = topic_name

@@ -46,9 +46,9 @@ from events.dead_letters import DeadLetterRow
 from events.log import TOUCHPOINTS, Entry, LogRecord
 from events.model import ClockRecord, Micros, ModelFitted, Touchpoint, TriggerEvent
 from events.partitioning import partition_for
+from projections.ports import ProjectionStore, UnitOfWork
 from projections.predictions import Model
 from projections.profile import Profile
-from projections.store import ProfileStore, StoreTransaction
 from rules import RuleSet
 from rules.decide import Outcome, Record, advance, decide, model_of
 from rules.timer_queue import TimerQueue
@@ -79,7 +79,7 @@ class Pipeline:
     ) -> None:
         """``publish_to``: the log's partition count when the triggers stream is
         in the store's own database; triggers are then appended to it in the
-        batch transaction (``StoreTransaction.publish_triggers``)."""
+        batch transaction (``UnitOfWork.publish_triggers``)."""
         self.codec = codec
         self.consumer = consumer
         self.rules = rules
@@ -103,7 +103,7 @@ class Pipeline:
         self._timer_partitions.clear()
 
     @contextmanager
-    def transaction(self, store: ProfileStore) -> Iterator[StoreTransaction]:
+    def transaction(self, store: ProjectionStore) -> Iterator[UnitOfWork]:
         """The store transaction a batch runs in. If it does not commit, the
         profiles and timers this pipeline holds in memory are ahead of the
         database, so they are dropped before the error goes on."""
@@ -114,7 +114,7 @@ class Pipeline:
             self.forget()
             raise
 
-    def _claim(self, tx: StoreTransaction, partitions: Collection[int], stream: str) -> None:
+    def _claim(self, tx: UnitOfWork, partitions: Collection[int], stream: str) -> None:
         if not tx.claim_partitions(self.consumer, stream, partitions, self.writer):
             self.forget()
         missing = [p for p in partitions if p not in self._timer_partitions]
@@ -122,7 +122,7 @@ class Pipeline:
             self.timers.load(tx.load_timers(missing))
             self._timer_partitions.update(missing)
 
-    def _load(self, tx: StoreTransaction, customer_ids: list[str]) -> dict[str, Profile]:
+    def _load(self, tx: UnitOfWork, customer_ids: list[str]) -> dict[str, Profile]:
         found, missing = self.cache.split(customer_ids)
         if missing:
             found.update(tx.load_profiles(missing))
@@ -130,7 +130,7 @@ class Pipeline:
 
     def process(
         self,
-        tx: StoreTransaction,
+        tx: UnitOfWork,
         records: Sequence[LogRecord],
         positions: Mapping[int, int],
         now: Micros | None = None,
@@ -170,7 +170,7 @@ class Pipeline:
         return result
 
     def _partition_models(
-        self, tx: StoreTransaction, partitions: Collection[int], stream: str
+        self, tx: UnitOfWork, partitions: Collection[int], stream: str
     ) -> dict[int, Model]:
         stored = tx.partition_models(self.consumer, stream, partitions)
         kept = self._models
@@ -183,7 +183,7 @@ class Pipeline:
 
     def _rearm(
         self,
-        tx: StoreTransaction,
+        tx: UnitOfWork,
         batch: Sequence[tuple[int, Record]],
         due: list[tuple[str, int]],
     ) -> list[tuple[str, int]]:
@@ -205,7 +205,7 @@ class Pipeline:
 
     def clock_advances(
         self,
-        tx: StoreTransaction,
+        tx: UnitOfWork,
         partitions: Collection[int],
         partition_count: int,
         wall: Micros,
@@ -226,7 +226,7 @@ class Pipeline:
 
     def _decode(
         self,
-        tx: StoreTransaction,
+        tx: UnitOfWork,
         records: Sequence[LogRecord],
         positions: Mapping[int, int],
         stream: str,
@@ -268,14 +268,14 @@ class Pipeline:
         return batch, poison, next_offsets
 
     def _decode_touchpoints(
-        self, tx: StoreTransaction, payloads: list[bytes]
+        self, tx: UnitOfWork, payloads: list[bytes]
     ) -> Sequence[Touchpoint | CodecError | None]:
         decoded = self.codec.decode_many(payloads)
         if self.drop_repeated_ids:
             return _drop_repeats(tx, decoded)
         return decoded
 
-    def _commit(self, tx: StoreTransaction, outcome: Outcome, stream: str) -> None:
+    def _commit(self, tx: UnitOfWork, outcome: Outcome, stream: str) -> None:
         """Steps 2–5 of the commit order: profiles and timers, outbox, KPIs, clocks."""
         changed = outcome.profiles
         tx.save_profiles(list(changed.values()))
@@ -322,7 +322,7 @@ def _decode_control(payload: bytes) -> ClockRecord | ModelFitted | CodecError:
 
 
 def _drop_repeats(
-    tx: StoreTransaction, decoded: list[Touchpoint | CodecError]
+    tx: UnitOfWork, decoded: list[Touchpoint | CodecError]
 ) -> list[Touchpoint | CodecError | None]:
     """None in place of every event whose id was applied before (or earlier
     in this batch); the first occurrence is the one kept."""

@@ -21,12 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
-from consumers.collector import BatchCollector
+from consumers.gc_pacing import GcPacer
 from consumers.pipeline import BatchResult, Pipeline
 from consumers.relay import OutboxRelay
-from events.log import TOUCHPOINTS, Entry, Log
+from events.log import TOUCHPOINTS, Entry, Log, lag
 from events.model import Micros
-from projections.store import ProfileStore
+from projections.ports import ProjectionStore
 
 DEFAULT_BATCH = 50_000
 """Records per partition per batch. Each batch loads (or finds cached) and
@@ -52,7 +52,7 @@ class Processor:
     def __init__(
         self,
         log: Log,
-        store: ProfileStore,
+        store: ProjectionStore,
         pipeline: Pipeline,
         batch_size: int = DEFAULT_BATCH,
         relay: OutboxRelay | None = None,
@@ -69,7 +69,7 @@ class Processor:
         # a worker of a parallel run owns a subset; the row locks on its
         # offsets keep two processors off the same partition either way
         self.partitions = list(range(log.partitions)) if partitions is None else list(partitions)
-        self.collector = BatchCollector()
+        self.gc_pacer = GcPacer()
         self.wall = wall
         self.clock_step = clock_step
 
@@ -100,10 +100,7 @@ class Processor:
 
     def lag(self) -> int:
         heads = self.log.heads(TOUCHPOINTS)
-        offsets = self.store.offsets(self.pipeline.consumer, TOUCHPOINTS)
-        return sum(
-            max(0, head - offsets.get(p, 0)) for p, head in heads.items() if p in self.partitions
-        )
+        return lag(heads, self.store.offsets(self.pipeline.consumer, TOUCHPOINTS), self.partitions)
 
     def run(
         self,
@@ -117,9 +114,9 @@ class Processor:
     ) -> RunStats:
         stats = RunStats()
         while stop is None or not stop.is_set():
-            with self.collector.paused():
+            with self.gc_pacer.paused():
                 result = self.step(now)
-            self.collector.count(result.records)
+            self.gc_pacer.count(result.records)
             if self.relay is not None and (result.triggers or result.records):
                 self.relay.drain()
             stats.triggers += len(result.triggers)  # batches and timer-only ticks alike

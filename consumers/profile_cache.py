@@ -7,7 +7,7 @@ what the previous one had just written. A partition has a single writer at a
 time (its offsets rows are locked per batch), so that writer's copy of a
 profile is current for as long as nobody else has written the partition
 since. The pipeline proves that with a writer token per partition
-(``StoreTransaction.claim_partitions``), checked in the same transaction as
+(``UnitOfWork.claim_partitions``), checked in the same transaction as
 the batch: any other writer in between makes the whole cache invalid.
 
 The cached objects are the very ones the fold mutates, so a batch that does not

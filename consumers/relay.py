@@ -1,4 +1,5 @@
-"""The outbox relay: moves committed triggers from the outbox to the triggers stream.
+"""The relays, and the outbox relay: moves committed triggers from the outbox
+to the triggers stream.
 
 Order of effects: append to the stream, then mark the outbox rows published.
 A crash between the two re-appends the same triggers on the next run, and the
@@ -7,6 +8,8 @@ stream exactly once without a distributed transaction.
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
 
 import psycopg
 
@@ -17,9 +20,32 @@ from events.log import TRIGGERS, Entry, Log
 RELAY_BATCH = 20_000
 
 
-class OutboxRelay:
-    def __init__(self, dsn: str, log: Log) -> None:
+class Relay(ABC):
+    """Copies rows committed in PostgreSQL to a log, a batch at a time: the
+    outbox relay and the dead-letter relay (``consumers.dlq_relay``) share the
+    connection and the drain loop, and differ only in ``run_once``."""
+
+    def __init__(self, dsn: str) -> None:
         self._conn = connect(dsn)
+
+    @abstractmethod
+    def run_once(self) -> int:
+        """Relay one batch; returns how many rows it took (0: nothing pending)."""
+
+    def drain(self) -> int:
+        """Relay batches until none is pending; returns the rows relayed."""
+        total = 0
+        while moved := self.run_once():
+            total += moved
+        return total
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class OutboxRelay(Relay):
+    def __init__(self, dsn: str, log: Log) -> None:
+        super().__init__(dsn)
         self.log = log
 
     def run_once(self, limit: int = RELAY_BATCH, *, mark: bool = True) -> int:
@@ -53,21 +79,12 @@ class OutboxRelay:
             raise StorageError(f"relaying the trigger outbox failed: {exc}") from None
         return len(rows)
 
-    def drain(self) -> int:
-        total = 0
-        while moved := self.run_once():
-            total += moved
-        return total
-
     def pending(self) -> int:
         with self._conn.transaction():
             row = self._conn.execute(
                 "SELECT count(*) FROM trigger_outbox WHERE published_at IS NULL"
             ).fetchone()
         return 0 if row is None else int(row[0])
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 class _Interrupted(Exception):

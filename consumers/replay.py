@@ -35,7 +35,7 @@ from consumers.ports import ProcessingEngine
 from consumers.processor import Processor, RunStats
 from events.log import TOUCHPOINTS
 from events.model import Micros
-from projections.adapters.postgres import PostgresProfileStore
+from projections.adapters.postgres import PostgresProjectionStore
 from projections.adapters.postgres_versions import Build, PostgresVersions
 
 REPLAY_BATCH = 125_000
@@ -66,9 +66,9 @@ class ReplayResult:
 
 def build_processor(
     engine: ProcessingEngine, build: Build, batch_size: int, partitions: list[int] | None = None
-) -> tuple[PostgresProfileStore, Processor]:
+) -> tuple[PostgresProjectionStore, Processor]:
     """A processor with no relay whose store writes into ``build``."""
-    store = PostgresProfileStore(build.dsn)
+    store = PostgresProjectionStore(build.dsn)
     return store, Processor(
         engine.stream, store, engine.pipeline(), batch_size, relay=None, partitions=partitions
     )

@@ -1,5 +1,6 @@
-"""Webhook state in PostgreSQL: subscriptions, per-subscription cursors over
-the triggers stream, the delivery queue with retry state, and the attempt log.
+"""Webhook state in PostgreSQL (the ``consumers.ports.WebhookStore`` port):
+subscriptions, per-subscription cursors over the triggers stream, the
+delivery queue with retry state, and the attempt log.
 
 Enqueueing a subscription's new triggers and advancing its cursor happen in
 one transaction (the cursor rows are locked), so two deliverers never skip or
@@ -11,11 +12,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import psycopg
 
+from consumers.ports import Attempt, QueueItem, Subscription
 from consumers.webhook_targets import check_target
 from events.adapters.connection import connect
 from events.errors import NotFound, StorageError
@@ -23,47 +24,12 @@ from events.errors import NotFound, StorageError
 _ISO: Final = '\'YYYY-MM-DD"T"HH24:MI:SS"Z"\''
 
 
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    id: int
-    url: str
-    kind: str | None
-    rule_id: str | None
-    secret: str
-    created_at: str
-    removed_at: str | None
-    allow_private: bool = False
-    """Added with ``--allow-private``: private and loopback targets allowed
-    (``consumers.webhook_targets``)."""
+class PostgresWebhookStore:
+    """The ``consumers.ports.WebhookStore`` port on PostgreSQL."""
 
-    def matches(self, kind: str, rule_id: str) -> bool:
-        return (self.kind is None or self.kind == kind) and (
-            self.rule_id is None or self.rule_id == rule_id
-        )
+    shared_across_processes = True
+    """Advisory locks and rows are seen by every process on the database."""
 
-
-@dataclass(frozen=True, slots=True)
-class QueueItem:
-    subscription_id: int
-    trigger_id: str
-    body: str
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    id: int
-    subscription_id: int
-    trigger_id: str
-    attempt: int
-    at: str
-    status_code: int | None
-    error: str | None
-    duration_ms: float
-    outcome: str
-
-
-class WebhookStore:
     def __init__(self, dsn: str) -> None:
         self._conn = connect(dsn, autocommit=True)
 
@@ -275,3 +241,10 @@ class WebhookStore:
 
     def close(self) -> None:
         self._conn.close()
+
+
+WebhookStore = PostgresWebhookStore
+"""The name callers construct it by (``WebhookStore(dsn)``); the port of the
+same name, ``consumers.ports.WebhookStore``, is what functions take."""
+
+__all__ = ["Attempt", "PostgresWebhookStore", "QueueItem", "Subscription", "WebhookStore"]

@@ -34,8 +34,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import orjson
 
+from consumers.ports import QueueItem, Subscription, WebhookStore
 from consumers.webhook_signature import HEADER, sign
-from consumers.webhook_store import QueueItem, Subscription, WebhookStore
+from consumers.webhook_store import PostgresWebhookStore
 from consumers.webhook_targets import Target, TargetRefused, check_target
 from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
@@ -182,7 +183,7 @@ class _Sender(threading.Thread):
 
     def run(self) -> None:
         try:
-            store = WebhookStore(self.dsn)
+            store = PostgresWebhookStore(self.dsn)
         except EngageError as exc:
             self.error = str(exc)
             return
@@ -236,7 +237,7 @@ class WebhookDeliverer:
 
         A database error ends the run (after stopping the senders): the caller
         reopens its connections and runs again."""
-        store = WebhookStore(self.dsn)
+        store = PostgresWebhookStore(self.dsn)
         try:
             while not stop.is_set():
                 subs = store.subscriptions()
@@ -274,7 +275,7 @@ def deliver_until_idle(dsn: str, log: Log, policy: DeliveryPolicy) -> dict[int, 
     """Queue new triggers, then send everything due now, each subscription in
     its own thread; items scheduled for a later retry are left for later.
     Returns the attempts made per subscription."""
-    store = WebhookStore(dsn)
+    store = PostgresWebhookStore(dsn)
     try:
         subs = store.subscriptions()
         feed(store, log, subs)
@@ -283,7 +284,7 @@ def deliver_until_idle(dsn: str, log: Log, policy: DeliveryPolicy) -> dict[int, 
     tried: dict[int, int] = {}
 
     def work(sub: Subscription) -> None:
-        own = WebhookStore(dsn)
+        own = PostgresWebhookStore(dsn)
         try:
             if not own.try_lock(sub.id):
                 return

@@ -15,8 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from consumers.assigned import AssignedBatches
 from consumers.dlq_relay import DeadLetterRelay
+from consumers.group_member import GroupMember
 from consumers.pipeline import Pipeline
 from consumers.ports import EngineFactory
 from consumers.processor import DEFAULT_BATCH, Processor
@@ -25,10 +25,12 @@ from engage.config import Settings
 from engage.database import connect, migrate, resolve_dsn
 from events.adapters.postgres import PostgresDeadLetters, PostgresLog
 from events.codec import TouchpointCodec
+from events.dead_letters import DeadLetterStore
 from events.limits import TimeWindow
 from events.model import Micros
 from events.publisher import Publisher
-from projections.adapters.postgres import PostgresProfileStore
+from projections.adapters.postgres import PostgresProjectionStore
+from projections.ports import ProjectionStore
 from rules import RuleSet, default_rules, load_rules
 
 if TYPE_CHECKING:  # kafka-python loads only in Kafka mode: it slows every CLI start
@@ -41,8 +43,8 @@ class Engine:
     dsn: str
     partitions: int
     log: PostgresLog
-    store: PostgresProfileStore
-    dead_letters: PostgresDeadLetters
+    store: ProjectionStore
+    dead_letters: DeadLetterStore
     codec: TouchpointCodec = field(default_factory=TouchpointCodec)
     rules: RuleSet | None = None
     kafka: KafkaLog | None = None
@@ -78,7 +80,7 @@ class Engine:
             dsn=dsn,
             partitions=partitions,
             log=PostgresLog(dsn, partitions),
-            store=PostgresProfileStore(dsn),
+            store=PostgresProjectionStore(dsn),
             dead_letters=PostgresDeadLetters(connect(dsn)),
             rules=ruleset,
         )
@@ -115,11 +117,9 @@ class Engine:
         self._relays.append(relay)
         return relay
 
-    def assigned_batches(
-        self, *, with_rules: bool = True, now: Micros | None = None
-    ) -> AssignedBatches:
-        """What a Faust agent hands its batches to (``consumers.assigned``)."""
-        return AssignedBatches(
+    def group_member(self, *, with_rules: bool = True, now: Micros | None = None) -> GroupMember:
+        """What a Faust agent hands its batches to (``consumers.group_member``)."""
+        return GroupMember(
             self.store,
             self.pipeline(with_rules=with_rules),
             self.relay(),

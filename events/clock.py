@@ -18,9 +18,9 @@ the first ten bytes without decoding (``is_clock``).
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Final
+from typing import Final
 
-from events.codec import HEADER_SIZE, SingleObjectCodec
+from events.codec import HEADER_SIZE, DataclassCodec
 from events.log import Entry
 from events.model import ClockRecord, Micros
 from events.partitioning import partition_for
@@ -30,18 +30,14 @@ CLOCK_TYPE: Final = "~clock"
 """The ``type`` column a clock record has on the PostgreSQL log."""
 
 
-class ClockCodec(SingleObjectCodec[ClockRecord]):
+class ClockCodec(DataclassCodec[ClockRecord]):
     _schema_name = CLOCK_SCHEMA
     _first_field = "source"
+    _type = ClockRecord
+    _fields = ("partition", "at", "source")
 
     def _key(self, value: ClockRecord) -> str:
         return f"{value.partition}@{value.at}"
-
-    def _to_record(self, value: ClockRecord) -> dict[str, Any]:
-        return {"source": value.source, "partition": value.partition, "at": value.at}
-
-    def _from_record(self, record: dict[str, Any]) -> ClockRecord:
-        return ClockRecord(record["partition"], record["at"], record["source"])
 
 
 @cache

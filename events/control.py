@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any, Final
 
 from events.clock import clock_codec, key_for
-from events.codec import HEADER_SIZE, SingleObjectCodec
+from events.codec import HEADER_SIZE, DataclassCodec
 from events.log import Entry, LogRecord
 from events.model import Micros, ModelFitted
 
@@ -32,35 +32,24 @@ MODEL_PARAMS: Final = ("r", "alpha", "a", "b", "p", "q", "gamma")
 SOURCE: Final = "engage model fit"
 
 
-class ModelFittedCodec(SingleObjectCodec[ModelFitted]):
+class ModelFittedCodec(DataclassCodec[ModelFitted]):
+    """The parameters travel as one double field each; ``source`` names the writer."""
+
     _schema_name = MODEL_SCHEMA
     _first_field = "source"
+    _type = ModelFitted
+    _fields = ("version", "partition", "partitions", "as_of", "time_unit", "fitted_at")
 
     def _key(self, value: ModelFitted) -> str:
         return f"model {value.version} on partition {value.partition}"
 
     def _to_record(self, value: ModelFitted) -> dict[str, Any]:
-        return {
-            "source": SOURCE,
-            "version": value.version,
-            "partition": value.partition,
-            "partitions": value.partitions,
-            "as_of": value.as_of,
-            "fitted_at": value.fitted_at,
-            "time_unit": value.time_unit,
-            **{name: float(value.params[name]) for name in MODEL_PARAMS},
-        }
+        params = {name: float(value.params[name]) for name in MODEL_PARAMS}
+        return {"source": SOURCE, **super()._to_record(value), **params}
 
     def _from_record(self, record: dict[str, Any]) -> ModelFitted:
-        return ModelFitted(
-            version=record["version"],
-            partition=record["partition"],
-            partitions=record["partitions"],
-            as_of=record["as_of"],
-            params={name: record[name] for name in MODEL_PARAMS},
-            time_unit=record["time_unit"],
-            fitted_at=record["fitted_at"],
-        )
+        params = {name: record[name] for name in MODEL_PARAMS}
+        return self._type(params=params, **{name: record[name] for name in self._fields})
 
 
 @cache

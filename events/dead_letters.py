@@ -1,4 +1,7 @@
-"""The dead-letter port: where every rejected input goes, with its raw text.
+"""Dead letters: where every rejected input goes, with its raw text.
+
+The ports (``DeadLetterSink``, ``DeadLetterStore``) and the row shapes are
+declared in ``events.ports`` and re-exported here.
 
 Ingest (bad lines) and processing (undecodable records) both write here, so
 the row shape is defined once, beside the port, not in an adapter.
@@ -7,18 +10,11 @@ the row shape is defined once, beside the port, not in an adapter.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import Final, Protocol
+from typing import Final
 
-DeadLetterRow = tuple[str, str | None, int | None, str | None, str, str, str]
-"""(stage, source, line_no, event_id, field, reason, raw)."""
+from events.ports import DeadLetter, DeadLetterRow, DeadLetterSink, DeadLetterStore
 
-
-class DeadLetterSink(Protocol):
-    """What a writer of dead letters needs of the store."""
-
-    def add(self, rows: Sequence[DeadLetterRow]) -> None: ...
-
+__all__ = ["RAW_KEEP", "DeadLetter", "DeadLetterRow", "DeadLetterSink", "DeadLetterStore", "capped"]
 
 RAW_KEEP: Final = 16 * 1024
 """Characters of raw text kept per dead letter: enough to see what was wrong;

@@ -1,81 +1,50 @@
-"""The ``Log`` port: an append-only, partitioned log of encoded records.
+"""The log's streams and reading a whole stream through the ``Log`` port
+(declared, with its records, in ``events.ports`` and re-exported here).
+
+The log is an append-only, partitioned log of encoded records.
 
 Two adapters implement it: PostgreSQL (``events.adapters.postgres``, the
 embedded default) and Kafka (``events.adapters.kafka``, scale-out). Consumers
 never store their offsets in the log: offsets are committed to PostgreSQL in
-the same transaction as the state they produced (``projections.store``).
+the same transaction as the state they produced (``projections.ports``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Collection, Iterator, Mapping
+
+from events.ports import AppendResult, Entry, Log, LogRecord
 
 TOUCHPOINTS = "touchpoints"
 TRIGGERS = "triggers"
 
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    partition: int
-    offset: int
-    key: str
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One record to append: its id is the idempotency key (a repeat is a duplicate)."""
-
-    record_id: str
-    key: str
-    payload: bytes
-    occurred_at: int
-    type: str = ""
+__all__ = [
+    "READ_CHUNK",
+    "TOUCHPOINTS",
+    "TRIGGERS",
+    "AppendResult",
+    "Entry",
+    "Log",
+    "LogRecord",
+    "lag",
+    "read_stream",
+]
 
 
-@dataclass(slots=True)
-class AppendResult:
-    accepted: int = 0
-    duplicates: list[str] = field(default_factory=list)
-
-    def __iadd__(self, other: AppendResult) -> AppendResult:
-        self.accepted += other.accepted
-        self.duplicates.extend(other.duplicates)
-        return self
-
-
-class Log(Protocol):
-    """A partitioned log; records of one key are kept in order on one partition."""
-
-    refuses_repeated_ids: bool
-    """A capability: True when ``append`` refuses an id already on the stream.
-    A log that cannot look ids up (Kafka) refuses repeats only within one
-    append; its readers then drop repeats themselves (``Pipeline``'s
-    ``drop_repeated_ids``), and the contract suite expects the difference."""
-
-    @property
-    def partitions(self) -> int: ...
-
-    def append(self, stream: str, entries: Sequence[Entry]) -> AppendResult:
-        """Append atomically; entries whose id is already on the stream are duplicates."""
-        ...
-
-    def read(self, stream: str, positions: Mapping[int, int], limit: int) -> list[LogRecord]:
-        """Records at or after each partition's position, at most ``limit`` per partition,
-        in offset order within each partition."""
-        ...
-
-    def heads(self, stream: str) -> dict[int, int]:
-        """The next offset to be written, per partition (= records written so far)."""
-        ...
-
-    def wait(self, timeout: float) -> bool:
-        """Block until something may have been appended, or the timeout passes."""
-        ...
-
-    def close(self) -> None: ...
+def lag(
+    heads: Mapping[int, int],
+    offsets: Mapping[int, int],
+    partitions: Collection[int] | None = None,
+) -> int:
+    """Records written but not yet committed by a consumer: per partition, the
+    head minus the consumer's committed offset (0 if none), never below 0,
+    summed over ``partitions`` (default: all). The one definition the
+    processor, ``engage status`` and the HTTP status and metrics share."""
+    return sum(
+        max(0, head - offsets.get(p, 0))
+        for p, head in heads.items()
+        if partitions is None or p in partitions
+    )
 
 
 READ_CHUNK = 20_000

@@ -17,9 +17,9 @@ import numpy as np
 
 from events.model import Micros
 from events.timefmt import format_iso
+from projections.customer360 import STAGES, stage_at
 from projections.model_fit import Customers, expected_purchases_array
 from projections.predictions import CLV_HORIZON_DAYS, UNIT, Model
-from projections.view import STAGES, stage_at
 
 ClvRow = tuple[int, Micros | None, Micros | None, Micros | None, Micros, int | None, float, float]
 """(order_count, last_seen, first_purchase_at, reactivated_at, last_purchase_at,

@@ -2,7 +2,7 @@
 
 The processor folds each event and hands (profile after, event) to a
 ``KpiBatch``; the batch's deltas are written in the pipeline's own transaction
-(``StoreTransaction.save_kpis``), so KPIs are exactly-once like the profiles
+(``UnitOfWork.save_kpis``), so KPIs are exactly-once like the profiles
 and never need a scan of the profiles. Nothing here imports psycopg or reads
 the clock, so the delta arithmetic is unit- and property-tested on its own.
 
@@ -21,7 +21,7 @@ same sums:
   ``last_seen`` lies in an earlier period. Not split by channel: that would
   need per-channel state in every profile.
 * **customers per stage**: a stage is a step function of time between a
-  customer's events (``projections.view.stage_at``; it changes at
+  customer's events (``projections.customer360.stage_at``; it changes at
   last_seen + 30d/90d, first purchase + 30d, reactivation + 30d). Each event
   replaces the customer's steps from its instant on, as +1/-1 changes per
   (day, stage), so the count in a stage at the end of any day is the prefix sum
@@ -43,6 +43,7 @@ from typing import Any, Final
 
 from events.model import DAY, Micros, Touchpoint, TriggerEvent
 from events.timefmt import format_iso
+from projections.customer360 import CHURNED, QUIET, STAGES, stage_at
 from projections.evolve import OUTBOUND
 from projections.kpi_periods import (
     _EPOCH_ORDINAL,
@@ -55,7 +56,6 @@ from projections.kpi_periods import (
     period_start,
 )
 from projections.profile import Profile
-from projections.view import CHURNED, QUIET, STAGES, stage_at
 
 MONEY_UNIT: Final = 10_000
 """Money is summed as integers of 1/10,000 of a currency unit."""

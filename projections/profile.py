@@ -1,7 +1,7 @@
 """The customer-360 state: the accumulators the fold keeps per customer.
 
 Only accumulators live here. Anything that depends on "now" (lifecycle stage,
-time-decayed engagement score) is derived at read time by ``projections.view``
+time-decayed engagement score) is derived at read time by ``projections.customer360``
 with the processor's clock passed in, so the stored state never goes stale and
 the fold never needs a clock.
 """

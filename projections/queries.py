@@ -8,31 +8,17 @@ stay thin and neither keeps its own copy of the as-of fold or the timeline.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
 from events.contract import touchpoint_json, trigger_json
-from events.log import LogRecord
 from events.model import Micros, Touchpoint
+from events.ports import CustomerHistory, LogRecord, TriggerQuery
 from events.timefmt import format_iso
+from projections.customer360 import customer_360
 from projections.evolve import fold
+from projections.ports import ProjectionStore
 from projections.profile import Profile
-from projections.store import ProfileStore
-from projections.view import customer_360
-
-
-class CustomerHistory(Protocol):
-    """What the log offers for one customer (served by an index in PostgreSQL)."""
-
-    def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]: ...
-
-    def find_triggers(
-        self,
-        customer_id: str | None = None,
-        rule_id: str | None = None,
-        since: int | None = None,
-        limit: int | None = None,
-    ) -> list[LogRecord]: ...
 
 
 def touchpoints(
@@ -63,7 +49,7 @@ def profile_as_of(
 
 def customer_view(
     log: CustomerHistory,
-    store: ProfileStore,
+    store: ProjectionStore,
     codec: TouchpointCodec,
     customer_id: str,
     consumer: str,
@@ -95,7 +81,7 @@ def timeline(
         (e.occurred_at, 0, touchpoint_json(e)) for e in touchpoints(log, codec, customer_id)
     ]
     trigger_codec = TriggerCodec()
-    records: Sequence[LogRecord] = log.find_triggers(customer_id)
+    records: Sequence[LogRecord] = log.find_triggers(TriggerQuery(customer_id))
     for t in trigger_codec.decode_many([r.payload for r in records]):
         if isinstance(t, CodecError):
             continue

@@ -13,8 +13,8 @@ once-per key.
 
 Rules judge at the event's ``occurred_at``, not at ``now``: ``now`` is the
 processor's clock, which depends on how the log was cut into batches, and a
-replay must fire the same triggers as the live run. ``now`` stays in the
-signature because the pipeline's ``Evaluator`` passes it.
+replay must fire the same triggers as the live run. ``rules.decide`` still
+passes its partition clock as ``now``; nothing here reads it.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from events.model import Micros, Touchpoint, TriggerEvent
 from projections.profile import Profile
 from rules.model import Needs, Rule
 from rules.native import MISSING
-from rules.views import event_view, profile_view
+from rules.rule_fields import event_view, profile_view
 
 _SEP: Final = "\x1f"
 

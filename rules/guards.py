@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from events.model import Micros
 from projections.profile import Profile
-from rules.views import Getter
+from rules.rule_fields import Getter
 
 
 @dataclass(frozen=True, slots=True)

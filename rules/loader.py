@@ -36,7 +36,7 @@ from typing import Any, Final, Literal, NoReturn, cast
 import yaml
 
 from events.model import EVENT_TYPES, Touchpoint
-from projections.view import STAGES
+from projections.customer360 import STAGES
 from rules.durations import parse_duration
 from rules.expressions import Expression, ExpressionError, compile_expression
 from rules.firing import build_context
@@ -44,8 +44,8 @@ from rules.guards import Crossing, Entering, Guard
 from rules.model import Audience, Due, FrequencyCap, Needs, OncePer, Rule, RuleError, RuleSet
 from rules.native import compile_native, compile_native_value
 from rules.predicted import ANCHOR, p_alive_below
+from rules.rule_fields import EVENT_FIELDS, TIME_FIELDS, Getter, field_getter
 from rules.samples import SAMPLE_AT, sample_event, sample_profile
-from rules.views import EVENT_FIELDS, TIME_FIELDS, Getter, field_getter
 
 _RULE_KEYS: Final = frozenset(
     {"id", "version", "kind", "audience", "description", "on", "types", "names", "when", "crosses",

@@ -18,7 +18,7 @@ from projections.profile import Profile
 from rules.expressions import Expression
 from rules.guards import Guard
 from rules.native import NativeCondition, Operand
-from rules.views import Getter
+from rules.rule_fields import Getter
 
 Audience = Literal["marketing", "service"]
 OnceKind = Literal["customer", "event", "quiet_spell", "key"]

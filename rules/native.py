@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from events.model import Micros, Touchpoint
 from projections.profile import Profile
-from rules.views import EVENT_FIELDS, field_getter
+from rules.rule_fields import EVENT_FIELDS, field_getter
 
 Operand = Callable[[Profile, Micros, Profile, Micros, Touchpoint | None], Any]
 MISSING: Final = object()

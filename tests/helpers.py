@@ -8,7 +8,7 @@ import orjson
 
 from engage.runtime import Engine
 from events.publisher import PublishReport
-from projections.view import customer_360
+from projections.customer360 import customer_360
 
 
 def event(

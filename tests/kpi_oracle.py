@@ -11,10 +11,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from events.model import DAY, Touchpoint
+from projections.customer360 import lifecycle_stage
 from projections.evolve import OUTBOUND, evolve, fold
 from projections.kpis import FLOWS, MONEY_UNIT, period
 from projections.profile import Profile
-from projections.view import lifecycle_stage
 
 Facts = tuple[
     dict[tuple[int, str, str], list[int]],

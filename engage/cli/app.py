@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -53,6 +54,12 @@ err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 def plural(n: int, noun: str, nouns: str | None = None) -> str:
     """``1 event``, ``2 events``, ``12,345 events``."""
     return f"{n:,} {noun if n == 1 else (nouns or noun + 's')}"
+
+
+def instant_option(flag: str, help: str) -> Any:
+    """A ``--flag TS`` option holding an ISO 8601 instant; read it with
+    ``parse_time_option``, so every command words a bad instant alike."""
+    return typer.Option(flag, help=help, metavar="TS")
 
 
 def parse_time_option(value: str | None, option: str) -> Micros | None:

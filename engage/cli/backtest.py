@@ -13,7 +13,7 @@ from rich.table import Table
 
 from consumers.history import touchpoints_in_time_order
 from consumers.pipeline import DEFAULT_CONSUMER
-from engage.cli.app import RateBar, app, out, parse_time_option, plural
+from engage.cli.app import RateBar, app, instant_option, out, parse_time_option, plural
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
@@ -23,22 +23,20 @@ from events.model import ModelFitted, TriggerEvent
 from rules import load_rules
 from rules.backtest import Window, report, run, window_json
 
+SinceOption = Annotated[
+    str | None, instant_option("--from", "Report triggers fired at or after this ISO 8601 instant.")
+]
+UntilOption = Annotated[
+    str | None,
+    instant_option("--to", "End history before this ISO 8601 instant; default: the clock."),
+]
+
 
 @app.command()
 def backtest(
     rules_file: Annotated[str, typer.Argument(metavar="RULES.yaml", help="The rule file to try.")],
-    since: Annotated[
-        str | None,
-        typer.Option("--from", help="Report triggers fired at or after this ISO 8601 instant."),
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(
-            "--to",
-            help="Stop history at this ISO 8601 instant (exclusive); default: the live "
-            "processor's clock.",
-        ),
-    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
     sample: Annotated[
         int, typer.Option(min=0, help="Sample triggers per rule, with their causing events.")

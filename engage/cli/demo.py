@@ -17,7 +17,7 @@ from engage.cli.rules import RulesOption
 from engage.runtime import Engine, wall_micros
 from engage.synthetic import HistorySpec, estimate_events, generate_lines
 from events.model import DAY, SECOND
-from projections.view import customer_360
+from projections.customer360 import customer_360
 
 
 def _showcase(engine: Engine, clock: int) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
 from events.log import TOUCHPOINTS, TRIGGERS, read_stream
 from events.timefmt import format_iso_exact
-from projections.view import customer_360
+from projections.customer360 import customer_360
 
 
 def _events(engine: Engine) -> Iterator[dict[str, Any]]:

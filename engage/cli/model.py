@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from consumers.pipeline import DEFAULT_CONSUMER
-from engage.cli.app import RateBar, app, out, parse_time_option
+from engage.cli.app import RateBar, app, instant_option, out, parse_time_option
 from engage.errors import ConfigError, EngageError
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS
@@ -29,24 +29,20 @@ model_app = typer.Typer(
 app.add_typer(model_app, name="model")
 
 
+AsOfOption = Annotated[
+    str | None,
+    instant_option("--as-of", "Fit on purchases up to this ISO 8601 instant; default: the clock."),
+]
+HoldoutEndOption = Annotated[
+    str | None,
+    instant_option("--holdout-end", "Also compare predicted with actual repeat purchases to here."),
+]
+
+
 @model_app.command("fit")
 def fit_command(
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            help="Fit on the purchases that occurred at or before this ISO 8601 instant; "
-            "default: the processor's clock.",
-        ),
-    ] = None,
-    holdout_end: Annotated[
-        str | None,
-        typer.Option(
-            "--holdout-end",
-            help="Also compare predicted with actual repeat purchases from --as-of to this "
-            "ISO 8601 instant, by calibration frequency.",
-        ),
-    ] = None,
+    as_of: AsOfOption = None,
+    holdout_end: HoldoutEndOption = None,
     json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:
     """Fit BG/NBD (r, alpha, a, b) and Gamma-Gamma (p, q, gamma) by maximum

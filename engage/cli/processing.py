@@ -20,7 +20,7 @@ from engage.config import describe_database
 from engage.housekeeping import human, measure
 from engage.runtime import Engine
 from events.control import MODEL_TYPE
-from events.log import TOUCHPOINTS, TRIGGERS
+from events.log import TOUCHPOINTS, TRIGGERS, lag
 from events.timefmt import format_optional
 
 
@@ -160,7 +160,17 @@ def status() -> None:
     with Engine.open() as engine:
         heads = engine.stream.heads(TOUCHPOINTS)
         trigger_heads = engine.stream.heads(TRIGGERS)
-        rows = engine.store.consumers()
+        rows = [
+            (
+                consumer,
+                stream,
+                lag(
+                    heads if stream == TOUCHPOINTS else trigger_heads,
+                    engine.store.offsets(consumer, stream),
+                ),
+            )
+            for consumer, stream, _ in engine.store.consumers()
+        ]
         clocks = engine.store.clocks()
         dlq_size = engine.dead_letters.count()
         clock_records = engine.log.clock_records() if engine.kafka is None else None
@@ -197,14 +207,13 @@ def status() -> None:
     if not rows:
         hint = "`engage worker`" if kafka else "`engage run`"
         table.add_row("consumers", f"none yet (start {hint})")
-    for consumer, stream, consumed in rows:
-        total = sum((heads if stream == TOUCHPOINTS else trigger_heads).values())
+    for consumer, stream, behind_by in rows:
         at = clocks.get(consumer)
         clock = format_optional(at)
         behind = "" if at is None else f" ({format_behind(wall - at)} behind the wall)"
         table.add_row(
             f"consumer {consumer}",
-            f"{stream}: lag {total - consumed}, clock {clock or '-'}{behind}",
+            f"{stream}: lag {behind_by}, clock {clock or '-'}{behind}",
         )
     out.print(table)
 

@@ -14,8 +14,9 @@ from engage.cli.safe_text import printable
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
-from events.log import TRIGGERS, Log, LogRecord
+from events.log import TRIGGERS, LogRecord
 from events.model import TriggerEvent
+from events.ports import CustomerHistory, TriggerQuery
 from events.timefmt import format_iso
 
 
@@ -23,14 +24,6 @@ def _decode(codec: TriggerCodec, records: list[LogRecord]) -> list[TriggerEvent]
     return [
         t for t in codec.decode_many([r.payload for r in records]) if not isinstance(t, CodecError)
     ]
-
-
-def _matches(t: TriggerEvent, customer: str | None, rule: str | None, since: int | None) -> bool:
-    return (
-        (customer is None or t.customer_id == customer)
-        and (rule is None or t.rule_id == rule)
-        and (since is None or t.fired_at >= since)
-    )
 
 
 class RecentIds:
@@ -52,33 +45,17 @@ class RecentIds:
 
 
 def kafka_triggers(
-    log: Log,
+    log: CustomerHistory,
     codec: TriggerCodec,
     customer: str | None,
     rule: str | None,
     since: int | None,
     limit: int | None,
 ) -> list[TriggerEvent]:
-    """Every trigger on the Kafka triggers topic (assigned partitions, read
-    from the start), repeats dropped, filtered and ordered as the PostgreSQL
-    listing is: by fired_at, then trigger_id."""
-    heads = log.heads(TRIGGERS)
-    positions = dict.fromkeys(heads, 0)
-    seen = RecentIds(keep=1 << 62)
-    found: list[TriggerEvent] = []
-    while any(positions[p] < heads[p] for p in heads):
-        records = log.read(TRIGGERS, {p: o for p, o in positions.items() if o < heads[p]}, 10_000)
-        if not records:
-            break
-        for r in records:
-            positions[r.partition] = r.offset + 1
-        found.extend(
-            t
-            for t in _decode(codec, records)
-            if seen.add(t.trigger_id) and _matches(t, customer, rule, since)
-        )
-    found.sort(key=lambda t: (t.fired_at, t.trigger_id))
-    return found if limit is None else found[:limit]
+    """Every matching trigger on the Kafka triggers topic, repeats dropped,
+    ordered as the PostgreSQL listing is: by fired_at, then trigger_id
+    (``KafkaLog.find_triggers``)."""
+    return _decode(codec, log.find_triggers(TriggerQuery(customer, rule, since, limit)))
 
 
 TABLE_LIMIT = 50
@@ -115,7 +92,8 @@ def triggers(
     with Engine.open() as engine:
         asked = None if wanted is None else wanted + 1  # one more: is there a next page?
         if engine.kafka is None:
-            records = engine.log.find_triggers(customer, rule, since_us, asked, newest_first=newest)
+            query = TriggerQuery(customer, rule, since_us, asked)
+            records = engine.log.find_triggers(query, newest_first=newest)
             found = _decode(codec, records)
         else:
             found = kafka_triggers(engine.kafka, codec, customer, rule, since_us, None)
@@ -179,6 +157,7 @@ def _follow(
     since_us: int | None,
 ) -> None:
     log = engine.stream
+    wanted = TriggerQuery(customer, rule, since_us)
     positions = log.heads(TRIGGERS)
     seen = RecentIds()  # the relay may re-append a trigger after a crash
     try:
@@ -190,7 +169,7 @@ def _follow(
             for r in records:
                 positions[r.partition] = r.offset + 1
             for t in _decode(codec, records):
-                if seen.add(t.trigger_id) and _matches(t, customer, rule, since_us):
+                if seen.add(t.trigger_id) and wanted.matches(t.customer_id, t.rule_id, t.fired_at):
                     line = (
                         orjson.dumps(trigger_json(t)).decode()
                         if json

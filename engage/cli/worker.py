@@ -117,7 +117,7 @@ def worker(
     now_us = parse_time_option(now, "--now")
     with Engine.open(settings, rules=rules) as engine:
         faust_app = create_app(
-            engine.assigned_batches(now=now_us),
+            engine.group_member(now=now_us),
             bootstrap=settings.kafka_bootstrap,
             partitions=engine.partitions,
             prefix=settings.kafka_topic_prefix,

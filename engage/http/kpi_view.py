@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.view import STAGES
+from projections.customer360 import STAGES
 
 
 def _per(num: float | None, den: float | None) -> float | None:

@@ -39,6 +39,7 @@ from events.dead_letters import DeadLetterRow
 from events.errors import ConfigError, StorageError
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord, read_stream
 from events.partitioning import partition_for
+from events.ports import ALL_TRIGGERS, TriggerQuery
 
 DEFAULT_PREFIX: Final = "engage"
 STREAMS: Final = (TOUCHPOINTS, TRIGGERS)
@@ -99,6 +100,10 @@ def _describe(admin: KafkaAdminClient, topic: str) -> int:
 class KafkaLog:
     refuses_repeated_ids = False
     """A topic cannot be searched for an id: repeats across appends are stored."""
+    history_filters_by_time = False
+    """``customer_history`` returns every record of the customer: a Kafka record
+    carries no event time outside its payload, so callers apply ``until``
+    after decoding (``projections.queries.touchpoints`` does)."""
 
     def __init__(
         self,
@@ -290,16 +295,11 @@ class KafkaLog:
             if r.key == customer_id
         ]
 
-    def find_triggers(
-        self,
-        customer_id: str | None = None,
-        rule_id: str | None = None,
-        since: int | None = None,
-        limit: int | None = None,
-    ) -> list[LogRecord]:
-        """Triggers matching the filters, by (fired_at, trigger_id), each once
+    def find_triggers(self, query: TriggerQuery = ALL_TRIGGERS) -> list[LogRecord]:
+        """Triggers matching the query, by (fired_at, trigger_id), each once
         (a relay crash can repeat a trigger on the topic). Reads the customer's
         partition, or every partition without a customer."""
+        customer_id = query.customer_id
         partitions = (
             [partition_for(customer_id, self._partitions)]
             if customer_id is not None
@@ -317,13 +317,10 @@ class KafkaLog:
         ):
             if isinstance(item, CodecError) or item.trigger_id in found:
                 continue
-            if rule_id is not None and item.rule_id != rule_id:
-                continue
-            if since is not None and item.fired_at < since:
-                continue
-            found[item.trigger_id] = (item.fired_at, record)
+            if query.matches(item.customer_id, item.rule_id, item.fired_at):
+                found[item.trigger_id] = (item.fired_at, record)
         ordered = [found[tid][1] for tid in sorted(found, key=lambda t: (found[t][0], t))]
-        return ordered if limit is None else ordered[:limit]
+        return ordered[: query.limit]
 
     def _ends(self, topic: str, partitions: set[int]) -> dict[int, int]:
         """The next offset to be written, per partition.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import select
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
@@ -20,11 +19,12 @@ from psycopg import sql
 
 from events.adapters.connection import connect
 from events.clock import CLOCK_TYPE
-from events.dead_letters import DeadLetterRow, capped
+from events.dead_letters import DeadLetter, DeadLetterRow, capped
 from events.errors import StorageError
 from events.log import TOUCHPOINTS, TRIGGERS, AppendResult, Entry, LogRecord
 from events.model import Micros
 from events.partitioning import partition_for
+from events.ports import ALL_TRIGGERS, TriggerQuery
 
 CHANNEL: Final = "engage_log"
 
@@ -41,6 +41,8 @@ def _table(stream: str) -> tuple[str, str]:
 
 class PostgresLog:
     refuses_repeated_ids = True
+    history_filters_by_time = True
+    """``customer_history`` applies ``until`` in its query (an index serves it)."""
 
     def __init__(self, dsn: str, partitions: int) -> None:
         self._dsn = dsn
@@ -109,27 +111,23 @@ class PostgresLog:
         return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
 
     def find_triggers(
-        self,
-        customer_id: str | None = None,
-        rule_id: str | None = None,
-        since: int | None = None,
-        limit: int | None = None,
-        *,
-        newest_first: bool = False,
+        self, query: TriggerQuery = ALL_TRIGGERS, *, newest_first: bool = False
     ) -> list[LogRecord]:
         """Triggers on the stream matching the filters, by fired_at (``newest_first``:
         the latest ``limit`` of them, still returned oldest first); PostgreSQL-only."""
-        where, params = trigger_filter(customer_id=customer_id, rule_id=rule_id, since=since)
-        params.append(limit if limit is not None else (1 << 62))
+        where, params = trigger_filter(
+            customer_id=query.customer_id, rule_id=query.rule_id, since=query.since
+        )
+        params.append(query.limit if query.limit is not None else (1 << 62))
         order = sql.SQL(
             "fired_at DESC, trigger_id DESC" if newest_first else "fired_at, trigger_id"
         )
-        query = sql.SQL(
+        select = sql.SQL(
             'SELECT partition, "offset", customer_id, payload FROM trigger_log WHERE {}'
             " ORDER BY {} LIMIT %s"
         ).format(where, order)
         with self._conn.transaction():
-            rows = self._conn.execute(query, params).fetchall()
+            rows = self._conn.execute(select, params).fetchall()
         if newest_first:
             rows.reverse()
         return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
@@ -168,45 +166,6 @@ class PostgresLog:
         self._conn.close()
         if self._listener is not None:
             self._listener.close()
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    id: int
-    received_at: str
-    stage: str
-    source: str | None
-    line_no: int | None
-    event_id: str | None
-    field: str
-    reason: str
-    raw: str
-    raw_bytes: int | None = None
-    """The size of the whole raw input; ``raw`` holds at most ``RAW_KEEP`` characters."""
-    raw_sha256: str | None = None
-
-    @property
-    def truncated(self) -> bool:
-        return self.raw_bytes is not None and self.raw_bytes > len(
-            self.raw.encode("utf-8", errors="surrogatepass")
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        """As ``engage dlq --json`` and ``GET /v1/dlq`` show it."""
-        return {
-            "id": self.id,
-            "received_at": self.received_at,
-            "stage": self.stage,
-            "source": self.source,
-            "line": self.line_no,
-            "event_id": self.event_id,
-            "field": self.field,
-            "reason": self.reason,
-            "raw": self.raw,
-            "raw_bytes": self.raw_bytes,
-            "raw_sha256": self.raw_sha256,
-            "truncated": self.truncated,
-        }
 
 
 class PostgresDeadLetters:

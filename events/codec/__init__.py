@@ -21,7 +21,7 @@ This package is the only place that imports fastavro. Its modules:
 Everything is re-exported here, so ``from events.codec import X`` keeps working.
 """
 
-from events.codec.framing import SingleObjectCodec
+from events.codec.framing import DataclassCodec, SingleObjectCodec
 from events.codec.resolution import as_batch_schema
 from events.codec.schemas import (
     HEADER_SIZE,
@@ -53,6 +53,7 @@ __all__ = [
     "TRIGGER_SCHEMA",
     "AvroSchema",
     "CodecError",
+    "DataclassCodec",
     "SingleObjectCodec",
     "TouchpointCodec",
     "TriggerCodec",

@@ -9,7 +9,7 @@ bodies with the same header is decoded by a single fastavro call (see
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from io import BytesIO
 from typing import Any, Generic, TypeVar, cast
 
@@ -242,3 +242,18 @@ class SingleObjectCodec(ABC, Generic[T]):
             f"{data[2:HEADER_SIZE].hex()} (known: "
             f"{', '.join(sorted(fp.hex() for fp in self.fingerprints))})"
         )
+
+
+class DataclassCodec(SingleObjectCodec[T]):
+    """A codec whose values are built from the record's fields by name (the
+    control records of ``events.clock`` and ``events.control``); subclasses
+    name the type and the fields, and map any field that differs."""
+
+    _type: Callable[..., T]
+    _fields: tuple[str, ...]
+
+    def _to_record(self, value: T) -> dict[str, Any]:
+        return {name: getattr(value, name) for name in self._fields}
+
+    def _from_record(self, record: dict[str, Any]) -> T:
+        return self._type(**{name: record[name] for name in self._fields})

@@ -12,9 +12,10 @@ profile changes nothing stored.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from events.adapters.memory import MemoryLog
 from events.dead_letters import DeadLetterRow
@@ -27,6 +28,7 @@ from projections.profile import Profile
 
 _Key = tuple[str, str, int]
 """(consumer, stream, partition)."""
+V = TypeVar("V")
 
 
 @dataclass
@@ -63,7 +65,7 @@ class _Tables:
         )
 
 
-class MemoryTransaction:
+class MemoryUnitOfWork:
     def __init__(self, tables: _Tables, log: MemoryLog | None) -> None:
         self.t = tables
         self._log = log
@@ -102,33 +104,45 @@ class MemoryTransaction:
     def save_clock(self, consumer: str, clock: Micros) -> None:
         self.t.consumer_clock[consumer] = max(clock, self.t.consumer_clock.get(consumer, clock))
 
+    def _per_partition(
+        self, table: Mapping[_Key, V], consumer: str, stream: str, partitions: Iterable[int]
+    ) -> dict[int, V]:
+        keys = ((p, (consumer, stream, p)) for p in partitions)
+        return {p: table[k] for p, k in keys if k in table}
+
+    def _set_per_partition(
+        self,
+        table: dict[_Key, V],
+        consumer: str,
+        stream: str,
+        values: Mapping[int, V],
+        merge: Callable[[V, V], V],
+    ) -> None:
+        """Only partitions with an offsets row, as the UPDATE of that row does."""
+        for p, value in values.items():
+            key = (consumer, stream, p)
+            if key in self.t.offsets:
+                table[key] = merge(table[key], value) if key in table else value
+
     def partition_clocks(
         self, consumer: str, stream: str, partitions: Iterable[int]
     ) -> dict[int, Micros]:
-        keys = ((p, (consumer, stream, p)) for p in partitions)
-        return {p: self.t.clocks[k] for p, k in keys if k in self.t.clocks}
+        return self._per_partition(self.t.clocks, consumer, stream, partitions)
 
     def save_partition_clocks(
         self, consumer: str, stream: str, clocks: Mapping[int, Micros]
     ) -> None:
-        for p, clock in clocks.items():
-            key = (consumer, stream, p)
-            if key in self.t.offsets:  # as the UPDATE of an offsets row
-                self.t.clocks[key] = max(clock, self.t.clocks.get(key, clock))
+        self._set_per_partition(self.t.clocks, consumer, stream, clocks, max)
 
     def partition_models(
         self, consumer: str, stream: str, partitions: Iterable[int]
     ) -> dict[int, Model]:
-        keys = ((p, (consumer, stream, p)) for p in partitions)
-        return {p: self.t.models[k] for p, k in keys if k in self.t.models}
+        return self._per_partition(self.t.models, consumer, stream, partitions)
 
     def save_partition_models(
         self, consumer: str, stream: str, models: Mapping[int, Model]
     ) -> None:
-        for p, model in models.items():
-            key = (consumer, stream, p)
-            if key in self.t.offsets:  # as the UPDATE of an offsets row
-                self.t.models[key] = model
+        self._set_per_partition(self.t.models, consumer, stream, models, lambda _, new: new)
 
     def repeat_buyers(self) -> list[str]:
         return [
@@ -180,7 +194,7 @@ class MemoryTransaction:
             self._log.append(TRIGGERS, self._published)
 
 
-class MemoryProfileStore:
+class MemoryProjectionStore:
     """``log``: where ``publish_triggers`` appends on commit (the "same
     database" as the PostgreSQL store's triggers stream)."""
 
@@ -190,9 +204,9 @@ class MemoryProfileStore:
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self) -> Iterator[MemoryTransaction]:
+    def transaction(self) -> Iterator[MemoryUnitOfWork]:
         with self._lock:
-            tx = MemoryTransaction(self.tables.copy(), self.log)
+            tx = MemoryUnitOfWork(self.tables.copy(), self.log)
             yield tx
             self.tables = tx.t
             tx.commit()
@@ -224,6 +238,34 @@ class MemoryProfileStore:
 
     def sample_ids(self, limit: int) -> list[str]:
         return sorted(self.tables.profiles)[:limit]
+
+    def consumers(self) -> list[tuple[str, str, int]]:
+        totals: dict[tuple[str, str], int] = {}
+        for (consumer, stream, _), offset in self.tables.offsets.items():
+            totals[(consumer, stream)] = totals.get((consumer, stream), 0) + offset
+        return [(c, s, n) for (c, s), n in sorted(totals.items())]
+
+    def clocks(self) -> dict[str, Micros]:
+        return dict(self.tables.consumer_clock)
+
+    def search(self, text: str, limit: int) -> list[tuple[str, int | None]]:
+        prefix = text.casefold()
+        found = sorted(c for c in self.tables.profiles if c.casefold().startswith(prefix))
+        return [(c, self.tables.profiles[c].last_seen) for c in found[:limit]]
+
+    def trigger_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for trigger, _, _ in self.tables.outbox.values():
+            counts[trigger.rule_id] = counts.get(trigger.rule_id, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def trigger_histogram(self, bucket: Micros, since: Micros | None) -> list[tuple[str, int, int]]:
+        counts: dict[tuple[int, str], int] = {}
+        for trigger, _, _ in self.tables.outbox.values():
+            if since is None or trigger.fired_at >= since:
+                key = ((trigger.fired_at // bucket) * bucket, trigger.rule_id)
+                counts[key] = counts.get(key, 0) + 1
+        return [(rule, start, n) for (start, rule), n in sorted(counts.items())]
 
     def close(self) -> None:
         pass

@@ -29,7 +29,7 @@ from projections.profile import Profile
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
-class PostgresTransaction:
+class PostgresUnitOfWork:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
         self._temp_ready = False
@@ -54,19 +54,36 @@ class PostgresTransaction:
         self._update_partitions('"offset" = v.value', consumer, stream, offsets)
 
     def _update_partitions(
-        self, assignment: LiteralString, consumer: str, stream: str, values: Mapping[int, int]
+        self,
+        assignment: LiteralString,
+        consumer: str,
+        stream: str,
+        values: Mapping[int, object],
+        value_type: LiteralString = "bigint",
     ) -> None:
         """One UPDATE of the consumer's partition rows; ``assignment`` names
-        the new value ``v.value`` (a constant column expression, never input)."""
+        the new value ``v.value`` (a constant column expression, never input),
+        sent as an array of ``value_type``."""
         if not values:
             return
         parts = sorted(values)
         query = sql.SQL(
             "UPDATE consumer_offsets AS c SET {}"
-            " FROM unnest(%s::int[], %s::bigint[]) AS v(p, value)"
+            " FROM unnest(%s::int[], %s::{}[]) AS v(p, value)"
             " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p"
-        ).format(sql.SQL(assignment))
+        ).format(sql.SQL(assignment), sql.SQL(value_type))
         self._conn.execute(query, (parts, [values[p] for p in parts], consumer, stream))
+
+    def _partition_column(
+        self, column: LiteralString, consumer: str, stream: str, partitions: Iterable[int]
+    ) -> list[tuple[int, Any]]:
+        """(partition, value) of a column of the consumer's partition rows, where set."""
+        query = sql.SQL(
+            "SELECT partition, {} FROM consumer_offsets"
+            " WHERE consumer = %s AND stream = %s AND partition = ANY(%s) AND {} IS NOT NULL"
+        ).format(sql.SQL(column), sql.Identifier(column.split("::")[0]))
+        rows = self._conn.execute(query, (consumer, stream, sorted(partitions))).fetchall()
+        return [(int(p), value) for p, value in rows]
 
     def claim_partitions(
         self, consumer: str, stream: str, partitions: Iterable[int], writer: str
@@ -125,12 +142,8 @@ class PostgresTransaction:
     def partition_clocks(
         self, consumer: str, stream: str, partitions: Iterable[int]
     ) -> dict[int, Micros]:
-        rows = self._conn.execute(
-            "SELECT partition, clock FROM consumer_offsets"
-            " WHERE consumer = %s AND stream = %s AND partition = ANY(%s) AND clock IS NOT NULL",
-            (consumer, stream, sorted(partitions)),
-        ).fetchall()
-        return {int(p): int(c) for p, c in rows}
+        rows = self._partition_column("clock", consumer, stream, partitions)
+        return {p: int(c) for p, c in rows}
 
     def save_partition_clocks(
         self, consumer: str, stream: str, clocks: Mapping[int, Micros]
@@ -140,30 +153,14 @@ class PostgresTransaction:
     def partition_models(
         self, consumer: str, stream: str, partitions: Iterable[int]
     ) -> dict[int, Model]:
-        rows = self._conn.execute(
-            "SELECT partition, model::text FROM consumer_offsets"
-            " WHERE consumer = %s AND stream = %s AND partition = ANY(%s) AND model IS NOT NULL",
-            (consumer, stream, sorted(partitions)),
-        ).fetchall()
-        return {int(p): Model.from_json(orjson.loads(m)) for p, m in rows}
+        rows = self._partition_column("model::text", consumer, stream, partitions)
+        return {p: Model.from_json(orjson.loads(m)) for p, m in rows}
 
     def save_partition_models(
         self, consumer: str, stream: str, models: Mapping[int, Model]
     ) -> None:
-        if not models:
-            return
-        parts = sorted(models)
-        self._conn.execute(
-            "UPDATE consumer_offsets AS c SET model = v.m::json"
-            " FROM unnest(%s::int[], %s::text[]) AS v(p, m)"
-            " WHERE c.consumer = %s AND c.stream = %s AND c.partition = v.p",
-            (
-                parts,
-                [orjson.dumps(models[p].to_json()).decode() for p in parts],
-                consumer,
-                stream,
-            ),
-        )
+        texts = {p: orjson.dumps(m.to_json()).decode() for p, m in models.items()}
+        self._update_partitions("model = v.value::json", consumer, stream, texts, "text")
 
     def repeat_buyers(self) -> list[str]:
         rows = self._conn.execute(
@@ -257,13 +254,13 @@ class PostgresTransaction:
         return {str(r[0]) for r in rows}
 
 
-class PostgresProfileStore:
+class PostgresProjectionStore:
     def __init__(self, dsn: str) -> None:
         self._conn: Conn = connect(dsn)
-        self._tx = PostgresTransaction(self._conn)
+        self._tx = PostgresUnitOfWork(self._conn)
 
     @contextmanager
-    def transaction(self) -> Iterator[PostgresTransaction]:
+    def transaction(self) -> Iterator[PostgresUnitOfWork]:
         try:
             with self._conn.transaction():
                 yield self._tx

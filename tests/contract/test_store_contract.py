@@ -8,19 +8,20 @@ import pytest
 
 from engage.errors import EngageError
 from events.log import TOUCHPOINTS
-from projections.adapters.memory import MemoryProfileStore
-from projections.adapters.postgres import PostgresProfileStore
+from events.model import TriggerEvent
+from projections.adapters.memory import MemoryProjectionStore
+from projections.adapters.postgres import PostgresProjectionStore
+from projections.ports import ProjectionStore
 from projections.predictions import Model, ModelParams
 from projections.profile import Profile
-from projections.store import ProfileStore
 
 
 class StoreContract:
     @pytest.fixture
-    def store(self) -> Iterator[ProfileStore]:  # pragma: no cover - overridden
+    def store(self) -> Iterator[ProjectionStore]:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def test_profiles_round_trip(self, store: ProfileStore) -> None:
+    def test_profiles_round_trip(self, store: ProjectionStore) -> None:
         p = Profile(
             "c-1",
             first_seen=1,
@@ -37,13 +38,13 @@ class StoreContract:
         assert store.get("c-1") == p
         assert store.get("nobody") is None
 
-    def test_offsets_start_at_zero_and_advance(self, store: ProfileStore) -> None:
+    def test_offsets_start_at_zero_and_advance(self, store: ProjectionStore) -> None:
         with store.transaction() as tx:
             assert tx.lock_offsets("proc", TOUCHPOINTS, [0, 1]) == {0: 0, 1: 0}
             tx.save_offsets("proc", TOUCHPOINTS, {0: 7, 1: 3})
         assert store.offsets("proc", TOUCHPOINTS) == {0: 7, 1: 3}
 
-    def test_a_failed_batch_leaves_nothing(self, store: ProfileStore) -> None:
+    def test_a_failed_batch_leaves_nothing(self, store: ProjectionStore) -> None:
         class Boom(Exception):
             pass
 
@@ -57,7 +58,7 @@ class StoreContract:
         assert store.offsets("proc", TOUCHPOINTS) == {}
         assert store.clock("proc") is None
 
-    def test_clock_never_goes_backwards(self, store: ProfileStore) -> None:
+    def test_clock_never_goes_backwards(self, store: ProjectionStore) -> None:
         with store.transaction() as tx:
             tx.save_clock("proc", 100)
         with store.transaction() as tx:
@@ -65,7 +66,7 @@ class StoreContract:
         assert store.clock("proc") == 100
 
     def test_partition_clocks_advance_with_their_offsets_and_never_go_back(
-        self, store: ProfileStore
+        self, store: ProjectionStore
     ) -> None:
         with store.transaction() as tx:
             tx.lock_offsets("proc", TOUCHPOINTS, [0, 1, 2])
@@ -76,7 +77,7 @@ class StoreContract:
             assert tx.partition_clocks("proc", TOUCHPOINTS, [0, 1, 2]) == {0: 100, 1: 9, 2: 7}
             assert tx.partition_clocks("proc", TOUCHPOINTS, [1]) == {1: 9}
 
-    def test_partition_models_are_kept_with_the_offsets(self, store: ProfileStore) -> None:
+    def test_partition_models_are_kept_with_the_offsets(self, store: ProjectionStore) -> None:
         params = ModelParams(r=0.2, alpha=30.0, a=0.8, b=2.4, p=6.0, q=3.7, gamma=15.0)
         first, second = Model(1, params, 10), Model(2, params, None)
         with store.transaction() as tx:
@@ -89,7 +90,7 @@ class StoreContract:
         assert store.model("proc") == second
         assert store.model("other") is None
 
-    def test_repeat_buyers_have_two_or_more_purchase_days(self, store: ProfileStore) -> None:
+    def test_repeat_buyers_have_two_or_more_purchase_days(self, store: ProjectionStore) -> None:
         with store.transaction() as tx:
             tx.save_profiles(
                 [
@@ -102,7 +103,7 @@ class StoreContract:
             assert tx.repeat_buyers() == ["two-days"]
 
     def test_timers_are_replaced_per_customer_and_loaded_per_partition(
-        self, store: ProfileStore
+        self, store: ProjectionStore
     ) -> None:
         with store.transaction() as tx:
             tx.save_timers(["a", "b"], [("a", "r1", 10, 0), ("a", "r2", 20, 0), ("b", "r1", 30, 1)])
@@ -113,20 +114,63 @@ class StoreContract:
             tx.save_timers(["b"], [])
             assert tx.load_timers([1]) == []
 
-    def test_storage_errors_are_engage_errors(self, store: ProfileStore) -> None:
+    def test_consumers_and_clocks_are_read_back(self, store: ProjectionStore) -> None:
+        assert store.consumers() == [] and store.clocks() == {}
+        with store.transaction() as tx:
+            tx.lock_offsets("proc", TOUCHPOINTS, [0, 1])
+            tx.save_offsets("proc", TOUCHPOINTS, {0: 7, 1: 3})
+            tx.save_clock("proc", 42)
+        assert store.consumers() == [("proc", TOUCHPOINTS, 10)]
+        assert store.clocks() == {"proc": 42}
+
+    def test_search_finds_ids_by_prefix_ignoring_case(self, store: ProjectionStore) -> None:
+        with store.transaction() as tx:
+            tx.save_profiles(
+                [Profile(c, last_seen=n) for n, c in enumerate(["ann-2", "ann-1", "bob", "an_x"])]
+            )
+        assert store.search("ANN", 10) == [("ann-1", 1), ("ann-2", 0)]
+        assert store.search("ann", 1) == [("ann-1", 1)]
+        assert store.search("an_", 10) == [("an_x", 3)]  # no wildcard in the prefix
+        assert store.search("zed", 10) == []
+
+    def test_trigger_counts_and_histogram_come_from_the_outbox(
+        self, store: ProjectionStore
+    ) -> None:
+        fired = [
+            ("t1", "thanks", 5),
+            ("t2", "thanks", 15),
+            ("t3", "churn", 12),
+            ("t4", "thanks", 19),
+        ]
+        triggers = [
+            (TriggerEvent(tid, rule, 1, "marketing", "c-1", at, ("e",), {}), b"payload")
+            for tid, rule, at in fired
+        ]
+        with store.transaction() as tx:
+            tx.add_outbox(triggers)
+            tx.add_outbox(triggers[:1])  # a trigger_id already there is ignored
+        assert store.trigger_counts() == {"churn": 1, "thanks": 3}
+        assert store.trigger_histogram(10, None) == [
+            ("thanks", 0, 1),
+            ("churn", 10, 1),
+            ("thanks", 10, 2),
+        ]
+        assert store.trigger_histogram(10, 13) == [("thanks", 10, 2)]
+
+    def test_storage_errors_are_engage_errors(self, store: ProjectionStore) -> None:
         with pytest.raises(EngageError), store.transaction() as tx:
             tx.save_offsets("proc", TOUCHPOINTS, {0: "not a number"})  # type: ignore[dict-item]
 
 
 class TestMemoryStore(StoreContract):
     @pytest.fixture
-    def store(self) -> Iterator[ProfileStore]:
-        yield MemoryProfileStore()
+    def store(self) -> Iterator[ProjectionStore]:
+        yield MemoryProjectionStore()
 
 
 class TestPostgresStore(StoreContract):
     @pytest.fixture
-    def store(self, database: str) -> Iterator[ProfileStore]:
-        opened = PostgresProfileStore(database)
+    def store(self, database: str) -> Iterator[ProjectionStore]:
+        opened = PostgresProjectionStore(database)
         yield opened
         opened.close()

@@ -8,7 +8,7 @@ import pytest
 from engage.runtime import Engine
 from events.log import TOUCHPOINTS, Entry
 from events.timefmt import parse_iso
-from projections.view import customer_360
+from projections.customer360 import customer_360
 from tests.helpers import event, lines, profiles_by_id, publish, view
 
 GOOD = [

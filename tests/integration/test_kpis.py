@@ -13,7 +13,7 @@ from events.codec import CodecError
 from events.log import TOUCHPOINTS
 from events.model import DAY, Touchpoint
 from projections.adapters.postgres_kpis import read_facts, read_kpis
-from projections.view import lifecycle_stage
+from projections.customer360 import lifecycle_stage
 from tests.helpers import profiles_by_id
 from tests.kpi_oracle import recompute, stage_counts
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from consumers.collector import BatchCollector
+from consumers.gc_pacing import GcPacer
 from consumers.profile_cache import ProfileCache
 from projections.profile import Profile
 
@@ -47,7 +47,7 @@ class _Node:
 
 
 def test_collector_is_paused_only_during_a_batch_and_cycles_are_still_freed() -> None:
-    collector = BatchCollector(full_every=100)
+    collector = GcPacer(full_every=100)
     assert gc.isenabled()
     with collector.paused():
         assert not gc.isenabled()

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 
 from events.model import Touchpoint
-from projections.view import customer_360
+from projections.customer360 import customer_360
 from rules import load_rules_text
 from rules.harness import replay
 from rules.model import RuleError

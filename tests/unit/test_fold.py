@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from events.ingest import validate
 from events.model import DAY, HOUR, Touchpoint
 from events.timefmt import format_iso
+from projections.customer360 import customer_360, lifecycle_stage
 from projections.evolve import OUTBOUND, evolve, fold
 from projections.profile import RECENT_TOUCHPOINTS, Profile
-from projections.view import customer_360, lifecycle_stage
 from tests.unit.strategies import T0, histories, json_values
 
 CID = "cust-1"

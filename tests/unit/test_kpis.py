@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events.model import DAY, EVENT_TYPES, HOUR, Touchpoint, TriggerEvent
+from projections.customer360 import lifecycle_stage
 from projections.evolve import apply
 from projections.kpis import FLOWS, KpiBatch, KpiDelta, period, period_start, report, stage_steps
 from projections.profile import Profile
-from projections.view import lifecycle_stage
 from tests.kpi_oracle import recompute, stage_counts
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z, a Thursday

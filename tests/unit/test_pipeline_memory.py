@@ -18,7 +18,7 @@ from events.log import TRIGGERS
 from events.model import DAY, Touchpoint
 from events.publisher import Publisher
 from events.timefmt import parse_iso
-from projections.adapters.memory import MemoryProfileStore
+from projections.adapters.memory import MemoryProjectionStore
 from rules import default_rules
 from rules.harness import Harness
 
@@ -41,8 +41,8 @@ def _published() -> tuple[MemoryLog, list[Touchpoint]]:
     return log, events
 
 
-def _process(log: MemoryLog, batch_size: int) -> tuple[MemoryProfileStore, set[str]]:
-    store = MemoryProfileStore(log)
+def _process(log: MemoryLog, batch_size: int) -> tuple[MemoryProjectionStore, set[str]]:
+    store = MemoryProjectionStore(log)
     pipeline = Pipeline(TouchpointCodec(), rules=RULES, publish_to=PARTITIONS)
     Processor(log, store, pipeline, batch_size).run(until_idle=True, now=NOW)
     heads = log.heads(TRIGGERS)
@@ -70,7 +70,7 @@ def test_the_processor_on_memory_equals_the_harness(batch_size: int) -> None:
 
 def test_a_failed_batch_leaves_the_memory_store_untouched() -> None:
     log, _ = _published()
-    store = MemoryProfileStore(log)
+    store = MemoryProjectionStore(log)
 
     class Boom(Exception):
         pass
@@ -94,7 +94,7 @@ def test_clock_records_fire_timers_with_no_traffic() -> None:
         ' "properties": {"order_id": "o1", "amount": 20}}'
     )
     Publisher(log, MemoryDeadLetters(), codec).publish_lines([line], "test")
-    store = MemoryProfileStore(log)
+    store = MemoryProjectionStore(log)
     wall = [parse_iso("2026-03-01T11:00:00Z")]
     processor = Processor(
         log,

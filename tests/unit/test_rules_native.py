@@ -14,7 +14,7 @@ from rules.expressions import compile_expression
 from rules.firing import build_context
 from rules.model import Needs
 from rules.native import compile_native, compile_native_value
-from rules.views import field_getter
+from rules.rule_fields import field_getter
 from tests.unit.test_rules_support import T0
 
 PATHS = [

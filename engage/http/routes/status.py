@@ -11,7 +11,7 @@ from consumers.pipeline import DEFAULT_CONSUMER
 from engage.http import models
 from engage.http.deps import AUTH_ERRORS, Context, ReadKey, errors, json_response
 from engage.runtime import Engine
-from events.log import TOUCHPOINTS, TRIGGERS
+from events.log import TOUCHPOINTS, TRIGGERS, lag
 from events.timefmt import format_optional
 
 router = APIRouter()
@@ -20,13 +20,12 @@ router = APIRouter()
 def status_of(engine: Engine) -> dict[str, Any]:
     heads = engine.stream.heads(TOUCHPOINTS)
     offsets = engine.store.offsets(DEFAULT_CONSUMER, TOUCHPOINTS)
-    lag = sum(max(0, h - offsets.get(p, 0)) for p, h in heads.items())
     return {
         "log_events": sum(heads.values()),
         "triggers": sum(engine.stream.heads(TRIGGERS).values()),
         "profiles": engine.store.count(),
         "dead_letters": engine.dead_letters.count(),
-        "lag": lag,
+        "lag": lag(heads, offsets),
         "clock": format_optional(engine.store.clock(DEFAULT_CONSUMER)),
     }
 

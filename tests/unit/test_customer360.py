@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events.model import DAY, HOUR, SECOND, Touchpoint
+from projections.customer360 import STAGES, customer_360, engagement_score, lifecycle_stage
 from projections.evolve import fold
 from projections.profile import Profile
-from projections.view import STAGES, customer_360, engagement_score, lifecycle_stage
 from tests.unit.strategies import T0, histories
 
 CID = "cust-1"

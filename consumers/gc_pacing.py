@@ -28,7 +28,7 @@ FULL_EVERY_STEPS = 1_000
 ticking once a second still collects every quarter of an hour."""
 
 
-class BatchCollector:
+class GcPacer:
     __slots__ = ("_full_every", "_since_full", "_steps")
 
     def __init__(self, full_every: int = FULL_EVERY) -> None:

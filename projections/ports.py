@@ -1,5 +1,9 @@
-"""The profile store port: profiles, consumer offsets, the clock and the outbox,
-written together in one transaction per batch.
+"""The projections' port: the ``ProjectionStore`` and its ``UnitOfWork``.
+
+A batch's unit of work writes profiles, consumer offsets, partition clocks
+and models, timers, dead letters, the trigger outbox, KPIs and applied event
+ids together, in one transaction; the store also answers the reads of those
+projections (a profile, offsets, the clock, status and search).
 
 That single transaction is the whole exactly-once story: a batch's effects
 (profiles, dead letters, trigger outbox) and the offsets that say "this batch
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Protocol
 
 from events.dead_letters import DeadLetterRow
 from events.model import Micros, TriggerEvent
@@ -20,7 +24,10 @@ from projections.predictions import Model
 from projections.profile import Profile
 
 
-class StoreTransaction(Protocol):
+class UnitOfWork(Protocol):
+    """One batch's writes (and the reads it needs before them), committed or
+    rolled back together by ``ProjectionStore.transaction``."""
+
     def lock_offsets(self, consumer: str, stream: str, partitions: Iterable[int]) -> dict[int, int]:
         """Lock and return the committed positions (next offset to read, 0 if none).
 
@@ -118,8 +125,10 @@ class StoreTransaction(Protocol):
         ...
 
 
-class ProfileStore(Protocol):
-    def transaction(self) -> AbstractContextManager[StoreTransaction]: ...
+class ProjectionStore(Protocol):
+    """The projections: a unit of work per batch, and the reads of what it wrote."""
+
+    def transaction(self) -> AbstractContextManager[UnitOfWork]: ...
 
     def get(self, customer_id: str) -> Profile | None: ...
 
@@ -141,7 +150,26 @@ class ProfileStore(Protocol):
 
     def sample_ids(self, limit: int) -> list[str]: ...
 
+    def consumers(self) -> list[tuple[str, str, int]]:
+        """(consumer, stream, records consumed) for every consumer that committed."""
+        ...
+
+    def clocks(self) -> dict[str, Micros]:
+        """Each consumer's clock (``engage status``)."""
+        ...
+
+    def search(self, text: str, limit: int) -> list[tuple[str, int | None]]:
+        """(customer_id, last_seen) of customers whose id starts with ``text``
+        (case-insensitive), by id: the dashboard's search box."""
+        ...
+
+    def trigger_counts(self) -> dict[str, int]:
+        """Triggers fired per rule (from the outbox, whichever log carries the stream)."""
+        ...
+
+    def trigger_histogram(self, bucket: Micros, since: Micros | None) -> list[tuple[str, int, int]]:
+        """(rule_id, bucket start, triggers) per rule per ``bucket`` of fired_at,
+        by bucket then rule."""
+        ...
+
     def close(self) -> None: ...
-
-
-ProfileState = dict[str, Any]

@@ -1,4 +1,5 @@
-"""Applying batches of records a consumer group handed us (the Faust agents).
+"""A member of the Kafka consumer group: applies the batches of the partitions
+the group assigned it (what a Faust worker's agent and timer call).
 
 A Faust worker does not choose its partitions: the group assigns them, and a
 rebalance can hand a partition to another worker while records of it are in
@@ -23,15 +24,18 @@ from consumers.relay import OutboxRelay
 from events.errors import StorageError
 from events.log import TOUCHPOINTS, Log, LogRecord
 from events.model import Micros
-from projections.store import ProfileStore
+from projections.ports import ProjectionStore
 
 log = logging.getLogger("engage.worker")
 
 
-class AssignedBatches:
+class GroupMember:
+    """One worker's side of the group: ``apply`` a batch, ``tick`` the clocks
+    of quiet partitions, ``positions`` to seek to after a rebalance."""
+
     def __init__(
         self,
-        store: ProfileStore,
+        store: ProjectionStore,
         pipeline: Pipeline,
         relay: OutboxRelay | None = None,
         dlq_relay: DeadLetterRelay | None = None,

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from events.model import DAY, Micros, Touchpoint
+from projections.customer360 import engagement_score, lifecycle_stage
 from projections.evolve import WINDOW_EMAIL, WINDOW_PURCHASES
 from projections.profile import Profile
-from projections.view import engagement_score, lifecycle_stage
 
 Getter = Callable[[Profile, Micros], Any]
 

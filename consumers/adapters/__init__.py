@@ -1,0 +1,1 @@
+"""Adapters of the ports declared in ``consumers.ports``."""
