@@ -140,12 +140,18 @@ class IngestTopicPump:
             item = parse_shaped(obj, record.offset, "auto", text, window)
             yield record.offset, item, text, 0
 
-    def run(self, stop: threading.Event, idle_s: float = 0.5, on_batch: Any = None) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        idle_s: float = 0.5,
+        on_batch: Any = None,
+        limit: int = BATCH,
+    ) -> None:
         """Pump until ``stop`` is set; a broker or database failure is logged
         and retried (the offsets are only moved by a committed batch)."""
         while not stop.is_set():
             try:
-                report = self.pump_once()
+                report = self.pump_once(limit)
             except Exception as exc:  # retried: nothing was committed
                 log.warning("ingest topic %s: %s; retrying", self.topic, exc)
                 stop.wait(2.0)

@@ -18,7 +18,7 @@ from events.limits import TimeWindow
 
 
 def start_ingest_topic(
-    engine: Engine, settings: Settings, topic: str, now: int | None
+    engine: Engine, settings: Settings, topic: str, now: int | None, batch_size: int
 ) -> tuple[threading.Event, threading.Thread]:
     """A thread pumping ``topic`` into the touchpoints log (consumers.ingest_topic),
     with a Kafka client of its own (kafka-python's are not thread-safe)."""
@@ -49,7 +49,11 @@ def start_ingest_topic(
 
     def run() -> None:
         try:
-            pump.run(stop, on_batch=lambda report: relay.drain() if report.rejected else None)
+            pump.run(
+                stop,
+                limit=batch_size,
+                on_batch=lambda report: relay.drain() if report.rejected else None,
+            )
         finally:
             pump.close()
             relay.close()
@@ -72,7 +76,12 @@ def worker(
     ] = None,
     rules: RulesOption = None,
     batch_size: Annotated[
-        int, typer.Option(min=1, help="Records per batch (one PostgreSQL transaction each).")
+        int,
+        typer.Option(
+            min=1,
+            help="Records per batch (one PostgreSQL transaction each); for --ingest-topic, "
+            "records per partition and batch.",
+        ),
     ] = 5_000,
     now: Annotated[
         str | None, typer.Option(help="Treat the clock as at least this ISO 8601 instant.")
@@ -132,7 +141,10 @@ def worker(
             markup=False,
         )
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
-        pumps = [start_ingest_topic(engine, settings, name, now_us) for name in ingest_topic or ()]
+        pumps = [
+            start_ingest_topic(engine, settings, name, now_us, batch_size)
+            for name in ingest_topic or ()
+        ]
         try:
             run_worker(faust_app, loglevel)
         finally:

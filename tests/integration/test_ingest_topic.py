@@ -157,3 +157,68 @@ def test_engage_worker_ingest_topic(
         finally:
             worker.stop()
         assert "validating" in worker.output()
+
+
+def test_a_worker_killed_mid_topic_loses_and_doubles_nothing(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """kill -9 while the pump is part way through a topic: the restarted worker
+    resumes from the offsets in PostgreSQL; every event counts once and every
+    poison record is dead-lettered once."""
+    assert kafka_settings.kafka_bootstrap
+    topic = f"{kafka_settings.kafka_topic_prefix}.crash-json"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        admin.close()
+    total, poison = 3_000, 6
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap)
+    for i in range(total):
+        event = {
+            "event_id": f"k-{i}",
+            "customer_id": f"c-{i % 20}",
+            "type": "web_visit",
+            "occurred_at": T,
+            "properties": {"url": f"https://shop.test/{i}"},
+        }
+        producer.send(topic, value=orjson.dumps(event), partition=i % 2)
+        if i % 500 == 250:
+            producer.send(topic, value=b"{poison", partition=i % 2)
+    producer.flush()
+    producer.close()
+    args = ("--ingest-topic", topic, "--batch-size", "40", "--session-timeout", "6")
+    args += ("--now", "2026-03-02T00:00:00Z")
+
+    def ingested(engine: Engine) -> int:
+        with engine.store.transaction() as tx:
+            conn = tx._conn  # type: ignore[attr-defined]
+            row = conn.execute(
+                'SELECT coalesce(sum("offset"), 0) FROM ingest_offsets WHERE topic = %s', (topic,)
+            ).fetchone()
+        return int(row[0])
+
+    with Engine.open(kafka_settings) as engine:
+        first = WorkerProcess(kafka_settings, tmp_path / "first.log", *args)
+        try:
+            wait_for(lambda: ingested(engine) >= 600, 120, "the pump to be part way")
+        finally:
+            first.kill()
+        assert ingested(engine) < total + poison, "killed too late to test anything"
+        second = WorkerProcess(kafka_settings, tmp_path / "second.log", *args)
+        try:
+            wait_for(lambda: ingested(engine) == total + poison, 180, "the rest of the topic")
+            wait_for(
+                lambda: sum(p.event_count for p in _profiles(engine)) == total,
+                120,
+                "every event applied",
+            )
+        finally:
+            second.stop()
+        assert sum(p.event_count for p in _profiles(engine)) == total
+        assert engine.dead_letters.count() == poison
+
+
+def _profiles(engine: Engine) -> list[Any]:
+    found = [engine.store.get(f"c-{i}") for i in range(20)]
+    return [p for p in found if p is not None]
