@@ -3,7 +3,7 @@
 Processing runs twice on the same published log (a template copy of the
 database): with the default rule pack, and with rules off as the baseline.
 
-    python bench/pipeline.py --events 1000000 [--shapes short,long] [--predictions]
+    python bench/pipeline.py --events 1000000 [--shapes short,long] [--predictions] [--goals]
 
 With ``--predictions`` it also fits the churn and lifetime-value model on the
 generated history (as of its last event), publishes the same history again
@@ -12,6 +12,12 @@ processes that with the default rules: the predicted-churn timer is then
 solved and re-armed at every repeat purchase from the first event on. The
 report gives its rate against the rules-on run without a model
 (``predictions_cost_ratio``, best of ``--rounds`` alternating runs each).
+
+With ``--goals`` it also processes the same log with the default pack minus
+its goals and holdouts (``goals_off``), alternating with the default pack
+(goals on: open goals kept in the profiles, conversions decided and written,
+10% of win-backs held out), best of ``--rounds`` each; ``goals_cost_ratio`` is
+the rate with goals over the rate without (the closed loop's target: >= 0.9).
 
 Each shape (``engage.synthetic.HistorySpec.shape``) runs in turn: ``short`` is
 the demo's 180-day history on every channel; ``long`` is 18 months of a
@@ -31,6 +37,7 @@ import platform
 import random
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -52,6 +59,8 @@ from events.log import TOUCHPOINTS
 from projections.customer360 import customer_360
 from projections.model_fit import Customers, fit
 from projections.predictions import Model
+from rules import default_rules
+from rules.model import RuleSet
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -109,7 +118,7 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
         del lines
         # the same published log, twice: rules off here, rules on in a copy
         copies = {}
-        for suffix in ("_rules", "_parallel"):
+        for suffix in ("_rules", "_parallel", *(("_nogoals",) if args.goals else ())):
             with connect(admin, autocommit=True) as conn:
                 conn.execute(
                     sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
@@ -138,15 +147,17 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
         ids: list[str] = []
         plan: list[tuple[str, str, bool]] = [("off", dsn, False), ("on", rules_dsn, True)]
         extra: dict[str, object] = {}
+        alternates = [("on", rules_dsn, True)]
         if predictions_dsn is not None:
-            # alternate, so drifting load on a shared machine hits both alike
-            plan = [plan[0]] + [
-                run
-                for _ in range(args.rounds)
-                for run in (("on", rules_dsn, True), ("predictions", predictions_dsn, True))
-            ]
+            alternates.append(("predictions", predictions_dsn, True))
+        if args.goals:
+            alternates.append(("goals_off", copies["_nogoals"], True))
+        if len(alternates) > 1:
+            # alternate, so drifting load on a shared machine hits all alike
+            plan = [plan[0]] + [run for _ in range(args.rounds) for run in alternates]
         for label, target, with_rules in plan:
-            with Engine.open(Settings(target, Path(tmp), None, args.partitions)) as engine:
+            ruleset = without_goals() if label == "goals_off" else None
+            with Engine.open(Settings(target, Path(tmp), None, args.partitions), ruleset) as engine:
                 if label in runs:  # a later round: back to the start of the log
                     _restart(target)
                 processor = engine.processor(args.batch_size, with_rules=with_rules)
@@ -173,6 +184,11 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
                     timings.append((time.perf_counter() - t0) * 1000)
         if predictions_dsn is not None and fitted is not None:
             extra.update(_refit(predictions_dsn, Path(tmp), args, fitted))
+        if "goals_off" in runs:
+            extra.update(_goal_facts(rules_dsn))
+            extra["process_events_per_s_goals_off"] = round(runs["goals_off"])
+            extra["goals_cost_ratio"] = round(runs["on"] / runs["goals_off"], 3)
+            extra["rounds"] = args.rounds
         if "predictions" in runs:
             extra["process_events_per_s_predictions"] = round(runs["predictions"])
             extra["predictions_cost_ratio"] = round(runs["predictions"] / runs["on"], 3)
@@ -199,6 +215,26 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
     finally:
         for db in names:
             drop_database(admin, db)
+
+
+def without_goals() -> RuleSet:
+    """The default pack with no goal and no holdout: the closed loop's baseline."""
+    pack = default_rules()
+    stripped = tuple(replace(r, goal=None, holdout=0.0) for r in pack.rules)
+    return RuleSet(stripped, pack.cap, pack.source)
+
+
+def _goal_facts(dsn: str) -> dict[str, object]:
+    """What the goals-on run decided: conversions and held-out triggers."""
+    with connect(dsn) as conn:
+        conversions = conn.execute("SELECT count(*) FROM trigger_conversions").fetchone()
+        control = conn.execute(
+            "SELECT count(*) FROM trigger_outbox WHERE arm = 'control'"
+        ).fetchone()
+    return {
+        "conversions": int(conversions[0]) if conversions else 0,
+        "control_triggers": int(control[0]) if control else 0,
+    }
 
 
 def _fit(engine: Engine) -> tuple[dict[str, float], int]:
@@ -288,7 +324,14 @@ def main() -> None:
         action="store_true",
         help="also run with a fitted model in effect from the first event",
     )
-    parser.add_argument("--rounds", type=int, default=2, help="with --predictions: best of N")
+    parser.add_argument(
+        "--goals",
+        action="store_true",
+        help="also run the default pack without goals and holdouts (the baseline of goals)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="with --predictions or --goals: best of N"
+    )
     args = parser.parse_args()
     with admin_server() as (admin, workdir):
         results = [run_shape(admin, str(workdir), shape, args) for shape in args.shapes.split(",")]

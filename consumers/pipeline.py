@@ -17,6 +17,8 @@ Commit order, all inside the caller's single transaction:
 2. changed profiles are upserted, with their armed timers;
 3. trigger events go to the outbox, and, where the log is in the same
    PostgreSQL database, straight onto the triggers stream (marked published);
+   control-arm triggers go to the outbox only, marked published (never
+   delivered); the conversions the batch decided are recorded;
 4. the KPI deltas of the batch (``projections.kpis``) are added;
 5. the partition clocks advance with the offsets (never backwards), and the
    model adopted on a partition, if any, is kept beside its clock;
@@ -50,6 +52,7 @@ from projections.ports import ProjectionStore, UnitOfWork
 from projections.predictions import Model
 from projections.profile import Profile
 from rules import RuleSet
+from rules.arms import CONTROL
 from rules.decide import Outcome, Record, advance, decide, model_of
 from rules.timer_queue import TimerQueue
 
@@ -292,9 +295,17 @@ class Pipeline:
         triggers = outcome.triggers
         if triggers:
             pairs = list(zip(triggers, self.trigger_codec.encode_many(triggers), strict=True))
+            held = [p for p in pairs if p[0].arm == CONTROL]
+            if held:
+                # the control arm is recorded, never delivered: marked published,
+                # so the relay never moves it, and kept off the triggers stream
+                pairs = [p for p in pairs if p[0].arm != CONTROL]
+                tx.add_outbox(held, published=True)
             tx.add_outbox(pairs, published=self.publish_to is not None)
             if self.publish_to is not None:
                 tx.publish_triggers(pairs, self.publish_to)
+        if outcome.conversions:
+            tx.save_conversions(outcome.conversions)
         kpis = outcome.kpis
         kpis.count_triggers(triggers)
         tx.save_kpis(kpis.finish())

@@ -168,6 +168,17 @@ class PostgresWebhookStore:
                         result.outcome,
                     ),
                 )
+                if state == "delivered":
+                    # delivery feedback (engage outcomes): the first success per trigger
+                    self._conn.execute(
+                        "INSERT INTO trigger_feedback"
+                        " (trigger_id, status, rule_id, arm, source, at)"
+                        " SELECT trigger_id, 'delivered', rule_id, arm, %s,"
+                        " (extract(epoch FROM now()) * 1000000)::bigint"
+                        " FROM trigger_outbox WHERE trigger_id = %s"
+                        " ON CONFLICT (trigger_id, status) DO NOTHING",
+                        (f"webhook:{item.subscription_id}", item.trigger_id),
+                    )
                 self._conn.execute(
                     "UPDATE webhook_queue SET attempts = %s, state = %s, last_error = %s,"
                     " updated_at = now(),"

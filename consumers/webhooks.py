@@ -42,6 +42,7 @@ from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
 from events.errors import EngageError
 from events.log import TRIGGERS, Log
+from rules.arms import CONTROL
 
 FEED_BATCH: Final = 1_000
 USER_AGENT: Final = "engage-webhooks/0.1"
@@ -78,6 +79,8 @@ def feed(store: WebhookStore, log: Log, subscriptions: Sequence[Subscription]) -
             for record, t in zip(records, decoded, strict=True):
                 new[record.partition] = record.offset + 1
                 if isinstance(t, CodecError) or not sub.matches(t.kind, t.rule_id):
+                    continue
+                if t.arm == CONTROL:  # held out: never delivered (never on the stream either)
                     continue
                 items.append((t.trigger_id, t.fired_at, orjson.dumps(trigger_json(t)).decode()))
             seen.append(len(records))

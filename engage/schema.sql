@@ -177,6 +177,37 @@ CREATE TABLE IF NOT EXISTS trigger_outbox (
 );
 CREATE INDEX IF NOT EXISTS trigger_outbox_pending ON trigger_outbox (created_at)
     WHERE published_at IS NULL;
+-- treatment (delivered) or control (held out: recorded, marked published so
+-- the relay never moves it, never on the triggers stream); rules/arms.py
+ALTER TABLE trigger_outbox ADD COLUMN IF NOT EXISTS arm text NOT NULL DEFAULT 'treatment';
+
+-- Conversions: triggers whose goal an event reached (rules/goals.py), written
+-- in the batch transaction; a projection of the log, rebuilt by replay.
+CREATE TABLE IF NOT EXISTS trigger_conversions (
+    trigger_id   text    PRIMARY KEY,
+    rule_id      text    NOT NULL,
+    arm          text    NOT NULL,
+    customer_id  text    NOT NULL,
+    event_id     text    NOT NULL,
+    converted_at bigint  NOT NULL,
+    fired_at     bigint  NOT NULL,
+    value        double precision
+);
+CREATE INDEX IF NOT EXISTS trigger_conversions_rule ON trigger_conversions (rule_id, fired_at);
+
+-- Delivery feedback: a webhook delivered (source 'webhook:<id>') or a channel
+-- reported delivered/opened/clicked/bounced/failed (POST /v1/triggers/{id}/outcome).
+-- One row per trigger and status, so a repeated report is a no-op.
+CREATE TABLE IF NOT EXISTS trigger_feedback (
+    trigger_id  text        NOT NULL,
+    status      text        NOT NULL,
+    rule_id     text        NOT NULL,
+    arm         text        NOT NULL,
+    source      text        NOT NULL,
+    at          bigint      NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (trigger_id, status)
+);
 
 -- Armed timers (inactivity, win-back): one row per customer and rule, rewritten
 -- whenever the customer's profile changes, fired when the clock passes due_at.

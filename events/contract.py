@@ -23,6 +23,7 @@ def trigger_json(t: TriggerEvent) -> dict[str, Any]:
         "fired_at": format_iso(t.fired_at),
         "caused_by": list(t.caused_by),
         "details": t.details,
+        "arm": t.arm,
     }
 
 

@@ -122,6 +122,31 @@ class TriggerEvent:
     fired_at: Micros
     caused_by: tuple[str, ...]
     details: dict[str, Any]
+    arm: str = "treatment"
+    """``treatment`` (delivered) or ``control`` (recorded, never delivered):
+    the rule's holdout and a stable hash of rule and person decide (``rules.arms``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerConverted:
+    """A trigger whose goal was reached: the first goal event of the person in
+    the goal's window after the trigger fired (``rules.goals``). Decided by the
+    pure batch step, so a replay writes the same conversions."""
+
+    trigger_id: str
+    rule_id: str
+    arm: str
+    customer_id: str
+    event_id: str
+    """The converting event."""
+    converted_at: Micros
+    fired_at: Micros
+    value: float | None
+    """The converting event's amount (a purchase's revenue); None without one."""
+
+    @property
+    def time_to_convert(self) -> Micros:
+        return self.converted_at - self.fired_at
 
 
 CUSTOM_NAME_KEPT_AS: Final = "_name"

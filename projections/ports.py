@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from events.dead_letters import DeadLetterRow
-from events.model import Micros, TriggerEvent
+from events.model import Micros, TriggerConverted, TriggerEvent
 from projections.kpis import KpiDelta
 from projections.predictions import Model
 from projections.profile import Profile
@@ -116,6 +116,11 @@ class UnitOfWork(Protocol):
         """Add one batch's KPI deltas (``projections.kpis``)."""
         ...
 
+    def save_conversions(self, conversions: Sequence[TriggerConverted]) -> None:
+        """Record converted triggers (``rules.goals``); a trigger_id already
+        recorded is ignored, so a redelivered batch converts nothing twice."""
+        ...
+
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         """Record these event_ids as applied; return those not applied before.
 
@@ -147,6 +152,10 @@ class ProjectionStore(Protocol):
         ...
 
     def count(self) -> int: ...
+
+    def conversions(self) -> list[TriggerConverted]:
+        """Every recorded conversion, by trigger_id."""
+        ...
 
     def sample_ids(self, limit: int) -> list[str]: ...
 

@@ -69,6 +69,9 @@ class Profile:
     # before they were kept (``from_state``); ``engage replay`` fills them in.
     purchase_days: list[int] | None = field(default_factory=list)
     first_day_total: float = 0.0
+    # goals awaiting a conversion (``rules.goals``): [trigger_id, rule_id, arm,
+    # fired_at, window end]; entries are replaced, never mutated
+    open_goals: list[list[Any]] = field(default_factory=list)
     # custom touchpoints by their name ("Product Viewed": 3)
     custom_counts: dict[str, int] = field(default_factory=dict)
 
@@ -114,6 +117,7 @@ class Profile:
             dict(self.rule_state),
             None if self.purchase_days is None else list(self.purchase_days),
             self.first_day_total,
+            list(self.open_goals),
             dict(self.custom_counts),
         )
 

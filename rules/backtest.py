@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from events.model import DAY, Micros, ModelFitted, Touchpoint, TriggerEvent
+from events.model import DAY, Micros, ModelFitted, Touchpoint, TriggerConverted, TriggerEvent
 from events.timefmt import format_iso
+from projections.outcomes import report as outcomes_report
+from projections.outcomes import tally
 from rules.harness import Harness
 from rules.model import RuleSet
 
@@ -41,17 +43,18 @@ class Window:
         return (self.start is None or t >= self.start) and (self.end is None or t < self.end)
 
 
-def run(
+def simulate(
     ruleset: RuleSet,
     events: Iterable[Touchpoint],
     end: Micros | None,
     clock: Micros | None = None,
     on_event: Callable[[int], None] | None = None,
     models: Sequence[ModelFitted] = (),
-) -> tuple[list[TriggerEvent], Micros | None]:
+) -> Harness:
     """Feed every event before ``end`` (all when None), then advance the clock to
     ``end``, or without one to ``clock`` (the live processor's, so timers match
-    the live run); returns (triggers, final clock).
+    the live run). The returned harness holds the triggers, their would-be
+    conversions and the final clock.
 
     Each fitted model is adopted once the history passes its ``as_of``: a
     history merged across partitions has no single log position for it, and
@@ -73,7 +76,7 @@ def run(
         harness.adopt(pending.pop(0))
     if until is not None:
         harness.advance(until)
-    return harness.triggers, harness.clock
+    return harness
 
 
 def report(
@@ -136,6 +139,20 @@ def report(
             }
         )
     return out
+
+
+def outcomes(
+    ruleset: RuleSet,
+    triggers: Sequence[TriggerEvent],
+    conversions: Sequence[TriggerConverted],
+    window: Window,
+) -> list[dict[str, Any]]:
+    """``engage outcomes`` for the would-be triggers fired in the window (and
+    their conversions, even after it), per rule and arm, with the uplift."""
+    fired = [t for t in triggers if window.holds(t.fired_at)]
+    ids = {t.trigger_id for t in fired}
+    stats = tally(fired, [c for c in conversions if c.trigger_id in ids])
+    return outcomes_report(stats, [r.id for r in ruleset.rules])
 
 
 def window_json(window: Window, clock: Micros | None) -> dict[str, Any]:

@@ -18,7 +18,10 @@ The order, per log record, as if records were processed one at a time:
    still counts as activity and re-arms them);
 3. the touchpoint is folded into the customer's profile (``evolve``), and the
    KPI observation is taken;
-4. the on-event rules judge (before, after, event).
+4. the on-event rules judge (before, after, event);
+5. if the event is of a goal type, it converts the person's open goals it
+   meets (``rules.goals``), then the triggers it fired open theirs: an event
+   never converts a trigger it caused. Timer triggers open theirs as they fire.
 
 A ``model_fitted`` record (``events.control``) does not move the clock: at its
 position, the partition's customers fire their timers due strictly before the
@@ -45,12 +48,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from events.model import ClockRecord, Micros, ModelFitted, Touchpoint, TriggerEvent
+from events.model import (
+    ClockRecord,
+    Micros,
+    ModelFitted,
+    Touchpoint,
+    TriggerConverted,
+    TriggerEvent,
+)
 from projections.evolve import apply
 from projections.kpis import KpiBatch
 from projections.predictions import Model, ModelParams
 from projections.profile import Profile
 from rules.evaluate import evaluate
+from rules.goals import convert, open_goals
 from rules.model import RuleSet
 from rules.timers import due_timers, fire_due
 
@@ -72,6 +83,8 @@ class Outcome:
     """partition -> clock, for every partition whose clock advanced."""
     models: dict[int, Model] = field(default_factory=dict)
     """partition -> the model in effect after the batch, where one was adopted."""
+    conversions: list[TriggerConverted] = field(default_factory=list)
+    """Triggers whose goal an event of the batch reached (``rules.goals``)."""
     events: int = 0
 
 
@@ -154,6 +167,8 @@ def decide(
     kpis = out.kpis
     observe = kpis.observe
     judged = {} if rules is None else rules.by_type
+    goal_types = frozenset[str]() if rules is None else rules.goal_types
+    conversions = out.conversions
     events_seen = 0
     timers = out.timers
     for customer_id, events in by_customer.items():
@@ -176,18 +191,23 @@ def decide(
                 step = mark
             fired = fire_due(rules, profile, clock, model)
             if fired:
-                triggers.extend(fired)
+                _fired(rules, profile, fired, triggers)
             if event.type not in judged:
                 # no rule names this type: no "before" to keep, nothing to judge
                 apply(profile, event)
                 observe(profile, event)
+                if event.type in goal_types and profile.open_goals:
+                    conversions.extend(convert(rules, profile, event))
                 continue
             before = profile.copy() if profile.event_count else None
             apply(profile, event)
             observe(profile, event)
             fired = evaluate(rules, before, profile, event, clock)
+            if event.type in goal_types and profile.open_goals:
+                # before this event's own triggers open: it never converts them
+                conversions.extend(convert(rules, profile, event))
             if fired:
-                triggers.extend(fired)
+                _fired(rules, profile, fired, triggers)
         _finish(rules, profile, model, chain, step, running.get(partition), triggers, timers)
     out.events = events_seen
 
@@ -213,6 +233,15 @@ def decide(
     return out
 
 
+def _fired(
+    rules: RuleSet, profile: Profile, fired: list[TriggerEvent], triggers: list[TriggerEvent]
+) -> None:
+    """Keep what fired, and open the goals of those whose rule has one."""
+    triggers.extend(fired)
+    if rules.goal_types:
+        open_goals(rules, profile, fired)
+
+
 def _adopt(
     rules: RuleSet,
     profile: Profile,
@@ -228,7 +257,7 @@ def _adopt(
         if new.adopted_at is not None:
             fired = fire_due(rules, profile, new.adopted_at, model)
             if fired:
-                triggers.extend(fired)
+                _fired(rules, profile, fired, triggers)
         model = new
     return model
 
@@ -250,5 +279,5 @@ def _finish(
     if limit is not None:
         fired = fire_due(rules, profile, limit, model)
         if fired:
-            triggers.extend(fired)
+            _fired(rules, profile, fired, triggers)
     timers[profile.customer_id] = dict(due_timers(rules, profile, model))

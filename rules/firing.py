@@ -15,6 +15,7 @@ import cel
 
 from events.model import Micros, Touchpoint, TriggerEvent
 from projections.profile import Profile
+from rules.arms import arm_of
 from rules.model import Needs, Rule
 from rules.native import MISSING
 from rules.rule_fields import event_view, profile_view
@@ -167,4 +168,5 @@ def make_trigger(
         fired_at=fired_at,
         caused_by=caused_by,
         details=facts,
+        arm=arm_of(rule.id, customer_id, rule.holdout),
     )

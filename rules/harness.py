@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from events.model import Micros, ModelFitted, Touchpoint, TriggerEvent
+from events.model import Micros, ModelFitted, Touchpoint, TriggerConverted, TriggerEvent
 from projections.predictions import Model
 from projections.profile import Profile
 from rules.decide import Record, decide
@@ -35,6 +35,8 @@ class Harness:
     ruleset: RuleSet
     profiles: dict[str, Profile] = field(default_factory=dict)
     triggers: list[TriggerEvent] = field(default_factory=list)
+    conversions: list[TriggerConverted] = field(default_factory=list)
+    """The would-be conversions of the triggers fired (``rules.goals``)."""
     clock: Micros | None = None
     queue: TimerQueue = field(default_factory=TimerQueue)
     model: Model | None = None
@@ -96,6 +98,7 @@ class Harness:
         for customer_id, armed in outcome.timers.items():
             self.queue.arm(customer_id, _ONE, armed)
         self.triggers.extend(outcome.triggers)
+        self.conversions.extend(outcome.conversions)
         return outcome.triggers
 
 

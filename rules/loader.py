@@ -23,6 +23,8 @@ means the default frequency cap)::
         once_per: customer                     # event | quiet_spell | a CEL key
         cooldown: 30d
         details: {lifetime_spend: after.lifetime_spend}
+        goal: {types: [purchase], within: 14d, when: "event.properties.amount > 0"}
+        holdout: 0.1                           # 0 to 0.5: this share goes to the control arm
 """
 
 from __future__ import annotations
@@ -40,16 +42,17 @@ from projections.customer360 import STAGES
 from rules.durations import parse_duration
 from rules.expressions import Expression, ExpressionError, compile_expression
 from rules.firing import build_context
+from rules.goal_spec import GoalError, goal_of, holdout_of
 from rules.guards import Crossing, Entering, Guard
-from rules.model import Audience, Due, FrequencyCap, Needs, OncePer, Rule, RuleError, RuleSet
+from rules.model import Audience, Due, FrequencyCap, Goal, Needs, OncePer, Rule, RuleError, RuleSet
 from rules.native import compile_native, compile_native_value
 from rules.predicted import ANCHOR, p_alive_below
 from rules.rule_fields import EVENT_FIELDS, TIME_FIELDS, Getter, field_getter
 from rules.samples import SAMPLE_AT, sample_event, sample_profile
 
 _RULE_KEYS: Final = frozenset(
-    {"id", "version", "kind", "audience", "description", "on", "types", "names", "when", "crosses",
-     "enters", "due", "once_per", "cooldown", "details"}
+    {"id", "version", "kind", "audience", "description", "on", "types", "names", "when",
+     "crosses", "enters", "due", "once_per", "cooldown", "details", "goal", "holdout"}
 )  # fmt: skip
 _ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _KIND: Final = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -269,6 +272,8 @@ def _compile_rule(node: _Node) -> Rule:
         details=detail_exprs,
         native_details=tuple(compile_native_value(e.source) for _, e in detail_exprs),
         description=keys["description"].text("description") if "description" in keys else "",
+        goal=_goal(keys["goal"]) if "goal" in keys else None,
+        holdout=_holdout(keys["holdout"]) if "holdout" in keys else 0.0,
         needs=needs,
         detail_needs=detail_needs,
         line=node.line,
@@ -298,16 +303,12 @@ def _names(keys: dict[str, _Node], types: tuple[str, ...]) -> frozenset[str] | N
     """``names:`` the custom event names a rule on ``custom`` events matches."""
     if "names" not in keys:
         return None
-    node = keys["names"]
     if "custom" not in types:
-        node.fail("names: only for rules whose types include custom (it matches their name)")
-    names = [item.value() for item in node.sequence()]
-    for name in names:
-        if not isinstance(name, str) or not 1 <= len(name) <= 128:
-            node.fail(f"names: each name is a string of 1 to 128 characters, got {name!r}")
-    if not names:
-        node.fail("names: name at least one custom event")
-    return frozenset(str(n) for n in names)
+        keys["names"].fail("names: only for rules whose types include custom (matched by name)")
+    names = [item.value() for item in keys["names"].sequence()]
+    if not names or not all(isinstance(n, str) and 1 <= len(n) <= 128 for n in names):
+        keys["names"].fail("names: name at least one custom event, each 1 to 128 characters")
+    return frozenset(names)
 
 
 def _due(keys: dict[str, _Node], on: str, node: _Node) -> Due | None:
@@ -402,6 +403,29 @@ def _details(keys: dict[str, _Node]) -> tuple[tuple[str, Expression], ...]:
         name = str(key.value)
         out.append((name, node.child(value).expression(f"details.{name}", literal=True)))
     return tuple(out)
+
+
+def _holdout(node: _Node) -> float:
+    try:
+        return holdout_of(node.value())
+    except ValueError as exc:
+        node.fail(f"holdout: {exc}")
+
+
+def _goal(node: _Node) -> Goal:
+    """``goal: {types: [...], within: 14d, when: CEL}`` (``rules.goal_spec``)."""
+    keys = node.mapping(frozenset({"types", "within", "when"}))
+    if "types" not in keys or "within" not in keys:
+        node.fail("goal: needs 'types' and 'within', e.g. {types: [purchase], within: 14d}")
+    types = [item.value() for item in keys["types"].sequence()]
+    within = _duration(keys["within"], "goal.within")
+    when_node = keys.get("when")
+    when = None if when_node is None else when_node.expression("goal.when")
+    needs = None if when_node is None or when is None else _needs([(when_node, when)])
+    try:
+        return goal_of(types, within, when, needs)
+    except GoalError as exc:
+        keys[exc.key].fail(f"goal.{exc.key}: {exc}")
 
 
 def _cel_literal(value: object) -> object:

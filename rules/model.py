@@ -89,6 +89,19 @@ class Due:
 
 
 @dataclass(frozen=True, slots=True)
+class Goal:
+    """What counts as the trigger having worked: an event of one of ``types``
+    within ``within`` of the trigger, passing ``when`` (CEL over ``event``,
+    ``before`` and ``after``) if given. Judged per customer in ``rules.goals``."""
+
+    types: tuple[str, ...]
+    within: Micros
+    when: Expression | None = None
+    needs: Needs | None = None
+    """What ``when`` reads (None without one)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Needs:
     """The fields a set of expressions reads: the CEL context is built from these only."""
 
@@ -124,6 +137,9 @@ class Rule:
     native_details: tuple[Operand | None, ...] = ()
     """Per detail, its lone-path fast path, if it is one (see ``rules.native``)."""
     description: str = ""
+    goal: Goal | None = None
+    holdout: float = 0.0
+    """The share of customers (0 to 0.5) whose triggers go to the control arm."""
     needs: Needs = field(default_factory=Needs)
     """What ``when`` and the once-per key read (the hot path)."""
     detail_needs: Needs = field(default_factory=Needs)
@@ -163,6 +179,8 @@ class RuleSet:
     uses_model: bool = field(init=False)
     """Some timer's due instant depends on the fitted model: a new model re-arms
     every customer with repeat purchases."""
+    goal_types: frozenset[str] = field(init=False)
+    """Every event type some rule's goal names: only these can convert."""
 
     def __post_init__(self) -> None:
         by_type: dict[str, list[Rule]] = {}
@@ -181,6 +199,11 @@ class RuleSet:
             self,
             "uses_model",
             any(r.due is not None and r.due.solve is not None for r in self.timer_rules),
+        )
+        object.__setattr__(
+            self,
+            "goal_types",
+            frozenset(t for r in self.rules if r.goal is not None for t in r.goal.types),
         )
 
     @property

@@ -102,10 +102,12 @@ def wait_until_done(
     )
 
 
-def outbox_count(engine: Engine) -> int:
+def outbox_count(engine: Engine, arm: str = "treatment") -> int:
+    """Outbox rows of one arm: the treatment arm's go to the topic; the held-out
+    control arm's are recorded there only (never relayed)."""
     with engine.store.transaction() as tx:
         conn = tx._conn  # type: ignore[attr-defined]
-        row = conn.execute("SELECT count(*) FROM trigger_outbox").fetchone()
+        row = conn.execute("SELECT count(*) FROM trigger_outbox WHERE arm = %s", (arm,)).fetchone()
     return int(row[0])
 
 

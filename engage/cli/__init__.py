@@ -25,9 +25,8 @@ __all__ = ["app", "main"]
 
 COMMAND_MODULES = (
     *("backtest", "customers", "demo", "export", "import_csv", "ingest", "keys", "kpis"),
-    "model",
-    *("processing", "replay", "rules", "serve", "triggers", "webhook_listen", "webhooks"),
-    "worker",
+    *("model", "outcomes", "processing", "replay", "rules", "serve", "triggers"),
+    *("webhook_listen", "webhooks", "worker"),
 )
 """The modules of ``engage.cli`` that register their commands on ``app`` when imported."""
 for _module in COMMAND_MODULES:
@@ -38,7 +37,7 @@ for _module in COMMAND_MODULES:
 _ORDER = [
     *("publish", "import", "run", "status", "dlq", "demo", "rules"),
     *("profile", "timeline", "triggers"),
-    *("kpis", "replay", "backtest", "export"),
+    *("kpis", "outcomes", "replay", "backtest", "export"),
     *("serve", "keys", "webhooks", "worker"),
 ]
 

@@ -14,14 +14,16 @@ from rich.table import Table
 from consumers.history import touchpoints_in_time_order
 from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import RateBar, app, instant_option, out, parse_time_option, plural
+from engage.cli.outcomes import outcomes_table
 from engage.errors import ConfigError
 from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
 from events.contract import touchpoint_json, trigger_json
-from events.log import TOUCHPOINTS, TRIGGERS, read_stream
+from events.log import TOUCHPOINTS
 from events.model import ModelFitted, TriggerEvent
+from projections.adapters.postgres_outbox import newest_triggers
 from rules import load_rules
-from rules.backtest import Window, report, run, window_json
+from rules.backtest import Window, outcomes, report, simulate, window_json
 
 SinceOption = Annotated[
     str | None, instant_option("--from", "Report triggers fired at or after this ISO 8601 instant.")
@@ -68,15 +70,14 @@ def backtest(
                 engine.stream, TOUCHPOINTS, engine.codec, bar.update, models
             )
         with RateBar("backtesting", len(events)) as bar:
-            fired, final = run(ruleset, events, end, clock, bar.update, models)
+            harness = simulate(ruleset, events, end, clock, bar.update, models)
+            fired, final = harness.triggers, harness.clock
         codec = TriggerCodec()
         live: list[TriggerEvent] = []
-        for records in read_stream(engine.stream, TRIGGERS):
-            live.extend(
-                t
-                for t in codec.decode_many([r.payload for r in records])
-                if not isinstance(t, CodecError)
-            )
+        # the outbox: every trigger the live rules fired, both arms (the stream
+        # holds only the delivered ones), in either log mode
+        for payloads in newest_triggers(engine.dsn):
+            live.extend(t for t in codec.decode_many(payloads) if not isinstance(t, CodecError))
     index = {e.event_id: e for e in events}
     # the history the rules saw: what ends before --to (the rest is not fed)
     used = len(events) if end is None else sum(1 for e in events if e.occurred_at < end)
@@ -86,6 +87,7 @@ def backtest(
 
     window = Window(start, end)
     rows = report(ruleset, fired, window, live, events_by_id, trigger_json, sample)
+    loop = outcomes(ruleset, fired, harness.conversions, window)
     if json:
         body = {
             "rules_file": rules_file,
@@ -93,6 +95,7 @@ def backtest(
             "events": used,
             "live_triggers": sum(1 for t in live if window.holds(t.fired_at)),
             "rules": rows,
+            "outcomes": loop,
         }
         sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
@@ -125,4 +128,7 @@ def backtest(
             out.print(
                 f"  {item['fired_at']} {item['customer_id']} <- {causes or '-'}", markup=False
             )
+    looped = [r for r in loop if r["arms"][0]["triggers"] + r["arms"][1]["triggers"]]
+    if any(ruleset.by_id[r["rule_id"]].goal is not None for r in looped):
+        out.print(outcomes_table(looped, "would-be outcomes per rule and arm"))
     out.print("--json gives every week, the samples' events and the overlap per live rule")

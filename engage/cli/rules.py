@@ -11,6 +11,7 @@ from rich.table import Table
 
 from engage.cli.app import app, out
 from engage.runtime import Engine
+from rules.durations import format_duration
 
 RulesOption = Annotated[
     str | None,
@@ -28,7 +29,7 @@ def list_rules(
     """List the loaded rules with their kind, audience, controls and times fired."""
     with Engine.open(rules=rules) as engine:
         assert engine.rules is not None
-        fired = engine.log.trigger_counts()
+        fired = engine.store.trigger_counts()  # both arms: a held-out trigger fired too
         ruleset = engine.rules
     rows: list[dict[str, Any]] = []
     for rule in ruleset.rules:
@@ -39,6 +40,11 @@ def list_rules(
             on = f"timer: {rule.due.anchor} + {rule.due.offset // 86_400_000_000}d"
         once = rule.once_per.kind if rule.once_per else "-"
         cooldown = f"{rule.cooldown // 86_400_000_000}d" if rule.cooldown else "-"
+        goal = "-"
+        if rule.goal is not None:
+            goal = f"{'|'.join(rule.goal.types)} in {format_duration(rule.goal.within)}"
+            if rule.goal.when is not None:
+                goal += f" if {rule.goal.when.source}"
         rows.append(
             {
                 "id": rule.id,
@@ -50,6 +56,8 @@ def list_rules(
                 "cooldown": cooldown,
                 "fired": fired.get(rule.id, 0),
                 "description": rule.description,
+                "goal": goal,
+                "holdout": rule.holdout,
             }
         )
     if json:
@@ -57,7 +65,9 @@ def list_rules(
             sys.stdout.write(orjson.dumps(row).decode() + "\n")
         return
     table = Table(title=f"{len(rows)} rules from {ruleset.source or 'rules/default.yaml'}")
-    for column in ("id", "version", "kind", "audience", "on", "once per", "cooldown", "fired"):
+    columns = ("id", "version", "kind", "audience", "on", "once per", "cooldown", "goal",
+               "holdout", "fired")  # fmt: skip
+    for column in columns:
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -68,6 +78,8 @@ def list_rules(
             row["on"],
             row["once_per"],
             row["cooldown"],
+            row["goal"],
+            f"{row['holdout']:.0%}" if row["holdout"] else "-",
             str(row["fired"]),
         )
     out.print(table)

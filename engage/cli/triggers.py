@@ -18,6 +18,8 @@ from events.log import TRIGGERS, LogRecord
 from events.model import TriggerEvent
 from events.ports import CustomerHistory, TriggerQuery
 from events.timefmt import format_iso
+from projections.adapters.postgres_outbox import newest_triggers
+from rules.arms import ARMS, TREATMENT
 
 
 def _decode(codec: TriggerCodec, records: list[LogRecord]) -> list[TriggerEvent]:
@@ -73,6 +75,12 @@ def triggers(
     follow: Annotated[
         bool, typer.Option("--follow", help="Keep printing new triggers as they fire (Ctrl-C).")
     ] = False,
+    arm: Annotated[
+        str,
+        typer.Option(
+            help="treatment (delivered: the default), control (held out, never delivered) or all.",
+        ),
+    ] = TREATMENT,
     limit: Annotated[
         int | None,
         typer.Option(
@@ -85,13 +93,25 @@ def triggers(
 ) -> None:
     """List fired triggers (thank-yous, thresholds, churn risk, win-back, feedback requests)."""
     since_us = parse_time_option(since, "--since")
+    if arm not in (*ARMS, "all"):
+        raise typer.BadParameter(
+            f"expected treatment, control or all, got {arm!r}", param_hint="--arm"
+        )
+    if arm != TREATMENT and follow:
+        raise typer.BadParameter(
+            "held-out triggers are never on the stream to follow", param_hint="--arm"
+        )
     codec = TriggerCodec()
     wanted = limit if (limit is not None or json) else TABLE_LIMIT
     # without --since, a page is the latest triggers; from --since, the first ones
     newest = since_us is None and wanted is not None
     with Engine.open() as engine:
         asked = None if wanted is None else wanted + 1  # one more: is there a next page?
-        if engine.kafka is None:
+        if arm != TREATMENT:
+            found = _outbox(engine, codec, customer, rule, since_us, None if arm == "all" else arm)
+            if asked is not None:
+                found = found[-asked:] if newest else found[:asked]
+        elif engine.kafka is None:
             query = TriggerQuery(customer, rule, since_us, asked)
             records = engine.log.find_triggers(query, newest_first=newest)
             found = _decode(codec, records)
@@ -110,17 +130,21 @@ def triggers(
         else:
             which = "latest " if newest and more else ("first " if more else "")
             table = Table(title=f"{which}{plural(len(found), 'trigger')}")
-            for column in ("fired_at", "rule", "kind", "customer", "caused_by", "details"):
+            columns = ["fired_at", "rule", "kind", "customer", "caused_by", "details"]
+            if arm != TREATMENT:
+                columns.append("arm")
+            for column in columns:
                 table.add_column(column)
             for t in found:
-                table.add_row(
+                cells = [
                     format_iso(t.fired_at),
                     t.rule_id,
                     t.kind,
                     t.customer_id,
                     ", ".join(t.caused_by),
                     ", ".join(f"{k}={v}" for k, v in t.details.items()),
-                )
+                ]
+                table.add_row(*cells, *([t.arm] if arm != TREATMENT else []))
             out.print(table)
             if more:
                 err.print(
@@ -132,6 +156,23 @@ def triggers(
             return
         sys.stdout.flush()
         _follow(engine, codec, json, customer, rule, since_us)
+
+
+def _outbox(
+    engine: Engine,
+    codec: TriggerCodec,
+    customer: str | None,
+    rule: str | None,
+    since: int | None,
+    arm: str | None,
+) -> list[TriggerEvent]:
+    """Both arms live in the outbox (the stream holds only what is delivered),
+    in either log mode; ordered as the stream listing is."""
+    found: list[TriggerEvent] = []
+    for payloads in newest_triggers(engine.dsn, rule, since, customer_id=customer, arm=arm):
+        found.extend(t for t in codec.decode_many(payloads) if not isinstance(t, CodecError))
+    found.sort(key=lambda t: (t.fired_at, t.trigger_id))
+    return found
 
 
 def _unknown_rule_hint(engine: Engine, rule: str) -> None:

@@ -113,6 +113,12 @@ def json_response(value: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status_code=status, media_type="application/json")
 
 
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its JSON body itself (to keep
+    the raw text of a refused one): the body's schema for the document."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def errors(codes: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for error codes, each with the error body's model."""
     return {code: {"model": models.Error, "description": text} for code, text in codes.items()}

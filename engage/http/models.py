@@ -106,6 +106,42 @@ class Trigger(BaseModel):
     fired_at: str
     caused_by: list[str]
     details: dict[str, Any]
+    arm: Literal["treatment", "control"] = "treatment"
+
+
+class ArmOutcome(BaseModel):
+    arm: Literal["treatment", "control"]
+    triggers: int
+    conversions: int
+    conversion_rate: float | None
+    revenue: float
+    mean_hours_to_convert: float | None
+    median_hours_to_convert: float | None
+    feedback: dict[str, int] = Field(
+        description="Delivery feedback counts: delivered, opened, clicked, bounced, failed."
+    )
+
+
+class Uplift(BaseModel):
+    difference: float = Field(description="Treatment conversion rate minus control's.")
+    ci95: list[float] = Field(description="95% interval of the difference (Newcombe).")
+    method: Literal["newcombe"]
+
+
+class RuleOutcome(BaseModel):
+    rule_id: str
+    arms: list[ArmOutcome]
+    uplift: Uplift | None = Field(description="Null until both arms have triggers.")
+
+
+class Outcomes(BaseModel):
+    rules: list[RuleOutcome]
+
+
+class FeedbackRecorded(BaseModel):
+    trigger_id: str
+    status: Literal["delivered", "opened", "clicked", "bounced", "failed"]
+    recorded: bool = Field(description="False when this status was already recorded.")
 
 
 class Timeline(BaseModel):

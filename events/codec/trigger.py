@@ -29,6 +29,7 @@ class TriggerCodec(SingleObjectCodec[TriggerEvent]):
             "fired_at": value.fired_at,
             "caused_by": list(value.caused_by),
             "details": dumps(value.details, f"trigger {value.trigger_id!r}: details"),
+            "arm": value.arm,
         }
 
     def _from_record(self, record: dict[str, Any]) -> TriggerEvent:
@@ -47,4 +48,5 @@ class TriggerCodec(SingleObjectCodec[TriggerEvent]):
             record["fired_at"],
             tuple(record["caused_by"]),
             details,
+            record.get("arm", "treatment"),
         )

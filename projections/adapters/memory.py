@@ -21,7 +21,7 @@ from events.adapters.memory import MemoryLog
 from events.dead_letters import DeadLetterRow
 from events.errors import StorageError
 from events.log import TRIGGERS, Entry
-from events.model import Micros, TriggerEvent
+from events.model import Micros, TriggerConverted, TriggerEvent
 from projections.kpis import KpiDelta
 from projections.predictions import Model
 from projections.profile import Profile
@@ -44,6 +44,7 @@ class _Tables:
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     seen_events: set[str] = field(default_factory=set)
     kpis: KpiDelta = field(default_factory=KpiDelta)
+    conversions: dict[str, TriggerConverted] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         """Copies of every table (profiles are never mutated in place here)."""
@@ -62,6 +63,7 @@ class _Tables:
             dead_letters=list(self.dead_letters),
             seen_events=set(self.seen_events),
             kpis=kpis,
+            conversions=dict(self.conversions),
         )
 
 
@@ -184,6 +186,10 @@ class MemoryUnitOfWork:
     def save_kpis(self, delta: KpiDelta) -> None:
         self.t.kpis.merge(delta)
 
+    def save_conversions(self, conversions: Sequence[TriggerConverted]) -> None:
+        for c in conversions:
+            self.t.conversions.setdefault(c.trigger_id, c)
+
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         fresh = set(event_ids) - self.t.seen_events
         self.t.seen_events.update(fresh)
@@ -235,6 +241,9 @@ class MemoryProjectionStore:
 
     def count(self) -> int:
         return len(self.tables.profiles)
+
+    def conversions(self) -> list[TriggerConverted]:
+        return [self.tables.conversions[k] for k in sorted(self.tables.conversions)]
 
     def sample_ids(self, limit: int) -> list[str]:
         return sorted(self.tables.profiles)[:limit]

@@ -20,7 +20,7 @@ from events.adapters.postgres import add_dead_letters, append_entries
 from events.dead_letters import DeadLetterRow
 from events.errors import StorageError
 from events.log import TRIGGERS, Entry
-from events.model import Micros, TriggerEvent
+from events.model import Micros, TriggerConverted, TriggerEvent
 from projections.adapters.postgres_kpis import write_kpis
 from projections.kpis import KpiDelta
 from projections.predictions import Model, ModelParams
@@ -198,19 +198,19 @@ class PostgresUnitOfWork:
         if not self._outbox_temp_ready:
             self._conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS outbox_in (trigger_id text, customer_id text,"
-                " rule_id text, fired_at bigint, payload bytea) ON COMMIT DELETE ROWS"
+                " rule_id text, fired_at bigint, payload bytea, arm text) ON COMMIT DELETE ROWS"
             )
             self._outbox_temp_ready = True
         cur = self._conn.cursor()
         with cur.copy(
-            "COPY outbox_in (trigger_id, customer_id, rule_id, fired_at, payload) FROM STDIN"
+            "COPY outbox_in (trigger_id, customer_id, rule_id, fired_at, payload, arm) FROM STDIN"
         ) as copy:
             for t, payload in triggers:
-                copy.write_row((t.trigger_id, t.customer_id, t.rule_id, t.fired_at, payload))
+                copy.write_row((t.trigger_id, t.customer_id, t.rule_id, t.fired_at, payload, t.arm))
         cur.execute(
             "INSERT INTO trigger_outbox"
-            " (trigger_id, customer_id, rule_id, fired_at, payload, published_at)"
-            " SELECT trigger_id, customer_id, rule_id, fired_at, payload,"
+            " (trigger_id, customer_id, rule_id, fired_at, payload, arm, published_at)"
+            " SELECT trigger_id, customer_id, rule_id, fired_at, payload, arm,"
             " CASE WHEN %s THEN now() END FROM outbox_in"
             " ON CONFLICT (trigger_id) DO NOTHING",
             (published,),
@@ -242,6 +242,20 @@ class PostgresUnitOfWork:
 
     def save_kpis(self, delta: KpiDelta) -> None:
         write_kpis(self._conn, delta)
+
+    def save_conversions(self, conversions: Sequence[TriggerConverted]) -> None:
+        if not conversions:
+            return
+        self._conn.cursor().executemany(
+            "INSERT INTO trigger_conversions (trigger_id, rule_id, arm, customer_id, event_id,"
+            " converted_at, fired_at, value) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (trigger_id) DO NOTHING",
+            [
+                (c.trigger_id, c.rule_id, c.arm, c.customer_id, c.event_id, c.converted_at,
+                 c.fired_at, c.value)
+                for c in conversions
+            ],
+        )  # fmt: skip
 
     def claim_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         if not event_ids:
@@ -323,6 +337,14 @@ class PostgresProjectionStore:
         with self._conn.transaction():
             row = self._conn.execute("SELECT count(*) FROM profiles").fetchone()
         return 0 if row is None else int(row[0])
+
+    def conversions(self) -> list[TriggerConverted]:
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                "SELECT trigger_id, rule_id, arm, customer_id, event_id, converted_at, fired_at,"
+                " value FROM trigger_conversions ORDER BY trigger_id"
+            ).fetchall()
+        return [TriggerConverted(*r) for r in rows]
 
     def sample_ids(self, limit: int) -> list[str]:
         with self._conn.transaction():

@@ -26,10 +26,19 @@ def newest_triggers(
     since: Micros | None = None,
     until: Micros | None = None,
     chunk: int = 500,
+    *,
+    customer_id: str | None = None,
+    arm: str | None = None,
 ) -> Iterator[list[bytes]]:
     """Trigger payloads (Avro, as on the stream) fired in ``[since, until)``,
-    newest first, ``chunk`` at a time; stop iterating to stop reading."""
-    where, params = trigger_filter(rule_id=rule_id, since=since, until=until)
+    newest first, ``chunk`` at a time; stop iterating to stop reading.
+    ``arm``: only that arm (the outbox keeps both; the stream only treatment)."""
+    where, params = trigger_filter(
+        customer_id=customer_id, rule_id=rule_id, since=since, until=until
+    )
+    if arm is not None:
+        where = sql.SQL("{} AND arm = %s").format(where)
+        params = [*params, arm]
     query = sql.SQL(
         "SELECT payload FROM trigger_outbox WHERE {} ORDER BY fired_at DESC, trigger_id DESC"
     ).format(where)

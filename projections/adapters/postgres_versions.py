@@ -60,6 +60,7 @@ PROJECTION_TABLES: Final = (
     "kpi_active",
     "kpi_stage_changes",
     "kpi_triggers",
+    "trigger_conversions",
 )
 """Everything the processor derives from the log, in lock order: consumer_offsets
 first, because every processor batch locks it first. A table missing from the

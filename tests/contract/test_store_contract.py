@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from engage.errors import EngageError
 from events.log import TOUCHPOINTS
-from events.model import TriggerEvent
+from events.model import TriggerConverted, TriggerEvent
 from projections.adapters.memory import MemoryProjectionStore
 from projections.adapters.postgres import PostgresProjectionStore
 from projections.ports import ProjectionStore
@@ -113,6 +114,25 @@ class StoreContract:
             assert sorted(tx.load_timers([0, 1])) == [("a", "r2", 25, 0), ("b", "r1", 30, 1)]
             tx.save_timers(["b"], [])
             assert tx.load_timers([1]) == []
+
+    def test_conversions_are_recorded_once_and_only_with_their_batch(
+        self, store: ProjectionStore
+    ) -> None:
+        class Boom(Exception):
+            pass
+
+        first = TriggerConverted("t1", "win-back-90d", "control", "c-1", "e9", 20, 10, 70.0)
+        other = TriggerConverted("t0", "thank-you", "treatment", "c-2", "e3", 8, 5, None)
+        with pytest.raises(Boom), store.transaction() as tx:
+            tx.save_conversions([first])
+            raise Boom
+        assert store.conversions() == []
+        with store.transaction() as tx:
+            tx.save_conversions([first, other])
+        with store.transaction() as tx:  # a redelivered batch
+            tx.save_conversions([replace(first, event_id="e10", converted_at=30)])
+        assert store.conversions() == [other, first]
+        assert store.conversions()[1].time_to_convert == 10
 
     def test_consumers_and_clocks_are_read_back(self, store: ProjectionStore) -> None:
         assert store.consumers() == [] and store.clocks() == {}

@@ -55,6 +55,21 @@ def test_backtest_of_the_live_pack_reports_the_live_counts(processed: dict[str, 
         for item in rule["sample"]:
             assert [e["event_id"] for e in item["caused_by_events"]] == item["caused_by"]
     assert _fired(processed) == live, "a backtest fires nothing"
+    # the would-be outcomes are the live outcomes: same triggers, arms and conversions
+    would = {r["rule_id"]: r for r in report["outcomes"]}
+    lines = _ok(processed, "outcomes", "--json").split()
+    real = {r["rule_id"]: r for r in map(orjson.loads, lines)}
+    assert sum(a["conversions"] for r in real.values() for a in r["arms"]) > 0
+    for rule_id, n in live.items():
+        assert sum(a["triggers"] for a in would[rule_id]["arms"]) == n
+        for w, r in zip(would[rule_id]["arms"], real[rule_id]["arms"], strict=True):
+            assert (w["arm"], w["triggers"], w["conversions"]) == (
+                r["arm"],
+                r["triggers"],
+                r["conversions"],
+            ), rule_id
+            assert w["revenue"] == pytest.approx(r["revenue"], abs=0.011)
+            assert w["median_hours_to_convert"] == r["median_hours_to_convert"]
 
 
 def test_backtest_of_a_new_rule_in_a_window(processed: dict[str, str], tmp_path: Path) -> None:
@@ -122,7 +137,11 @@ def test_replay_kpis_and_export(processed: dict[str, str], tmp_path: Path) -> No
         r[0] for r in duckdb.sql(f"SELECT trigger_id FROM read_parquet('{triggers}')").fetchall()
     }
     listed = {orjson.loads(x)["trigger_id"] for x in _ok(processed, "triggers", "--json").split()}
-    assert exported == listed and len(listed) == sum(live.values())
+    # the stream (the feed and the export) holds the delivered arm; `engage rules`
+    # counts every trigger fired, the held-out control arm too
+    held = _ok(processed, "triggers", "--json", "--arm", "control").split()
+    assert {orjson.loads(x)["arm"] for x in held} <= {"control"}
+    assert exported == listed and len(listed) + len(held) == sum(live.values())
 
 
 def test_profile_as_of_equals_the_profile_captured_live_then(

@@ -243,6 +243,7 @@ def test_trigger_feed_pages_with_a_cursor_and_filters(api: Api, engine: Engine) 
         "fired_at",
         "caused_by",
         "details",
+        "arm",
     }
     assert api.get("/v1/triggers", params={"cursor": "garbage!"}).status_code == 400
     assert api.get("/v1/triggers", params={"limit": 0}).status_code == 422

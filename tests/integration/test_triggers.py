@@ -177,6 +177,7 @@ def test_triggers_json_matches_the_contract(engine: Engine, cli_env: dict[str, s
         "fired_at",
         "caused_by",
         "details",
+        "arm",
     }
     assert row["rule_id"] == "lifetime-spend-1000" and row["kind"] == "spend_threshold"
     assert row["customer_id"] == "ann" and row["caused_by"] == ["p2"]

@@ -505,6 +505,7 @@ def test_trigger_and_touchpoint_payloads_do_not_mix(
         fired_at=st.integers(-(2**63), 2**63 - 1),
         caused_by=st.lists(_text, max_size=4).map(tuple),
         details=st.dictionaries(_text, _json, max_size=4),
+        arm=st.sampled_from(["treatment", "control"]),
     )
 )
 def test_property_trigger_round_trip(trigger: TriggerEvent) -> None:

@@ -7,12 +7,21 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.model import DAY, ClockRecord, Micros, ModelFitted, Touchpoint, TriggerEvent
+from events.model import (
+    DAY,
+    ClockRecord,
+    Micros,
+    ModelFitted,
+    Touchpoint,
+    TriggerConverted,
+    TriggerEvent,
+)
 from events.partitioning import partition_for
 from projections.predictions import Model, ModelParams, p_alive_at, p_alive_crossing
 from projections.profile import Profile
-from rules.backtest import run as backtest_run
+from rules.backtest import simulate
 from rules.decide import Record, advance, decide
+from rules.model import RuleSet
 from rules.timer_queue import TimerQueue
 from tests.unit.test_rules_properties import RULES, histories
 from tests.unit.test_rules_support import T0, History
@@ -30,7 +39,9 @@ def fitted(version: int, partition: int, params: dict[str, float] = PARAMS) -> M
 class Runner:
     """A writer in memory: what the pipeline keeps between batches."""
 
-    def __init__(self) -> None:
+    def __init__(self, rules: RuleSet = RULES) -> None:
+        self.rules = rules
+        self.conversions: list[TriggerConverted] = []
         self.profiles: dict[str, Profile] = {}
         self.queue = TimerQueue()
         self.clocks: dict[int, Micros] = {}
@@ -51,7 +62,7 @@ class Runner:
             days = profile.purchase_days
             if partition in refitted and customer_id not in listed and days and len(days) > 1:
                 due.append((customer_id, partition))
-        outcome = decide(batch, self.profiles, due, self.clocks, RULES, self.models)
+        outcome = decide(batch, self.profiles, due, self.clocks, self.rules, self.models)
         self.profiles.update(outcome.profiles)
         self.clocks.update(outcome.clocks)
         self.models.update(outcome.models)
@@ -59,6 +70,7 @@ class Runner:
             self.queue.arm(customer_id, outcome.partition_of[customer_id], armed)
             self.timers[customer_id] = armed
         self.triggers.extend(outcome.triggers)
+        self.conversions.extend(outcome.conversions)
 
 
 def _log(
@@ -81,8 +93,8 @@ def _log(
     return out
 
 
-def _run(log: list[tuple[int, Record]], cuts: list[int]) -> Runner:
-    runner = Runner()
+def _run(log: list[tuple[int, Record]], cuts: list[int], rules: RuleSet = RULES) -> Runner:
+    runner = Runner(rules)
     start = 0
     for cut in [*sorted(set(cuts)), len(log)]:
         if cut > start:
@@ -204,9 +216,9 @@ def test_a_backtest_adopts_a_model_once_the_history_passes_its_as_of() -> None:
     c.purchase(5, 60.0)
     c.visit(300)  # the history goes on long past the crossing
     model = ModelFitted(1, 0, 1, c.events[1].occurred_at + DAY, PARAMS)
-    without, _ = backtest_run(RULES, c.events, None)
+    without = simulate(RULES, c.events, None).triggers
     assert not [t for t in without if t.rule_id == "predicted-churn"]
-    fired, _ = backtest_run(RULES, c.events, None, models=[model])
+    fired = simulate(RULES, c.events, None, models=[model]).triggers
     churn = [t for t in fired if t.rule_id == "predicted-churn"]
     first, last = c.events[0].occurred_at, c.events[1].occurred_at
     params = Model(1, ModelParams.from_json({"time_unit": "days", **PARAMS})).params

@@ -20,13 +20,14 @@ from events.codec import (
     HEADER_SIZE,
     CodecError,
     TouchpointCodec,
+    TriggerCodec,
     _as_batch_schema,
     fingerprint,
     load_current_schema,
     load_history,
     write_single_object,
 )
-from events.model import EVENT_TYPES, Touchpoint
+from events.model import EVENT_TYPES, Touchpoint, TriggerEvent
 from tests.unit.test_codec import _CODEC, touchpoints
 
 T0 = 1_650_000_000_000_001
@@ -154,7 +155,11 @@ def test_v2_is_v3_without_anonymous_id_and_the_custom_payload(v2: dict[str, Any]
 def test_history_files_are_self_contained() -> None:
     """A history file must parse alone: sibling files may change after it is frozen."""
     folder = resources.files("schemas").joinpath("history")
-    names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".avsc"))
+    names = sorted(
+        entry.name
+        for entry in folder.iterdir()
+        if entry.name.startswith("engage.Touchpoint.") and entry.name.endswith(".avsc")
+    )
     assert names == sorted(KNOWN_WRITERS.values())
     for name in names:
         raw = json.loads(folder.joinpath(name).read_text("utf-8"))
@@ -307,3 +312,64 @@ def test_property_any_touchpoint_written_by_v1_reads_back(tps: list[Touchpoint])
     expected = [dataclasses.replace(tp, source=None, extra={}, anonymous_id=None) for tp in tps]
     assert _CODEC.decode_many(payloads) == expected
     assert [_CODEC.decode(p) for p in payloads] == expected
+
+
+# ----------------------------------------------------------------- engage.Trigger
+
+CURRENT_TRIGGER = "b43d913638c45ecc"
+KNOWN_TRIGGER_WRITERS = {"e46e7a9e9ab168d7": "engage.Trigger.v1.avsc"}
+
+
+def _v1_trigger(index: int) -> dict[str, Any]:
+    return {
+        "trigger_id": f"t-{index}",
+        "rule_id": "win-back-90d",
+        "rule_version": 1,
+        "kind": "win_back",
+        "customer_id": "cust-ü",
+        "fired_at": T0 + index,
+        "caused_by": [f"e-{index}"],
+        "details": '{"order_count": 2}',
+    }
+
+
+def test_trigger_fingerprints_are_pinned() -> None:
+    current = fingerprint(load_current_schema("engage.Trigger")).hex()
+    assert current == CURRENT_TRIGGER, (
+        "engage.Trigger changed: keep the old version in schemas/history/ "
+        "and update the pins in this test"
+    )
+    history = {fingerprint(s).hex() for s in load_history("engage.Trigger")}
+    assert history == set(KNOWN_TRIGGER_WRITERS)
+    codec = TriggerCodec()
+    assert {fp.hex() for fp in codec.fingerprints} == {current, *KNOWN_TRIGGER_WRITERS}
+
+
+def test_v2_trigger_adds_only_the_arm_with_a_default() -> None:
+    (v1,) = load_history("engage.Trigger")
+    current = load_current_schema("engage.Trigger")
+    old = [f["name"] for f in v1["fields"]]
+    new = {f["name"]: f for f in current["fields"]}
+    assert [n for n in new if n not in old] == ["arm"]
+    assert new["arm"]["type"] == "string" and new["arm"]["default"] == "treatment"
+
+
+def test_v1_trigger_writer_reads_as_treatment() -> None:
+    """Triggers written before arms (v1) are treatment: nothing was held out."""
+    (v1,) = load_history("engage.Trigger")
+    codec = TriggerCodec()
+    old = [write_single_object(v1, _v1_trigger(i)) for i in range(3)]
+    new = codec.encode(
+        TriggerEvent("t-9", "win-back-90d", 1, "win_back", "c", T0, ("e",), {}, "control")
+    )
+    decoded = codec.decode_many([old[0], new, old[1], old[2]])
+    assert [t.arm for t in decoded if isinstance(t, TriggerEvent)] == [
+        "treatment",
+        "control",
+        "treatment",
+        "treatment",
+    ]
+    first = codec.decode(old[0])
+    assert first == TriggerEvent(
+        "t-0", "win-back-90d", 1, "win_back", "cust-ü", T0, ("e-0",), {"order_count": 2}
+    )

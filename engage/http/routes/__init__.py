@@ -12,6 +12,7 @@ from engage.http.routes import (
     dlq,
     events,
     kpis,
+    outcomes,
     segment,
     status,
     triggers,
@@ -26,4 +27,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     kpis.router,
     dlq.router,
     status.router,
+    outcomes.router,
 )

@@ -24,6 +24,7 @@ from engage.runtime import Engine
 from events.codec import CodecError, TriggerCodec
 from events.contract import trigger_json
 from projections.adapters.postgres_outbox import newest_triggers
+from rules.arms import TREATMENT
 
 router = APIRouter()
 
@@ -44,11 +45,12 @@ def latest(
     until: int | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """Newest first; ``kind`` is judged on the decoded trigger (a rule that
+    """Newest first, delivered ones only (a held-out control trigger is
+    nobody to contact); ``kind`` is judged on the decoded trigger (a rule that
     changed kind keeps its old triggers' kind)."""
     codec = TriggerCodec()
     found: list[dict[str, Any]] = []
-    for payloads in newest_triggers(engine.dsn, rule_id, since, until):
+    for payloads in newest_triggers(engine.dsn, rule_id, since, until, arm=TREATMENT):
         for t in codec.decode_many(payloads):
             if isinstance(t, CodecError) or (kind is not None and t.kind != kind):
                 continue

@@ -138,6 +138,35 @@ async function loadKpis() {
   $("kpis").replaceChildren(pyramid(kpis), el("h4", {}, `Latest weeks (clock ${kpis.as_of || "–"})`), table);
 }
 
+function hours(h) {
+  if (typeof h !== "number") return "–";
+  return h >= 48 ? (h / 24).toFixed(1) + " days" : h.toFixed(1) + " hours";
+}
+
+function upliftText(u) {
+  if (!u) return "– (no control arm yet)";
+  const sign = (x) => (x >= 0 ? "+" : "") + (x * 100).toFixed(1) + "%";
+  return `${sign(u.difference)} (95% CI ${sign(u.ci95[0])} to ${sign(u.ci95[1])})`;
+}
+
+async function loadOutcomes() {
+  const found = await api("/v1/outcomes");
+  if (found === null) return;
+  const rows = [];
+  for (const rule of found.rules) {
+    for (const arm of rule.arms) {
+      const first = arm.arm === "treatment";
+      rows.push(el("tr", { class: "arm-" + arm.arm },
+        el("td", {}, first ? rule.rule_id : ""), el("td", {}, arm.arm), el("td", {}, fmt(arm.triggers)),
+        el("td", {}, fmt(arm.conversions)), el("td", {}, pct(arm.conversion_rate)), el("td", {}, money(arm.revenue)),
+        el("td", {}, hours(arm.median_hours_to_convert)), el("td", {}, fmt(arm.feedback.delivered)),
+        el("td", {}, fmt(arm.feedback.opened)), el("td", {}, fmt(arm.feedback.clicked)),
+        el("td", { class: "uplift" }, first ? upliftText(rule.uplift) : "")));
+    }
+  }
+  $("outcomes").tBodies[0].replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 11 }, "no rule with a goal"))]));
+}
+
 async function loadDlq() {
   const dlq = await api("/v1/dlq?limit=20");
   $("dlq-total").textContent = `${fmt(dlq.total)} rejected input${dlq.total === 1 ? "" : "s"}`;
@@ -250,7 +279,7 @@ function fail(error) {
 async function refresh() {
   tiles(await api("/v1/status"));
   await loadKpis();  // first: it says which currency money is in
-  await Promise.all([loadTriggers(), loadDlq(), loadContact()]);
+  await Promise.all([loadTriggers(), loadDlq(), loadContact(), loadOutcomes()]);
 }
 
 function showLogin(message) {
