@@ -72,6 +72,8 @@ class Profile:
     # goals awaiting a conversion (``rules.goals``): [trigger_id, rule_id, arm,
     # fired_at, window end]; entries are replaced, never mutated
     open_goals: list[list[Any]] = field(default_factory=list)
+    # custom touchpoints by their name ("Product Viewed": 3)
+    custom_counts: dict[str, int] = field(default_factory=dict)
 
     def copy(self) -> Profile:
         """A deep-enough copy: every mutable container is new, so the fold can
@@ -116,6 +118,7 @@ class Profile:
             None if self.purchase_days is None else list(self.purchase_days),
             self.first_day_total,
             list(self.open_goals),
+            dict(self.custom_counts),
         )
 
     @property

@@ -51,8 +51,8 @@ from rules.rule_fields import EVENT_FIELDS, TIME_FIELDS, Getter, field_getter
 from rules.samples import SAMPLE_AT, sample_event, sample_profile
 
 _RULE_KEYS: Final = frozenset(
-    {"id", "version", "kind", "audience", "description", "on", "types", "when", "crosses",
-     "enters", "due", "once_per", "cooldown", "details", "goal", "holdout"}
+    {"id", "version", "kind", "audience", "description", "on", "types", "names", "when",
+     "crosses", "enters", "due", "once_per", "cooldown", "details", "goal", "holdout"}
 )  # fmt: skip
 _ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _KIND: Final = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -241,6 +241,7 @@ def _compile_rule(node: _Node) -> Rule:
     if on not in ("event", "timer"):
         keys["on"].fail(f"on: expected event or timer, got {on!r}")
     types = _types(keys, on, node)
+    names = _names(keys, types)
     due = _due(keys, on, node)
     guards = _guards(keys)
     when = keys["when"].expression("when") if "when" in keys else None
@@ -261,6 +262,7 @@ def _compile_rule(node: _Node) -> Rule:
         audience=cast(Audience, audience),
         on=cast(Literal["event", "timer"], on),
         types=types,
+        names=names,
         when=when,
         native=None if when is None else compile_native(when.source),
         guards=guards,
@@ -295,6 +297,18 @@ def _types(keys: dict[str, _Node], on: str, node: _Node) -> tuple[str, ...]:
                 f"types: unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}"
             )
     return tuple(dict.fromkeys(types))
+
+
+def _names(keys: dict[str, _Node], types: tuple[str, ...]) -> frozenset[str] | None:
+    """``names:`` the custom event names a rule on ``custom`` events matches."""
+    if "names" not in keys:
+        return None
+    if "custom" not in types:
+        keys["names"].fail("names: only for rules whose types include custom (matched by name)")
+    names = [item.value() for item in keys["names"].sequence()]
+    if not names or not all(isinstance(n, str) and 1 <= len(n) <= 128 for n in names):
+        keys["names"].fail("names: name at least one custom event, each 1 to 128 characters")
+    return frozenset(names)
 
 
 def _due(keys: dict[str, _Node], on: str, node: _Node) -> Due | None:

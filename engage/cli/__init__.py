@@ -24,8 +24,8 @@ from engage.errors import EngageError
 __all__ = ["app", "main"]
 
 COMMAND_MODULES = (
-    *("backtest", "customers", "demo", "export", "ingest", "keys", "kpis", "model"),
-    *("outcomes", "privacy", "processing", "replay", "rules", "serve", "triggers"),
+    *("backtest", "customers", "demo", "export", "import_csv", "ingest", "keys", "kpis"),
+    *("model", "outcomes", "privacy", "processing", "replay", "rules", "serve", "triggers"),
     *("webhook_listen", "webhooks", "worker"),
 )
 """The modules of ``engage.cli`` that register their commands on ``app`` when imported."""
@@ -35,7 +35,7 @@ for _module in COMMAND_MODULES:
 # `engage --help` lists the commands in the order of a first session: publish
 # and process, look at customers, analyse, then the servers.
 _ORDER = [
-    *("publish", "run", "status", "dlq", "demo", "rules"),
+    *("publish", "import", "run", "status", "dlq", "demo", "rules"),
     *("profile", "timeline", "triggers"),
     *("kpis", "outcomes", "replay", "backtest", "export"),
     *("serve", "keys", "webhooks", "worker"),

@@ -14,12 +14,14 @@ from engage.http.routes import (
     kpis,
     outcomes,
     privacy,
+    segment,
     status,
     triggers,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     events.router,
+    segment.router,
     customers.router,
     privacy.router,
     contact.router,  # /v1/triggers/latest before /v1/triggers/{...} routes
