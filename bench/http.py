@@ -2,7 +2,9 @@
 
 A uvicorn server runs in its own process (``engage serve --no-process
 --no-deliver``, so only ingest is measured); this process posts events with
-concurrent keep-alive connections, first one event per request, then batches.
+concurrent keep-alive connections, first one event per request, then batches,
+then the same batches as Segment "Order Completed" tracks through Segment's
+``/v1/batch`` (the compatible endpoint's cost against the native one).
 The baseline, in the same run, is the in-process ``Publisher`` (the path of
 ``engage publish``) on the same number of events: the ratio shows what HTTP
 costs on top of validation, encoding and the append.
@@ -65,8 +67,32 @@ def _events(prefix: str, n: int) -> list[dict[str, Any]]:
     ]
 
 
+def _segment(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same purchases as Segment "Order Completed" tracks (what its SDKs send)."""
+    return [
+        {
+            "type": "track",
+            "messageId": e["event_id"].replace("b-", "g-", 1),
+            "userId": e["customer_id"],
+            "event": "Order Completed",
+            "timestamp": e["occurred_at"],
+            "properties": {
+                "order_id": e["properties"]["order_id"],
+                "revenue": e["properties"]["amount"],
+            },
+            "context": {"library": {"name": "analytics-python", "version": "2.3.4"}},
+        }
+        for e in events
+    ]
+
+
 async def _post_all(
-    url: str, key: str, bodies: list[bytes], concurrency: int, max_seconds: float
+    url: str,
+    key: str,
+    bodies: list[bytes],
+    concurrency: int,
+    max_seconds: float,
+    path: str = "/v1/events",
 ) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
@@ -85,7 +111,7 @@ async def _post_all(
             while not queue.empty() and time.perf_counter() < deadline:
                 body = queue.get_nowait()
                 started = time.perf_counter()
-                response = await client.post("/v1/events", content=body, headers=headers)
+                response = await client.post(path, content=body, headers=headers)
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:
                     errors += 1
@@ -105,6 +131,26 @@ async def _post_all(
         "p50_ms": round(_percentile(latencies, 0.50) * 1000, 2),
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
         "truncated_by_time": len(latencies) < len(bodies),
+        "latencies": latencies,
+    }
+
+
+def _combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one kind as one phase: totals, rates over the summed time,
+    percentiles over every request, and each round's rate."""
+    latencies = [x for r in rounds for x in r["latencies"]]
+    seconds = sum(r["seconds"] for r in rounds)
+    events = sum(r["events_accepted"] for r in rounds)
+    return {
+        "requests": len(latencies),
+        "events_accepted": events,
+        "errors": sum(r["errors"] for r in rounds),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(events / seconds, 1) if seconds else 0.0,
+        "events_per_s_by_round": [r["events_per_s"] for r in rounds],
+        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
+        "truncated_by_time": any(r["truncated_by_time"] for r in rounds),
     }
 
 
@@ -134,6 +180,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500, help="events per batch")
     parser.add_argument("--concurrency", type=int, default=8, help="connections in flight")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="cap per phase")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="native and Segment batches alternate this often"
+    )
     args = parser.parse_args()
 
     with (
@@ -177,7 +226,36 @@ def _measure(args: argparse.Namespace, dsn: str, tmp: str) -> None:
         # warm up connections and the server's pool
         asyncio.run(_post_all(url, key, [orjson.dumps([])] * 50, args.concurrency, 30))
         single = asyncio.run(_post_all(url, key, single_bodies, args.concurrency, args.max_seconds))
-        batched = asyncio.run(_post_all(url, key, batch_bodies, args.concurrency, args.max_seconds))
+        # Segment's /v1/batch with the same events and batch size, in the same run:
+        # the two alternate in rounds, so a change in the machine's load (other
+        # jobs share it) falls on both alike
+        tracks = _segment(events)
+        segment_bodies = [
+            orjson.dumps({"batch": tracks[i : i + args.batch_size]})
+            for i in range(0, len(tracks), args.batch_size)
+        ]
+        native_rounds: list[dict[str, Any]] = []
+        segment_rounds: list[dict[str, Any]] = []
+        cap = args.max_seconds / args.rounds
+        for r in range(args.rounds):
+            native_rounds.append(
+                asyncio.run(
+                    _post_all(url, key, batch_bodies[r :: args.rounds], args.concurrency, cap)
+                )
+            )
+            segment_rounds.append(
+                asyncio.run(
+                    _post_all(
+                        url,
+                        key,
+                        segment_bodies[r :: args.rounds],
+                        args.concurrency,
+                        cap,
+                        "/v1/batch",
+                    )
+                )
+            )
+        batched, segment = _combined(native_rounds), _combined(segment_rounds)
 
         # the baseline: the same number of events through the in-process publisher
         baseline_lines = [orjson.dumps(e) for e in _events("p", len(events))]
@@ -202,8 +280,12 @@ def _measure(args: argparse.Namespace, dsn: str, tmp: str) -> None:
                     "platform": platform.platform(),
                 },
                 "concurrency": args.concurrency,
-                "single": single,
+                "single": {k: v for k, v in single.items() if k != "latencies"},
                 "batched": {"batch_size": args.batch_size, **batched},
+                "segment_batch": {"batch_size": args.batch_size, **segment},
+                "segment_vs_native_batched": round(
+                    segment["events_per_s"] / max(batched["events_per_s"], 1e-9), 3
+                ),
                 "baseline_publisher_events_per_s": direct,
                 "batched_vs_publisher": round(batched["events_per_s"] / direct, 3),
             },

@@ -24,7 +24,7 @@ KINDS: Final = ("events", "profiles", "triggers")
 
 NESTED: Final = {
     "events": ("properties", "extra"),
-    "profiles": ("counts_by_type", "counts_by_channel", "recent_touchpoints"),
+    "profiles": ("counts_by_type", "counts_by_channel", "custom_counts", "recent_touchpoints"),
     "triggers": ("caused_by", "details"),
 }
 TIMES: Final = {

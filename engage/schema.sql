@@ -153,6 +153,16 @@ CREATE INDEX IF NOT EXISTS dead_letters_unrelayed ON dead_letters (id) WHERE rel
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS raw_bytes bigint;
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS raw_sha256 text;
 
+-- Kafka mode, `engage worker --ingest-topic`: how far each partition of an
+-- upstream's JSON topic has been validated into the touchpoints log. Moved in
+-- the same transaction as that batch's dead letters (consumers/ingest_topic.py).
+CREATE TABLE IF NOT EXISTS ingest_offsets (
+    topic     text    NOT NULL,
+    partition integer NOT NULL,
+    "offset"  bigint  NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+
 -- The transactional outbox: triggers written in the same transaction as the
 -- profiles and offsets that produced them; the relay moves them to the
 -- triggers stream. trigger_id is deterministic, so a redelivery is a no-op.

@@ -9,6 +9,7 @@ it turns one decoded JSON value into a ``Touchpoint`` or an ``IngestError``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -20,7 +21,16 @@ from events.model import CHANNELS, EVENT_TYPES, MAX_ID_LENGTH, Touchpoint
 from events.timefmt import parse_iso
 
 _ENVELOPE: Final = frozenset(
-    {"event_id", "customer_id", "type", "occurred_at", "channel", "source", "properties"}
+    {
+        "event_id",
+        "customer_id",
+        "anonymous_id",
+        "type",
+        "occurred_at",
+        "channel",
+        "source",
+        "properties",
+    }
 )
 _CHANNEL_SET: Final = frozenset(CHANNELS)
 MAX_AMOUNT: Final = 1e12
@@ -101,6 +111,29 @@ def _identifier(obj: dict[str, Any], name: str) -> str:
         # ids are stored in PostgreSQL text columns, which cannot hold NUL
         raise IngestError(name, "must not contain NUL (\\u0000) characters")
     return value
+
+
+def _person(obj: dict[str, Any]) -> tuple[str, str | None]:
+    """(customer_id, anonymous_id): at least one is required. Without a
+    customer_id the anonymous id names the profile (DESIGN.md, "Identity"),
+    so it must be usable as a customer id too."""
+    anonymous_id = None
+    if obj.get("anonymous_id") is not None:
+        anonymous_id = _identifier(obj, "anonymous_id")
+    if obj.get("customer_id") is None:
+        if anonymous_id is None:
+            raise IngestError("customer_id", "required field is missing (or send anonymous_id)")
+        key, field = anonymous_id, "anonymous_id"
+    else:
+        key, field = _identifier(obj, "customer_id"), "customer_id"
+    problem = customer_id_problem(key)
+    if problem is not None:
+        raise IngestError(field, problem)
+    if field == "customer_id" and anonymous_id is not None:
+        problem = customer_id_problem(anonymous_id)
+        if problem is not None:
+            raise IngestError("anonymous_id", problem)
+    return key, anonymous_id
 
 
 def _amount(props: dict[str, Any]) -> float:
@@ -195,6 +228,10 @@ def _properties(event_type: str, raw: object) -> tuple[dict[str, Any], dict[str,
                 "properties.currency", f"must be a 3-letter ISO 4217 code, got {currency!r}"
             )
         props["currency"] = currency.upper()
+    if event_type == "custom" and not 1 <= len(props["name"]) <= MAX_ID_LENGTH:
+        raise IngestError(
+            "properties.name", f"must be 1 to {MAX_ID_LENGTH} characters, got {len(props['name'])}"
+        )
     if event_type == "survey_response":
         survey = props["survey"]
         if survey not in _SURVEY_RANGES:
@@ -217,10 +254,7 @@ def validate(obj: object, window: TimeWindow | None = None) -> Touchpoint:
     if not isinstance(obj, dict):
         raise IngestError("(event)", f"must be a JSON object, got {_type_name(obj)}")
     event_id = _identifier(obj, "event_id")
-    customer_id = _identifier(obj, "customer_id")
-    problem = customer_id_problem(customer_id)
-    if problem is not None:
-        raise IngestError("customer_id", problem)
+    customer_id, anonymous_id = _person(obj)
     event_type = obj.get("type")
     if event_type is None:
         raise IngestError("type", "required field is missing")
@@ -264,6 +298,7 @@ def validate(obj: object, window: TimeWindow | None = None) -> Touchpoint:
         source=source,
         properties=props,
         extra=extra,
+        anonymous_id=anonymous_id,
     )
 
 
@@ -278,19 +313,33 @@ def parse_line(
     return parse_object(obj, line_no, line, window)
 
 
+Mapper = Callable[[object], tuple[object, Callable[[str], str]]]
+"""Turns a foreign shape (Segment, CloudEvents, a CSV row) into a native JSON
+object, and names a native field the way the sender wrote it."""
+
+
 def parse_object(
-    obj: object, line_no: int | None, raw: str | None = None, window: TimeWindow | None = None
+    obj: object,
+    line_no: int | None,
+    raw: str | None = None,
+    window: TimeWindow | None = None,
+    mapper: Mapper | None = None,
 ) -> Touchpoint | Rejection:
     """Validate a decoded JSON value; ``raw`` is kept for the dead-letter store.
 
-    Never raises: a validator bug on one hostile event must cost that event,
-    not the file or the batch around it."""
+    ``mapper`` first turns a foreign shape into the native one, so every shape
+    goes through this one validator. Never raises: a validator bug on one
+    hostile event must cost that event, not the file or the batch around it."""
+    native: object = obj
+    rename: Callable[[str], str] = str
     try:
-        return validate(obj, window)
+        if mapper is not None:
+            native, rename = mapper(obj)
+        return validate(native, window)
     except IngestError as exc:
-        field, reason = exc.field, exc.reason
+        field, reason = rename(exc.field), exc.reason
     except Exception as exc:  # defensive: reported per event, never a 5xx
         field, reason = "(event)", f"could not be validated: {type(exc).__name__}: {exc}"
     text = raw if raw is not None else dumps_any(obj)
-    event_id = obj.get("event_id") if isinstance(obj, dict) else None
+    event_id = native.get("event_id") if isinstance(native, dict) else None
     return Rejection(line_no, field, reason, text, event_id if isinstance(event_id, str) else None)

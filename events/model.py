@@ -36,7 +36,10 @@ EVENT_TYPES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...], str]]] = {
     "support_case_opened": (("case_id",), (), "support"),
     "support_case_closed": (("case_id",), ("resolution",), "support"),
     "survey_response": (("survey", "score"), ("comment",), "survey"),
+    "custom": (("name",), (), "other"),
 }
+"""``custom`` is any event an upstream names itself (Segment's "Product
+Viewed"): ``name`` is typed, every other property is kept in ``extra``."""
 
 MAX_ID_LENGTH: Final = 128
 
@@ -59,6 +62,10 @@ class Touchpoint:
     source: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    anonymous_id: str | None = None
+    """A device or cookie id. An event sent with only an anonymous id has it
+    as its ``customer_id`` too (its partition key and profile), until
+    identity resolution (DESIGN.md, "Identity") links it to a customer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +122,18 @@ class TriggerEvent:
     fired_at: Micros
     caused_by: tuple[str, ...]
     details: dict[str, Any]
+
+
+CUSTOM_NAME_KEPT_AS: Final = "_name"
+"""Where a foreign event's own ``name`` property is kept when it becomes a
+``custom`` touchpoint, whose ``properties.name`` is the event's name."""
+
+
+def custom_properties(name: str, props: dict[str, Any]) -> dict[str, Any]:
+    """The properties of a ``custom`` touchpoint named ``name`` that keeps
+    every property of a foreign event (Segment track, CloudEvent)."""
+    out = dict(props)
+    if "name" in out:
+        out[CUSTOM_NAME_KEPT_AS] = out.pop("name")
+    out["name"] = name
+    return out

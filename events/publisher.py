@@ -8,7 +8,7 @@ append round trip are amortised.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from events.codec import CodecError, TouchpointCodec
@@ -22,6 +22,10 @@ BATCH = 5_000
 
 Origin = tuple[int | None, object]
 """Where an event came from: (line number, raw text or the decoded JSON value)."""
+
+Parsed = tuple[int | None, Touchpoint | Rejection | None, str, int]
+"""One validated input: (line number, the result or None for a blank line,
+its raw text, the bytes it took)."""
 
 
 @dataclass(slots=True)
@@ -93,44 +97,56 @@ class Publisher:
         on_progress: Callable[[int, int], None] | None = None,
     ) -> PublishReport:
         """Publish JSON Lines; ``on_progress(lines, bytes)`` is called per batch."""
-        report = PublishReport()
-        events: list[Touchpoint] = []
-        origins: list[Origin] = []
-        rejections: list[Rejection] = []
-        consumed = 0
+        return self.publish_parsed(self._parse_lines(lines), source, on_progress)
+
+    def _parse_lines(self, lines: Iterable[str | bytes]) -> Iterator[Parsed]:
         for line_no, line in enumerate(lines, start=1):
-            consumed += len(line)
-            report.lines = line_no
             if isinstance(line, bytes):
                 try:
                     text = line.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     raw = line.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-                    rejections.append(
-                        Rejection(
-                            line_no,
-                            "(line)",
-                            f"not valid UTF-8: {exc.reason} at byte {exc.start}",
-                            raw,
-                        )
-                    )
+                    reason = f"not valid UTF-8: {exc.reason} at byte {exc.start}"
+                    yield line_no, Rejection(line_no, "(line)", reason, raw), raw, len(line)
                     continue
             else:
                 text = line
             if not text.strip():
+                yield line_no, None, "", len(line)
                 continue
             text = text.rstrip("\r\n")
-            item = parse_line(text, line_no, self.window)
+            yield line_no, parse_line(text, line_no, self.window), text, len(line)
+
+    def publish_parsed(
+        self,
+        items: Iterable[Parsed],
+        source: str | None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> PublishReport:
+        """Publish already validated inputs in batches (JSON Lines, CSV rows):
+        each is (line number, touchpoint, rejection or None for nothing, raw
+        text, bytes consumed). ``on_progress(lines, bytes)`` is called per batch."""
+        report = PublishReport()
+        events: list[Touchpoint] = []
+        origins: list[Origin] = []
+        rejections: list[Rejection] = []
+        consumed = 0
+        for line_no, item, raw, size in items:
+            consumed += size
+            if line_no is not None:
+                report.lines = line_no
+            if item is None:
+                continue
             if isinstance(item, Rejection):
                 rejections.append(item)
             else:
                 events.append(item)
-                origins.append((line_no, text))
+                origins.append((line_no, raw))
             if len(events) + len(rejections) >= BATCH:
                 self._flush(events, rejections, source, report, origins)
                 events, origins, rejections = [], [], []
                 if on_progress is not None:
-                    on_progress(line_no, consumed)
+                    on_progress(report.lines, consumed)
                     consumed = 0
         self._flush(events, rejections, source, report, origins)
         if on_progress is not None:

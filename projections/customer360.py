@@ -95,6 +95,7 @@ def customer_360(p: Profile, now: Micros, model: Model | None = None) -> dict[st
         "event_count": p.event_count,
         "counts_by_type": dict(sorted(p.counts_by_type.items())),
         "counts_by_channel": dict(sorted(p.counts_by_channel.items())),
+        "custom_counts": dict(sorted(p.custom_counts.items())),
         "lifetime_spend": p.lifetime_spend,
         "order_count": p.order_count,
         "average_order_value": _average(p.purchase_total, p.order_count),

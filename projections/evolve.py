@@ -145,6 +145,11 @@ def _survey(p: Profile, e: Touchpoint) -> None:
             p.csat_last, p.csat_last_at = score, t
 
 
+def _custom(p: Profile, e: Touchpoint) -> None:
+    name = e.properties["name"]
+    p.custom_counts[name] = p.custom_counts.get(name, 0) + 1
+
+
 def _nothing(p: Profile, e: Touchpoint) -> None:
     """Counted, timed and listed by the common part of the fold; nothing more."""
 
@@ -164,6 +169,7 @@ HANDLERS: Final[dict[str, Handler]] = {
     "support_case_opened": _case_opened,
     "support_case_closed": _case_closed,
     "survey_response": _survey,
+    "custom": _custom,
 }
 
 

@@ -69,6 +69,8 @@ class Profile:
     # before they were kept (``from_state``); ``engage replay`` fills them in.
     purchase_days: list[int] | None = field(default_factory=list)
     first_day_total: float = 0.0
+    # custom touchpoints by their name ("Product Viewed": 3)
+    custom_counts: dict[str, int] = field(default_factory=dict)
 
     def copy(self) -> Profile:
         """A deep-enough copy: every mutable container is new, so the fold can
@@ -112,6 +114,7 @@ class Profile:
             dict(self.rule_state),
             None if self.purchase_days is None else list(self.purchase_days),
             self.first_day_total,
+            dict(self.custom_counts),
         )
 
     @property

@@ -85,6 +85,14 @@ class Scope:
     def holds(self, rule: Rule) -> bool:
         """Guards, then the native fast path, then CEL when still undecided."""
         b, bt, a, at = self.before, self.before_at, self.after, self.after_at
+        names, event = rule.names, self.event
+        if (
+            names is not None
+            and event is not None
+            and event.type == "custom"
+            and event.properties.get("name") not in names
+        ):
+            return False
         for guard in rule.guards:
             if not guard.test(b, bt, a, at):
                 return False

@@ -48,7 +48,7 @@ from rules.rule_fields import EVENT_FIELDS, TIME_FIELDS, Getter, field_getter
 from rules.samples import SAMPLE_AT, sample_event, sample_profile
 
 _RULE_KEYS: Final = frozenset(
-    {"id", "version", "kind", "audience", "description", "on", "types", "when", "crosses",
+    {"id", "version", "kind", "audience", "description", "on", "types", "names", "when", "crosses",
      "enters", "due", "once_per", "cooldown", "details"}
 )  # fmt: skip
 _ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -238,6 +238,7 @@ def _compile_rule(node: _Node) -> Rule:
     if on not in ("event", "timer"):
         keys["on"].fail(f"on: expected event or timer, got {on!r}")
     types = _types(keys, on, node)
+    names = _names(keys, types)
     due = _due(keys, on, node)
     guards = _guards(keys)
     when = keys["when"].expression("when") if "when" in keys else None
@@ -258,6 +259,7 @@ def _compile_rule(node: _Node) -> Rule:
         audience=cast(Audience, audience),
         on=cast(Literal["event", "timer"], on),
         types=types,
+        names=names,
         when=when,
         native=None if when is None else compile_native(when.source),
         guards=guards,
@@ -290,6 +292,22 @@ def _types(keys: dict[str, _Node], on: str, node: _Node) -> tuple[str, ...]:
                 f"types: unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}"
             )
     return tuple(dict.fromkeys(types))
+
+
+def _names(keys: dict[str, _Node], types: tuple[str, ...]) -> frozenset[str] | None:
+    """``names:`` the custom event names a rule on ``custom`` events matches."""
+    if "names" not in keys:
+        return None
+    node = keys["names"]
+    if "custom" not in types:
+        node.fail("names: only for rules whose types include custom (it matches their name)")
+    names = [item.value() for item in node.sequence()]
+    for name in names:
+        if not isinstance(name, str) or not 1 <= len(name) <= 128:
+            node.fail(f"names: each name is a string of 1 to 128 characters, got {name!r}")
+    if not names:
+        node.fail("names: name at least one custom event")
+    return frozenset(str(n) for n in names)
 
 
 def _due(keys: dict[str, _Node], on: str, node: _Node) -> Due | None:

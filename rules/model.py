@@ -110,6 +110,9 @@ class Rule:
     audience: Audience
     on: Literal["event", "timer"]
     types: tuple[str, ...] = ()
+    names: frozenset[str] | None = None
+    """With ``custom`` in ``types``: the custom event names that count (rules
+    match a custom event by name); other types are not affected."""
     when: Expression | None = None
     native: NativeCondition | None = None
     """The fast path derived from ``when`` when it has the simple shape."""

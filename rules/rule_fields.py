@@ -40,6 +40,7 @@ FIELDS: Final[dict[str, Getter]] = {
     "event_count": lambda p, at: p.event_count,
     "counts_by_type": lambda p, at: dict(p.counts_by_type),
     "counts_by_channel": lambda p, at: dict(p.counts_by_channel),
+    "custom_counts": lambda p, at: dict(p.custom_counts),
     "lifetime_spend": lambda p, at: p.lifetime_spend,
     "refund_total": lambda p, at: round(p.refund_total, 2),
     "order_count": lambda p, at: p.order_count,

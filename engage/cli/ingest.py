@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -45,6 +45,40 @@ def print_report(report: PublishReport, source: str | None) -> None:
     )
 
 
+NowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        metavar="TS",
+        help="Stand-in for the wall clock (backfills, tests): an occurred_at later than "
+        "this plus ENGAGE_MAX_FUTURE (default 1d) is rejected.",
+    ),
+]
+
+
+def with_progress(
+    what: str,
+    size: int | None,
+    publish: Callable[[Callable[[int, int], None] | None], PublishReport],
+) -> PublishReport:
+    """Run ``publish(on_progress)`` with a progress bar on stderr for inputs
+    over 1 MB (bytes read, rate, time left); smaller ones finish too fast to need one."""
+    if size is None or size <= 1_000_000:
+        return publish(None)
+    progress = Progress(
+        TextColumn(what),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(what, total=size)
+        return publish(lambda _n, b: progress.advance(task, b))
+
+
 @app.command()
 def publish(
     path: Annotated[
@@ -53,15 +87,7 @@ def publish(
     source: Annotated[
         str | None, typer.Option(help="Name recorded with rejected lines (default: the file name).")
     ] = None,
-    now: Annotated[
-        str | None,
-        typer.Option(
-            "--now",
-            metavar="TS",
-            help="Stand-in for the wall clock (backfills, tests): an occurred_at later than "
-            "this plus ENGAGE_MAX_FUTURE (default 1d) is rejected.",
-        ),
-    ] = None,
+    now: NowOption = None,
 ) -> None:
     """Validate JSON Lines touchpoints and append the valid ones to the log.
 
@@ -84,23 +110,9 @@ def publish(
         size = file.stat().st_size
         label = source or file.name
     with Engine.open() as engine, engine.publishing(at) as publisher:
-        if size is not None and size > 1_000_000:
-            progress = Progress(
-                TextColumn("publishing"),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=err,
-                transient=True,
-            )
-            with progress:
-                task = progress.add_task("publish", total=size)
-                report = publisher.publish_lines(
-                    _lines(stream), label, lambda _n, b: progress.advance(task, b)
-                )
-        else:
-            report = publisher.publish_lines(_lines(stream), label)
+        report = with_progress(
+            "publishing", size, lambda tick: publisher.publish_lines(_lines(stream), label, tick)
+        )
     if stream is not sys.stdin.buffer:
         stream.close()
     print_report(report, label)

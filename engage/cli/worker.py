@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import replace
 from typing import Annotated
 
@@ -12,7 +13,52 @@ from engage.cli.app import app, err, parse_time_option
 from engage.cli.rules import RulesOption
 from engage.config import Settings
 from engage.errors import ConfigError
-from engage.runtime import Engine
+from engage.runtime import Engine, wall_micros
+from events.limits import TimeWindow
+
+
+def start_ingest_topic(
+    engine: Engine, settings: Settings, topic: str, now: int | None
+) -> tuple[threading.Event, threading.Thread]:
+    """A thread pumping ``topic`` into the touchpoints log (consumers.ingest_topic),
+    with a Kafka client of its own (kafka-python's are not thread-safe)."""
+    from consumers.dlq_relay import DeadLetterRelay
+    from consumers.ingest_topic import IngestTopicPump
+    from events.adapters.kafka import KafkaLog
+    from events.codec import TouchpointCodec
+
+    assert settings.kafka_bootstrap is not None
+    kafka = KafkaLog(
+        settings.kafka_bootstrap,
+        engine.partitions,
+        prefix=settings.kafka_topic_prefix,
+        client_id="engage-ingest",
+    )
+    partitions = kafka.topic_partitions(topic)
+    if partitions == 0:
+        kafka.close()
+        raise ConfigError(f"--ingest-topic: no topic {topic!r} on {settings.kafka_bootstrap}")
+
+    def window() -> TimeWindow:
+        at = wall_micros() if now is None else max(now, wall_micros())
+        return TimeWindow.around(at, settings.max_future)
+
+    pump = IngestTopicPump(engine.dsn, topic, partitions, kafka, kafka, TouchpointCodec(), window)
+    relay = DeadLetterRelay(engine.dsn, kafka)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            pump.run(stop, on_batch=lambda report: relay.drain() if report.rejected else None)
+        finally:
+            pump.close()
+            relay.close()
+            kafka.close()
+
+    thread = threading.Thread(target=run, name=f"ingest:{topic}", daemon=True)
+    thread.start()
+    err.print(f"worker: validating {topic} ({partitions} partitions) into the log", markup=False)
+    return stop, thread
 
 
 @app.command()
@@ -41,6 +87,16 @@ def worker(
         ),
     ] = 30.0,
     loglevel: Annotated[str, typer.Option(help="Faust's log level.")] = "warning",
+    ingest_topic: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ingest-topic",
+            metavar="NAME",
+            help="Also validate the JSON records of this upstream topic (native, Segment or "
+            "CloudEvents shape) into the touchpoints log; bad records go to the dead-letter "
+            "store. Repeat for several topics.",
+        ),
+    ] = None,
 ) -> None:
     """Start a Faust worker: consume engage.touchpoints as part of a consumer group.
 
@@ -76,4 +132,10 @@ def worker(
             markup=False,
         )
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
-        run_worker(faust_app, loglevel)
+        pumps = [start_ingest_topic(engine, settings, name, now_us) for name in ingest_topic or ()]
+        try:
+            run_worker(faust_app, loglevel)
+        finally:
+            for stop, thread in pumps:
+                stop.set()
+                thread.join(10)

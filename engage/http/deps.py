@@ -9,9 +9,10 @@ process (as the tests run them) never share state.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
 
 import orjson
@@ -38,6 +39,12 @@ class AppContext:
     metrics: Metrics
     pool: EnginePool | None = None
     keys: ApiKeys | None = None
+    ingest_slots: threading.Semaphore = field(init=False)
+    """Segment-compatible ingest requests in flight; when none is free the
+    answer is 429 with Retry-After, as Segment's SDKs expect under overload."""
+
+    def __post_init__(self) -> None:
+        self.ingest_slots = threading.Semaphore(self.config.max_ingest_inflight)
 
     def borrow(self) -> AbstractContextManager[Engine]:
         """An engine from the pool for the length of a ``with`` block."""

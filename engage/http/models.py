@@ -31,6 +31,15 @@ class IngestResponse(BaseModel):
     results: list[EventResult]
 
 
+class SegmentResponse(BaseModel):
+    """Segment's answer (its SDKs read ``success``), with Engage's counts."""
+
+    success: bool
+    accepted: int
+    duplicate: int
+    rejected: int
+
+
 class Touchpoint(BaseModel):
     event_id: str
     type: str
@@ -47,6 +56,10 @@ class Customer360(BaseModel):
     event_count: int
     counts_by_type: dict[str, int]
     counts_by_channel: dict[str, int]
+    custom_counts: dict[str, int] = Field(
+        default_factory=dict,
+        description="Custom touchpoints (type `custom`, e.g. Segment tracks) by their name.",
+    )
     lifetime_spend: float
     order_count: int
     average_order_value: float | None
@@ -190,10 +203,12 @@ def event_schema() -> dict[str, Any]:
     ident = {"type": "string", "minLength": 1, "maxLength": 128}
     return {
         "type": "object",
-        "required": ["event_id", "customer_id", "type", "occurred_at"],
+        "required": ["event_id", "type", "occurred_at"],
+        "anyOf": [{"required": ["customer_id"]}, {"required": ["anonymous_id"]}],
         "properties": {
             "event_id": ident,
             "customer_id": ident,
+            "anonymous_id": ident,
             "type": {"type": "string", "enum": list(EVENT_TYPES)},
             "occurred_at": {"type": "string", "format": "date-time"},
             "channel": {"type": "string", "enum": list(CHANNELS)},

@@ -22,3 +22,5 @@ class ServeConfig:
     rules: RuleSet | None = None
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     poll_s: float = 1.0
+    max_ingest_inflight: int = 32
+    """Segment-compatible ingest requests handled at once; more get 429."""

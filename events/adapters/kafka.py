@@ -231,7 +231,26 @@ class KafkaLog:
     def read(self, stream: str, positions: Mapping[int, int], limit: int) -> list[LogRecord]:
         """Fetch until each partition has ``limit`` records or has reached its
         high watermark as reported by the fetch itself."""
-        topic = topic_for(stream, self.prefix)
+        return self.read_topic(topic_for(stream, self.prefix), positions, limit)
+
+    def topic_partitions(self, topic: str) -> int:
+        """The partition count of any topic (an upstream's ingest topic); 0 when
+        it does not exist."""
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self._bootstrap, client_id="engage-admin")
+        except KafkaError as exc:
+            raise StorageError(f"cannot reach Kafka at {self._bootstrap}: {_reason(exc)}") from None
+        try:
+            if topic not in set(admin.list_topics()):
+                return 0
+            return _describe(admin, topic)
+        except KafkaError as exc:
+            raise StorageError(f"describing {topic} failed: {_reason(exc)}") from None
+        finally:
+            admin.close()
+
+    def read_topic(self, topic: str, positions: Mapping[int, int], limit: int) -> list[LogRecord]:
+        """``read`` for a topic named in full (not one of the engine's streams)."""
         if not positions:
             return []
         try:

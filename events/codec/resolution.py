@@ -106,7 +106,8 @@ def added_fields(
     kept = [field["name"] for field in writer["fields"]]
     if any(name not in by_name for name in kept):
         return None
-    subset = {**reader, "fields": [by_name[name] for name in kept]}
+    written = {field["name"]: field for field in writer["fields"]}
+    subset = {**reader, "fields": [_as_written(by_name[name], written[name]) for name in kept]}
     try:
         if to_parsing_canonical_form(subset) != to_parsing_canonical_form(writer):
             return None
@@ -120,6 +121,18 @@ def added_fields(
     except Exception:
         return None
     return tuple((field, factory(value)) for field, value in defaults.items())
+
+
+def _as_written(field: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
+    """A reader field whose union appends branches to the writer's union
+    (how a new payload type is added), cut to the writer's branches: then the
+    canonical-form comparison proves the writer's branches are the reader's
+    first ones, in order, so a value read with the writer schema is the value
+    resolution would give."""
+    ours, theirs = field["type"], written["type"]
+    if isinstance(ours, list) and isinstance(theirs, list) and len(theirs) < len(ours):
+        return {**field, "type": ours[: len(theirs)]}
+    return field
 
 
 def factory(value: Any) -> Callable[[], Any]:

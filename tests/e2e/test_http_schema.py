@@ -18,6 +18,7 @@ from schemathesis.checks import (
 )
 
 from engage.config import Settings
+from engage.http.routes.segment import CALLS
 from engage.http.serve_config import ServeConfig
 from engage.runtime import Engine
 from tests.helpers import event, lines, publish
@@ -36,6 +37,9 @@ def served(settings: Settings, engine: Engine) -> Iterator[tuple[Any, str, str, 
         yield schemathesis.openapi.from_url(url + "/openapi.json"), url, ingest, read
 
 
+INGEST_PATHS = {"/v1/events", "/v1/batch", "/v1/import", *(f"/v1/{c}" for c in CALLS)}
+"""The paths an ingest key may post to (the others take a read key)."""
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -49,7 +53,7 @@ def test_api_conforms_to_its_openapi_document(served: tuple[Any, str, str, str])
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {"/v1/events", "/v1/customers/{customer_id}"}
     for operation in operations:
-        _check(operation, url, ingest if operation.path == "/v1/events" else read)
+        _check(operation, url, ingest if operation.path in INGEST_PATHS else read)
 
 
 def _check(operation: Any, url: str, key: str) -> None:

@@ -40,6 +40,7 @@ CONTRACT_PROPERTIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "support_case_opened": (("case_id",), ()),
     "support_case_closed": (("case_id",), ("resolution",)),
     "survey_response": (("survey", "score"), ("comment",)),
+    "custom": (("name",), ()),
 }
 EVENT_TYPES = tuple(CONTRACT_PROPERTIES)
 
@@ -59,6 +60,7 @@ DEFAULT_CHANNELS: dict[str, str] = {
     "support_case_opened": "support",
     "support_case_closed": "support",
     "survey_response": "survey",
+    "custom": "other",
 }
 
 T0: Micros = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
@@ -154,6 +156,9 @@ PROPERTIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         {"case_id": st.sampled_from("abcde")}, optional={"resolution": text}
     ),
     "survey_response": _survey(),
+    "custom": st.fixed_dictionaries(
+        {"name": st.sampled_from(("Product Viewed", "Cart Abandoned")) | nonempty_text}
+    ),
 }
 """Per type, the normalised ``properties`` ingest produces. Case ids come from a
 small pool so opens and closes of the same case meet."""
@@ -199,6 +204,7 @@ def _touchpoint(
         source=draw(st.none() | text),
         properties=draw(PROPERTIES[type_]),
         extra=draw(_extra(type_)),
+        anonymous_id=draw(st.none() | customer_identifiers),
     )
 
 
@@ -260,4 +266,6 @@ def to_ingest_json(tp: Touchpoint) -> dict[str, Any]:
     }
     if tp.source is not None:
         obj["source"] = tp.source
+    if tp.anonymous_id is not None:
+        obj["anonymous_id"] = tp.anonymous_id
     return obj

@@ -8,6 +8,7 @@ samples of fields.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -49,6 +50,7 @@ FULL_PROPERTIES: dict[str, dict[str, Any]] = {
     "support_case_opened": {"case_id": "k-1"},
     "support_case_closed": {"case_id": "k-1", "resolution": "fixed"},
     "survey_response": {"survey": "nps", "score": 0, "comment": "meh"},
+    "custom": {"name": "Product Viewed"},
 }
 
 
@@ -362,8 +364,8 @@ def _properties(type_: str) -> st.SearchStrategy[dict[str, Any]]:
 
 
 @st.composite
-def touchpoints(draw: st.DrawFn) -> Touchpoint:
-    type_ = draw(st.sampled_from(sorted(EVENT_TYPES)))
+def touchpoints(draw: st.DrawFn, types: Sequence[str] = tuple(sorted(EVENT_TYPES))) -> Touchpoint:
+    type_ = draw(st.sampled_from(types))
     return Touchpoint(
         event_id=draw(st.text(min_size=1, max_size=130)),
         customer_id=draw(st.text(min_size=1, max_size=128)),
@@ -373,6 +375,7 @@ def touchpoints(draw: st.DrawFn) -> Touchpoint:
         source=draw(st.none() | _text),
         properties=draw(_properties(type_)),
         extra=draw(st.dictionaries(_text, _text, max_size=3)),
+        anonymous_id=draw(st.none() | _text),
     )
 
 

@@ -44,6 +44,7 @@ REQUIRED_EXAMPLES: dict[str, dict[str, Any]] = {
     "support_case_opened": {"case_id": "k-1"},
     "support_case_closed": {"case_id": "k-1"},
     "survey_response": {"survey": "nps", "score": 9},
+    "custom": {"name": "Product Viewed"},
 }
 REQUIRED_PAIRS = [
     (type_, name) for type_, (required, _) in CONTRACT_PROPERTIES.items() for name in required

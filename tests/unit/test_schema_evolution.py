@@ -35,8 +35,11 @@ T0 = 1_650_000_000_000_001
 # fails, copy the previous envelope into schemas/history/ as the next vN
 # (self-contained, named types inlined), add its fingerprint to KNOWN_WRITERS,
 # then update CURRENT.
-CURRENT_TOUCHPOINT = "0cc0171453fb1802"
-KNOWN_WRITERS = {"b79c7c4b032e5c0e": "engage.Touchpoint.v1.avsc"}
+CURRENT_TOUCHPOINT = "aaefbc8a31388576"
+KNOWN_WRITERS = {
+    "b79c7c4b032e5c0e": "engage.Touchpoint.v1.avsc",
+    "0cc0171453fb1802": "engage.Touchpoint.v2.avsc",
+}
 
 V1_PROPERTIES: dict[str, tuple[str, dict[str, Any]]] = {
     "identify": ("IdentifyProperties", {"email": "a@b.test", "name": None, "traits": {"k": "v"}}),
@@ -63,6 +66,10 @@ V1_PROPERTIES: dict[str, tuple[str, dict[str, Any]]] = {
         {"survey": "csat", "score": 5, "comment": None},
     ),
 }
+
+
+V1: tuple[str, ...] = tuple(sorted(V1_PROPERTIES))
+"""The types v1 and v2 knew (``custom`` came with v3)."""
 
 
 def _v1_record(type_: str, index: int = 0) -> dict[str, Any]:
@@ -103,16 +110,45 @@ def v1() -> dict[str, Any]:
     return load_history("engage.Touchpoint")[0]
 
 
+@pytest.fixture(scope="module")
+def v2() -> dict[str, Any]:
+    return load_history("engage.Touchpoint")[1]
+
+
+def test_v2_writer_decodes_with_current_reader(codec: TouchpointCodec, v2: dict[str, Any]) -> None:
+    """Every v2 record (source and extra, no anonymous_id, no custom) reads
+    back with anonymous_id None, one by one and in a batch with v3 records."""
+    old = [{**_v1_record(t, i), "source": "shop", "extra": {"k": "v"}} for i, t in enumerate(V1)]
+    payloads = [write_single_object(v2, r) for r in old]
+    expected = [dataclasses.replace(_expected(r), source="shop", extra={"k": "v"}) for r in old]
+    assert [codec.decode(p) for p in payloads] == expected
+    custom = Touchpoint("new", "c", "custom", T0, "other", None, {"name": "X"}, {}, "anon-1")
+    assert codec.decode_many([*payloads, codec.encode(custom)]) == [*expected, custom]
+    assert all(isinstance(tp, Touchpoint) and tp.anonymous_id is None for tp in expected)
+
+
 def test_v1_history_schema_is_the_envelope_without_source_and_extra(v1: dict[str, Any]) -> None:
     current = load_current_schema("engage.Touchpoint")
     v1_fields = [f["name"] for f in v1["fields"]]
     current_fields = [f["name"] for f in current["fields"]]
     assert v1["name"] == current["name"] == "engage.Touchpoint"
     assert "source" not in v1_fields and "extra" not in v1_fields
-    assert [f for f in current_fields if f not in v1_fields] == ["source", "extra"]
+    assert [f for f in current_fields if f not in v1_fields] == ["source", "extra", "anonymous_id"]
     added = {f["name"]: f for f in current["fields"] if f["name"] in ("source", "extra")}
     assert added["source"]["default"] is None
     assert added["extra"]["default"] == {}
+
+
+def test_v2_is_v3_without_anonymous_id_and_the_custom_payload(v2: dict[str, Any]) -> None:
+    current = load_current_schema("engage.Touchpoint")
+    v2_fields = [f["name"] for f in v2["fields"]]
+    assert [f["name"] for f in current["fields"]] == [*v2_fields, "anonymous_id"]
+    unions = [
+        next(f["type"] for f in schema["fields"] if f["name"] == "properties")
+        for schema in (v2, current)
+    ]
+    names = [[b if isinstance(b, str) else b["name"] for b in union] for union in unions]
+    assert names[1] == [*names[0], "engage.CustomProperties"]  # appended: old indexes hold
 
 
 def test_history_files_are_self_contained() -> None:
@@ -139,7 +175,7 @@ def test_fingerprints_are_pinned(codec: TouchpointCodec) -> None:
     assert {fp.hex() for fp in codec.fingerprints} == {current, *KNOWN_WRITERS}
 
 
-@pytest.mark.parametrize("type_", sorted(EVENT_TYPES))
+@pytest.mark.parametrize("type_", sorted(V1_PROPERTIES))
 def test_v1_writer_decodes_with_current_reader(
     codec: TouchpointCodec, v1: dict[str, Any], type_: str
 ) -> None:
@@ -153,7 +189,7 @@ def test_v1_writer_decodes_with_current_reader(
 
 
 def test_v1_batch_mixed_with_current(codec: TouchpointCodec, v1: dict[str, Any]) -> None:
-    old = [_v1_record(t, i) for i, t in enumerate(sorted(EVENT_TYPES))]
+    old = [_v1_record(t, i) for i, t in enumerate(V1)]
     new = [
         dataclasses.replace(_expected(r), event_id=f"new-{i}", source="shop", extra={"a": "b"})
         for i, r in enumerate(old)
@@ -186,17 +222,20 @@ def test_fast_upgrade_equals_fastavro_resolution(
 ) -> None:
     """v1 is read with its own schema plus defaults; that must equal Avro resolution."""
     current = load_current_schema("engage.Touchpoint")
-    header = next(h for h in codec._readers if h[2:].hex() in KNOWN_WRITERS)
-    fast = codec._readers[header]
-    assert fast.reader is None, "v1 should take the add-fields-with-defaults path"
-    resolving = dataclasses.replace(
-        fast, reader=current, batch_reader=_as_batch_schema(current), added=()
-    )
-    payloads = [write_single_object(v1, _v1_record(t, i)) for i, t in enumerate(EVENT_TYPES)]
-    by_fast = [codec._read_one(fast, p) for p in payloads]
-    by_avro = [codec._read_one(resolving, p) for p in payloads]
-    assert by_fast == by_avro
-    assert codec._read_batch(fast, payloads) == codec._read_batch(resolving, payloads) == by_avro
+    for writer in load_history("engage.Touchpoint"):
+        fast = codec._readers[b"\xc3\x01" + fingerprint(writer)]
+        assert fast.reader is None, "old envelopes take the add-fields-with-defaults path"
+        resolving = dataclasses.replace(
+            fast, reader=current, batch_reader=_as_batch_schema(current), added=()
+        )
+        records = [_v1_record(t, i) for i, t in enumerate(V1)]
+        if writer is not v1:
+            records = [{**r, "source": "s", "extra": {"a": "b"}} for r in records]
+        payloads = [write_single_object(writer, r) for r in records]
+        by_fast = [codec._read_one(fast, p) for p in payloads]
+        by_avro = [codec._read_one(resolving, p) for p in payloads]
+        assert by_fast == by_avro
+        assert codec._read_batch(fast, payloads) == codec._read_batch(resolving, payloads)
 
 
 def test_writer_needing_real_resolution_still_reads() -> None:
@@ -256,15 +295,15 @@ def test_schema_files_document_the_contract() -> None:
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(touchpoints(), min_size=1, max_size=10))
+@given(st.lists(touchpoints(types=sorted(V1_PROPERTIES)), min_size=1, max_size=10))
 def test_property_any_touchpoint_written_by_v1_reads_back(tps: list[Touchpoint]) -> None:
     """Whatever v1 could carry comes back; what it could not is defaulted."""
     v1 = load_history("engage.Touchpoint")[0]
     payloads = []
     for tp in tps:
         record = _CODEC._to_record(tp)
-        del record["source"], record["extra"]
+        del record["source"], record["extra"], record["anonymous_id"]
         payloads.append(write_single_object(v1, record))
-    expected = [dataclasses.replace(tp, source=None, extra={}) for tp in tps]
+    expected = [dataclasses.replace(tp, source=None, extra={}, anonymous_id=None) for tp in tps]
     assert _CODEC.decode_many(payloads) == expected
     assert [_CODEC.decode(p) for p in payloads] == expected

@@ -147,7 +147,8 @@ def test_events_are_in_time_order_inside_the_period(events: list[dict[str, Any]]
 
 
 def test_every_type_and_channel_appears(events: list[dict[str, Any]]) -> None:
-    assert {ev["type"] for ev in events} == set(EVENT_TYPES)
+    # the synthetic shop sends the fixed types; `custom` comes from upstream names
+    assert {ev["type"] for ev in events} == set(EVENT_TYPES) - {"custom"}
     assert {ev["channel"] for ev in events} == set(CHANNELS)
     assert {ev["source"] for ev in events} >= {"shop", "esp", "chat", "helpdesk", "surveys", "crm"}
 

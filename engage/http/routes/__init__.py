@@ -6,10 +6,20 @@ in ``ROUTERS`` order. A new resource is a new module here plus one line below.
 
 from fastapi import APIRouter
 
-from engage.http.routes import contact, customers, dlq, events, kpis, status, triggers
+from engage.http.routes import (
+    contact,
+    customers,
+    dlq,
+    events,
+    kpis,
+    segment,
+    status,
+    triggers,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     events.router,
+    segment.router,
     customers.router,
     contact.router,  # /v1/triggers/latest before /v1/triggers/{...} routes
     triggers.router,
