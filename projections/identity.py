@@ -1,0 +1,367 @@
+"""Identity resolution: which identifiers are one person, as a fold of the log.
+
+The facts are read in log order: each event's ``Evidence`` (its identifiers
+belong together) and each ``IdentityUnlinked`` record. The state is a set of
+``Person`` values, each complete in itself (its links, conflicts, the evidence
+that joined it, the identifiers it must stay apart from), so it can be stored
+one row per person and loaded for just the identifiers a batch names: folding
+a batch over the loaded persons gives what folding the whole log would.
+
+The rules (DESIGN.md, "Identity"):
+
+- an event's identifiers join its primary identifier's person, in priority
+  order (customer id, email, anonymous id);
+- at most one customer id and one email per person; a join that would break
+  that, or join identifiers an operator unlinked, is refused and recorded as
+  a ``Conflict`` on the persons involved: never an error;
+- the person id is its customer id, else its first anonymous id: the one seen
+  earliest in event time (ties by value), so it does not depend on the order
+  in which the log delivers the evidence; a person left with only an email
+  (after an unlink) is named by it;
+- an unlink keeps the identifier apart from every identifier the person then
+  had, and re-derives both sides by folding the person's evidence again.
+
+Pure: no I/O, no clock. Times are the events' own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from events.identity import (
+    ANONYMOUS_ID,
+    CUSTOMER_ID,
+    EMAIL,
+    LIMITED,
+    Evidence,
+    Identifier,
+    IdentityFact,
+    IdentityLinked,
+    IdentityUnlinked,
+)
+from events.model import Micros
+
+Pair = tuple[Identifier, Identifier]
+"""Two identifiers an operator unlinked, smaller first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An identifier of a person and the event that linked it there."""
+
+    identifier: Identifier
+    evidence: str
+    at: Micros
+    """The evidence event's time."""
+    first_seen: Micros
+    """The earliest event time the identifier was seen at (names the person)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A join refused by the merge limits or an unlink: kept, never raised."""
+
+    evidence: Evidence
+    identifier: Identifier
+    """The identifier that was not joined."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person: every field sorted, so equal histories give equal values."""
+
+    key: Identifier
+    """The identifier that names the person (``person_id`` is its value)."""
+    links: tuple[Link, ...]
+    conflicts: tuple[Conflict, ...] = ()
+    merged_from: tuple[str, ...] = ()
+    """Person ids this person absorbed (theirs and what they had absorbed)."""
+    evidence: tuple[Evidence, ...] = ()
+    """The first event of every distinct set of this person's identifiers
+    seen together: what an unlink folds again to re-derive the person."""
+    apart: tuple[Pair, ...] = ()
+    """Unlinked pairs with an identifier of this person: never to join."""
+
+    @property
+    def person_id(self) -> str:
+        return self.key.value
+
+    @property
+    def identifiers(self) -> tuple[Identifier, ...]:
+        return tuple(link.identifier for link in self.links)
+
+    def link(self, identifier: Identifier) -> Link | None:
+        for link in self.links:
+            if link.identifier == identifier:
+                return link
+        return None
+
+    def related(self) -> set[Identifier]:
+        """Identifiers of other persons an unlink of this one may join with
+        (those of its conflicts): a loader loads their persons beside it."""
+        return {i for c in self.conflicts for i in c.evidence.identifiers}
+
+
+def name_of(links: Iterable[Link]) -> Identifier:
+    """The person id rule: the customer id, else the first anonymous id in
+    event time (ties by value), else the email."""
+    by_kind: dict[str, list[Link]] = {}
+    for link in links:
+        by_kind.setdefault(link.identifier.kind, []).append(link)
+    for kind in (CUSTOMER_ID, ANONYMOUS_ID, EMAIL):
+        found = by_kind.get(kind)
+        if found:
+            return min(found, key=lambda link: (link.first_seen, link.identifier.value)).identifier
+    raise ValueError("a person needs at least one identifier")
+
+
+def _person(
+    links: Iterable[Link],
+    conflicts: Iterable[Conflict] = (),
+    merged_from: Iterable[str] = (),
+    evidence: Iterable[Evidence] = (),
+    apart: Iterable[Pair] = (),
+) -> Person:
+    ordered = tuple(sorted(links, key=lambda link: link.identifier))
+    key = name_of(ordered)
+    unique_conflicts = {(c.evidence.event_id, c.identifier, c.reason): c for c in conflicts}
+    seen: dict[frozenset[Identifier], Evidence] = {}
+    for item in sorted(evidence, key=lambda e: (e.at, e.event_id)):
+        seen.setdefault(frozenset(item.identifiers), item)
+    return Person(
+        key=key,
+        links=ordered,
+        conflicts=tuple(unique_conflicts[k] for k in sorted(unique_conflicts)),
+        merged_from=tuple(sorted(set(merged_from) - {key.value})),
+        evidence=tuple(seen.values()),
+        apart=tuple(sorted(set(apart))),
+    )
+
+
+class IdentityGraph:
+    """The persons a fold has loaded or built, indexed by identifier.
+
+    ``apply`` folds one fact and returns the ``identity_linked`` records it
+    implies (every identifier that joined a person or moved to another).
+    ``changed`` and ``removed`` name the person keys to write back and to
+    delete, so a caller persists only what a batch touched."""
+
+    def __init__(self, persons: Iterable[Person] = ()) -> None:
+        self.persons: dict[Identifier, Person] = {}
+        self.owner: dict[Identifier, Identifier] = {}
+        self.changed: set[Identifier] = set()
+        self.removed: set[Identifier] = set()
+        self._touched: set[Identifier] = set()
+        for person in persons:
+            self._put(person)
+        self.changed.clear()
+
+    # -- reads
+
+    def person_of(self, identifier: Identifier) -> Person | None:
+        key = self.owner.get(identifier)
+        return None if key is None else self.persons[key]
+
+    def find(self, value: str) -> Person | None:
+        """The person a read names by any identifier, kinds in priority order
+        (``engage profile ID`` accepts a customer id, an anonymous id or an
+        email)."""
+        for kind in (CUSTOMER_ID, ANONYMOUS_ID, EMAIL):
+            person = self.person_of(
+                Identifier(kind, value.strip().lower() if kind == EMAIL else value)
+            )
+            if person is not None:
+                return person
+        return None
+
+    # -- the fold
+
+    def apply(self, fact: IdentityFact) -> list[IdentityLinked]:
+        named = set(fact.identifiers if isinstance(fact, Evidence) else (fact.identifier,))
+        if isinstance(fact, IdentityUnlinked):
+            unlinked = self.person_of(fact.identifier)
+            named |= unlinked.related() if unlinked is not None else set()
+        before: dict[Identifier, Identifier] = {}
+        for identifier in named:
+            person = self.person_of(identifier)
+            for mine in person.identifiers if person is not None else ():
+                before[mine] = person.key if person is not None else mine
+        self._touched = set()
+        if isinstance(fact, IdentityUnlinked):
+            self._unlink(fact)
+        else:
+            self._evidence(fact)
+        return self._moves(before)
+
+    def _evidence(self, evidence: Evidence) -> None:
+        primary = evidence.primary
+        anchor = self._touch(primary, evidence)
+        for other in evidence.identifiers[1:]:
+            group = self.person_of(other)
+            if group is not None and group.key == anchor.key:
+                anchor = self._seen(anchor, other, evidence)
+                continue
+            single = group is None
+            if group is None:
+                group = _person([Link(other, evidence.event_id, evidence.at, evidence.at)])
+            reason = refusal(anchor, group)
+            if reason is not None:
+                conflict = Conflict(evidence, other, reason)
+                anchor = self._replace(anchor, _rebuilt(anchor, conflicts=[conflict]))
+                if not single:
+                    self._replace(group, _rebuilt(group, conflicts=[conflict]))
+                elif other.kind != EMAIL:  # an email alone is not a person
+                    self._put(group)
+                continue
+            anchor = self._merge(anchor, group, evidence, single)
+        if len(evidence.identifiers) > 1:
+            anchor = self._replace(anchor, _rebuilt(anchor, evidence=[evidence]))
+
+    def _touch(self, identifier: Identifier, evidence: Evidence) -> Person:
+        person = self.person_of(identifier)
+        if person is None:
+            person = _person([Link(identifier, evidence.event_id, evidence.at, evidence.at)])
+            self._put(person)
+            return person
+        return self._seen(person, identifier, evidence)
+
+    def _seen(self, person: Person, identifier: Identifier, evidence: Evidence) -> Person:
+        """An identifier seen again: only an earlier time changes anything."""
+        link = person.link(identifier)
+        if link is None or link.first_seen <= evidence.at:
+            return person
+        links = [replace(x, first_seen=evidence.at) if x is link else x for x in person.links]
+        return self._replace(person, _rebuilt(person, links=links))
+
+    def _merge(self, anchor: Person, group: Person, evidence: Evidence, single: bool) -> Person:
+        """``group`` joins ``anchor``; its identifiers are linked by ``evidence``."""
+        joined = [replace(link, evidence=evidence.event_id, at=evidence.at) for link in group.links]
+        merged_from = [*anchor.merged_from, *group.merged_from]
+        if not single:
+            merged_from += [anchor.person_id, group.person_id]
+            self._drop(group)
+        person = _person(
+            [*anchor.links, *joined],
+            [*anchor.conflicts, *group.conflicts],
+            merged_from,
+            [*anchor.evidence, *group.evidence],
+            [*anchor.apart, *group.apart],
+        )
+        return self._replace(anchor, person)
+
+    def _unlink(self, record: IdentityUnlinked) -> None:
+        target = record.identifier
+        person = self.person_of(target)
+        if person is None or person.person_id != record.person_id or len(person.links) < 2:
+            return  # stale or a no-op: the log keeps it, the persons do not change
+        pairs = [_pair(target, other) for other in person.identifiers if other != target]
+        apart = [*person.apart, *pairs]
+        involved = [person, *filter(None, map(self.person_of, person.related()))]
+        known = {name for p in involved for name in (p.person_id, *p.merged_from)}
+        self._drop(person)
+        for link in person.links:
+            mine = [p for p in apart if link.identifier in p]
+            seed = Link(link.identifier, link.evidence, link.first_seen, link.first_seen)
+            self._put(_person([seed], apart=mine))
+        for item in sorted(
+            [*person.evidence, *(c.evidence for c in person.conflicts)],
+            key=lambda e: (e.at, e.event_id),
+        ):
+            self._evidence(item)
+        # The seeds were never persons of their own: not "merged from".
+        for key in list(self._touched):
+            derived = self.persons.get(key)
+            if derived is not None and not known.issuperset(derived.merged_from):
+                merged_from = tuple(name for name in derived.merged_from if name in known)
+                self._put(replace(derived, merged_from=merged_from))
+
+    # -- bookkeeping
+
+    def _put(self, person: Person) -> None:
+        self.persons[person.key] = person
+        for identifier in person.identifiers:
+            self.owner[identifier] = person.key
+        self.changed.add(person.key)
+        self._touched.add(person.key)
+        self.removed.discard(person.key)
+
+    def _drop(self, person: Person) -> None:
+        del self.persons[person.key]
+        for identifier in person.identifiers:
+            if self.owner.get(identifier) == person.key:
+                del self.owner[identifier]
+        self.changed.discard(person.key)
+        self.removed.add(person.key)
+
+    def _replace(self, old: Person, new: Person) -> Person:
+        if old.key != new.key:
+            self._drop(old)
+        self._put(new)
+        return new
+
+    def _moves(self, before: dict[Identifier, Identifier]) -> list[IdentityLinked]:
+        """An ``identity_linked`` for every identifier that is new or now in
+        another person (the persons this fact wrote, ``_touched``)."""
+        out = []
+        for key in sorted(self._touched):
+            person = self.persons.get(key)
+            if person is None:
+                continue
+            for link in person.links:
+                identifier = link.identifier
+                if before.get(identifier) == key:
+                    continue
+                out.append(
+                    IdentityLinked(
+                        person.person_id, identifier.kind, identifier.value, link.evidence, link.at
+                    )
+                )
+        return out
+
+
+def _pair(a: Identifier, b: Identifier) -> Pair:
+    return (a, b) if a <= b else (b, a)
+
+
+def _rebuilt(
+    person: Person,
+    links: Iterable[Link] | None = None,
+    conflicts: Iterable[Conflict] = (),
+    evidence: Iterable[Evidence] = (),
+) -> Person:
+    """``person`` with other links, or more conflicts or evidence."""
+    return _person(
+        person.links if links is None else links,
+        [*person.conflicts, *conflicts],
+        person.merged_from,
+        [*person.evidence, *evidence],
+        person.apart,
+    )
+
+
+def refusal(anchor: Person, group: Person) -> str | None:
+    """Why ``group`` may not join ``anchor``, or None: a second customer id or
+    email, or an unlinked pair across the two."""
+    for kind in sorted(LIMITED):
+        mine = {i.value for i in anchor.identifiers if i.kind == kind}
+        theirs = {i.value for i in group.identifiers if i.kind == kind}
+        if mine and theirs and mine != theirs:
+            return (
+                f"a person has at most one {kind}: {anchor.person_id} has "
+                f"{min(mine)}, {group.person_id} has {min(theirs)}"
+            )
+    ours = set(anchor.identifiers)
+    for a, b in [*anchor.apart, *group.apart]:
+        if (a in ours and b in group.identifiers) or (b in ours and a in group.identifiers):
+            return f"{a} and {b} were unlinked"
+    return None
+
+
+def fold(facts: Sequence[IdentityFact], graph: IdentityGraph | None = None) -> IdentityGraph:
+    """Fold ``facts`` (in log order) into ``graph`` (a fresh one by default)."""
+    graph = IdentityGraph() if graph is None else graph
+    for fact in facts:
+        graph.apply(fact)
+    return graph
