@@ -196,9 +196,22 @@ class IdentityGraph:
         return self._moves(before)
 
     def _evidence(self, evidence: Evidence) -> None:
-        primary = evidence.primary
-        anchor = self._touch(primary, evidence)
-        for other in evidence.identifiers[1:]:
+        """The evidence's identifiers join its primary's person; those refused
+        there still join each other (unlinked from a customer id, a device
+        keeps the email it was seen with), and so on until none is left."""
+        todo = self._join(evidence, evidence.primary, evidence.identifiers[1:])
+        while len(todo) > 1:
+            todo = self._join(evidence, todo[0], todo[1:])
+        if todo and (self.person_of(todo[0]) is not None or todo[0].kind != EMAIL):
+            self._touch(todo[0], evidence)  # an email alone is not a person
+
+    def _join(
+        self, evidence: Evidence, first: Identifier, others: Sequence[Identifier]
+    ) -> list[Identifier]:
+        """Join ``others`` to ``first``'s person; the refused ones, in order."""
+        anchor = self._touch(first, evidence)
+        refused = []
+        for other in others:
             group = self.person_of(other)
             if group is not None and group.key == anchor.key:
                 anchor = self._seen(anchor, other, evidence)
@@ -207,17 +220,17 @@ class IdentityGraph:
             if group is None:
                 group = _person([Link(other, evidence.event_id, evidence.at, evidence.at)])
             reason = refusal(anchor, group)
-            if reason is not None:
-                conflict = Conflict(evidence, other, reason)
-                anchor = self._replace(anchor, _rebuilt(anchor, conflicts=[conflict]))
-                if not single:
-                    self._replace(group, _rebuilt(group, conflicts=[conflict]))
-                elif other.kind != EMAIL:  # an email alone is not a person
-                    self._put(group)
+            if reason is None:
+                anchor = self._merge(anchor, group, evidence, single)
                 continue
-            anchor = self._merge(anchor, group, evidence, single)
-        if len(evidence.identifiers) > 1:
-            anchor = self._replace(anchor, _rebuilt(anchor, evidence=[evidence]))
+            conflict = Conflict(evidence, other, reason)
+            anchor = self._replace(anchor, _rebuilt(anchor, conflicts=[conflict]))
+            if not single:
+                self._replace(group, _rebuilt(group, conflicts=[conflict]))
+            refused.append(other)
+        if others:
+            self._replace(anchor, _rebuilt(anchor, evidence=[evidence]))
+        return refused
 
     def _touch(self, identifier: Identifier, evidence: Evidence) -> Person:
         person = self.person_of(identifier)
@@ -265,10 +278,8 @@ class IdentityGraph:
             mine = [p for p in apart if link.identifier in p]
             seed = Link(link.identifier, link.evidence, link.first_seen, link.first_seen)
             self._put(_person([seed], apart=mine))
-        for item in sorted(
-            [*person.evidence, *(c.evidence for c in person.conflicts)],
-            key=lambda e: (e.at, e.event_id),
-        ):
+        again = {e.event_id: e for e in [*person.evidence, *(c.evidence for c in person.conflicts)]}
+        for item in sorted(again.values(), key=lambda e: (e.at, e.event_id)):
             self._evidence(item)
         # The seeds were never persons of their own: not "merged from".
         for key in list(self._touched):
