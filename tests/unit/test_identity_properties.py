@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from events.identity import Evidence, Identifier, IdentityFact, IdentityUnlinked
 from projections.identity import IdentityGraph, Person, fold
+from projections.identity_json import person_from_json, person_to_json
 
 KINDS = ("customer_id", "email", "anonymous_id")
 
@@ -89,28 +91,34 @@ def _needed(facts: Sequence[IdentityFact]) -> set[Identifier]:
 
 
 def _fold_in_batches(facts: list[IdentityFact], cuts: list[int]) -> dict[Identifier, Person]:
-    """Persons kept one row each, with an identifier index; each batch loads
-    the persons its identifiers name (and, when it unlinks, those of their
-    conflicts), folds, writes back what changed and deletes what was absorbed."""
-    rows: dict[Identifier, Person] = {}
+    """Persons kept one JSON row each, with an identifier index; each batch
+    loads the persons its identifiers name (and, when it unlinks, those of
+    their conflicts), folds, writes back what changed and deletes what was
+    absorbed."""
+    rows: dict[Identifier, str] = {}
     index: dict[Identifier, Identifier] = {}
     bounds = [0, *sorted(set(cuts)), len(facts)]
     for start, end in pairwise(bounds):
         batch = facts[start:end]
         keys = {index[i] for i in _needed(batch) if i in index}
         if any(isinstance(f, IdentityUnlinked) for f in batch):
-            related = {i for k in keys for i in rows[k].related()}
+            related = {i for k in keys for i in _load(rows[k]).related()}
             keys |= {index[i] for i in related if i in index}
-        graph = fold(batch, IdentityGraph(rows[k] for k in keys))
+        graph = fold(batch, IdentityGraph(_load(rows[k]) for k in keys))
         for key in graph.removed:
-            for i in rows.pop(key).identifiers if key in rows else ():
+            for i in _load(rows.pop(key)).identifiers if key in rows else ():
                 if index.get(i) == key:
                     del index[i]
         for key in graph.changed:
-            rows[key] = graph.persons[key]
-            for i in rows[key].identifiers:
+            person = graph.persons[key]
+            rows[key] = json.dumps(person_to_json(person))
+            for i in person.identifiers:
                 index[i] = key
-    return rows
+    return {key: _load(row) for key, row in rows.items()}
+
+
+def _load(row: str) -> Person:
+    return person_from_json(json.loads(row))
 
 
 @given(any_history(), st.lists(st.integers(0, 25), max_size=6))

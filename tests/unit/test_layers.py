@@ -19,6 +19,7 @@ PURE = (
     "rules/timers.py",
     "projections/evolve.py",
     "projections/identity.py",
+    "projections/identity_json.py",
     "events/identity.py",
 )
 """The pure core: no Kafka, psycopg or fastavro, never the clock."""
