@@ -39,8 +39,9 @@ from events.identity import (
     IdentityFact,
     IdentityLinked,
     IdentityUnlinked,
+    evidence_of,
 )
-from events.model import Micros
+from events.model import Micros, Touchpoint
 
 Pair = tuple[Identifier, Identifier]
 """Two identifiers an operator unlinked, smaller first."""
@@ -179,6 +180,11 @@ class IdentityGraph:
     # -- the fold
 
     def apply(self, fact: IdentityFact) -> list[IdentityLinked]:
+        if isinstance(fact, Evidence):
+            if self._known(fact):
+                return []
+            if len(fact.identifiers) == 1 and fact.primary not in self.owner:
+                return self._first(fact)
         named = set(fact.identifiers if isinstance(fact, Evidence) else (fact.identifier,))
         if isinstance(fact, IdentityUnlinked):
             unlinked = self.person_of(fact.identifier)
@@ -194,6 +200,44 @@ class IdentityGraph:
         else:
             self._evidence(fact)
         return self._moves(before)
+
+    def _known(self, evidence: Evidence) -> bool:
+        """The hot path: nothing new (every identifier already in one person,
+        none seen earlier than before, this set of them already on record
+        with an earlier or the same evidence). Exactly the cases where the
+        full fold would change nothing, checked without rebuilding."""
+        ids = evidence.identifiers
+        owner = self.owner
+        key = owner.get(ids[0])
+        if len(ids) == 1 and ids[0].kind == CUSTOMER_ID:
+            # A customer id seen alone names its own person whatever happens
+            # later, and its time names nothing: not stored until it links.
+            return True
+        if key is None:
+            return False
+        if len(ids) == 1:
+            for link in self.persons[key].links:
+                if link.identifier == ids[0]:
+                    return link.first_seen <= evidence.at
+            return False
+        if any(owner.get(i) != key for i in ids[1:]):
+            return False
+        person = self.persons[key]
+        if any(x.first_seen > evidence.at for x in person.links if x.identifier in ids):
+            return False
+        wanted = frozenset(ids)
+        order = (evidence.at, evidence.event_id)
+        return any(
+            frozenset(e.identifiers) == wanted and (e.at, e.event_id) <= order
+            for e in person.evidence
+        )
+
+    def _first(self, evidence: Evidence) -> list[IdentityLinked]:
+        """An identifier seen for the first time, alone: a new person of one
+        (what ``_evidence`` would build, without its bookkeeping)."""
+        only = evidence.primary
+        self._put(Person(only, (Link(only, evidence.event_id, evidence.at, evidence.at),)))
+        return [IdentityLinked(only.value, only.kind, only.value, evidence.event_id, evidence.at)]
 
     def _evidence(self, evidence: Evidence) -> None:
         """The evidence's identifiers join its primary's person; those refused
@@ -241,9 +285,10 @@ class IdentityGraph:
         return self._seen(person, identifier, evidence)
 
     def _seen(self, person: Person, identifier: Identifier, evidence: Evidence) -> Person:
-        """An identifier seen again: only an earlier time changes anything."""
+        """An identifier seen again: only an earlier time changes anything,
+        and only for the kinds whose time can name a person."""
         link = person.link(identifier)
-        if link is None or link.first_seen <= evidence.at:
+        if link is None or link.first_seen <= evidence.at or identifier.kind == CUSTOMER_ID:
             return person
         links = [replace(x, first_seen=evidence.at) if x is link else x for x in person.links]
         return self._replace(person, _rebuilt(person, links=links))
@@ -368,6 +413,19 @@ def refusal(anchor: Person, group: Person) -> str | None:
         if (a in ours and b in group.identifiers) or (b in ours and a in group.identifiers):
             return f"{a} and {b} were unlinked"
     return None
+
+
+def resolve(graph: IdentityGraph, event: Touchpoint) -> list[IdentityLinked]:
+    """Fold one touchpoint's evidence: the per-event step of a pipeline.
+
+    Most events carry only a customer id and are no identify: their evidence
+    is one customer id, which the fold ignores (``IdentityGraph._known``), so
+    they are skipped before any work. The same result as
+    ``graph.apply(evidence_of(event))``, faster."""
+    if event.anonymous_id is None and event.type != "identify":
+        return []
+    evidence = evidence_of(event)
+    return [] if evidence is None else graph.apply(evidence)
 
 
 def fold(facts: Sequence[IdentityFact], graph: IdentityGraph | None = None) -> IdentityGraph:
