@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from events.codec import CodecError
+from events.codec import CodecError, fingerprint, load_current_schema, load_history
 from events.codec.identity import linked_codec, unlinked_codec
 from events.control import identity_entry, is_control, is_identity, without_control
 from events.identity import (
@@ -186,3 +186,18 @@ def test_identity_records_round_trip_and_are_filtered_like_control_records() -> 
     assert without_control(records) == []
     with pytest.raises(CodecError, match=r"unknown engage\.IdentityLinked writer schema"):
         linked_codec().decode(unlinked_codec().encode(unlinked))
+
+
+# Pinned like the envelope in test_schema_evolution.py: when this fails, the
+# schema changed, so copy the previous version into schemas/history/ (as
+# <name>.v1.avsc), add an old-writer/new-reader test, then update the pin.
+IDENTITY_SCHEMAS = {
+    "engage.IdentityLinked": "78d2e4d099174071",
+    "engage.IdentityUnlinked": "c913595004dcf4d6",
+}
+
+
+@pytest.mark.parametrize("name", sorted(IDENTITY_SCHEMAS))
+def test_the_identity_schemas_change_only_deliberately(name: str) -> None:
+    assert fingerprint(load_current_schema(name)).hex() == IDENTITY_SCHEMAS[name]
+    assert load_history(name) == ()
