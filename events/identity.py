@@ -116,20 +116,12 @@ def evidence_of(event: Touchpoint) -> Evidence | None:
 
 
 @dataclass(frozen=True, slots=True)
-class IdentityLinked:
-    """``identity_linked``: from this record on, the identifier belongs to the
-    person, because of the evidence event. Written by the engine whenever an
-    identifier joins a person or moves to another one (a merge, a re-derivation
-    after an unlink); never rewritten."""
+class IdentityRecord:
+    """What both identity records name: a person and one of its identifiers."""
 
     person_id: str
     kind: str
     value: str
-    evidence: str
-    """The event_id of the event that linked it."""
-    at: Micros
-    """The evidence event's ``occurred_at``."""
-    source: str = LINKED_SOURCE
 
     @property
     def identifier(self) -> Identifier:
@@ -137,23 +129,30 @@ class IdentityLinked:
 
 
 @dataclass(frozen=True, slots=True)
-class IdentityUnlinked:
+class IdentityLinked(IdentityRecord):
+    """``identity_linked``: from this record on, the identifier belongs to the
+    person, because of the evidence event. Written by the engine whenever an
+    identifier joins a person or moves to another one (a merge, a re-derivation
+    after an unlink); never rewritten."""
+
+    evidence: str
+    """The event_id of the event that linked it."""
+    at: Micros
+    """The evidence event's ``occurred_at``."""
+    source: str = LINKED_SOURCE
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityUnlinked(IdentityRecord):
     """``identity_unlinked``: an operator's ``engage identity unlink PERSON
     IDENTIFIER --reason TEXT``. From this record on the identifier is kept
     apart from every identifier the person then had, and both sides are
     re-derived from their evidence (``projections.identity``)."""
 
-    person_id: str
-    kind: str
-    value: str
     reason: str
     at: Micros
     """When the unlink was asked for (the processor's clock, not wall time)."""
     source: str = UNLINK_SOURCE
-
-    @property
-    def identifier(self) -> Identifier:
-        return Identifier(self.kind, self.value)
 
 
 IdentityFact = Evidence | IdentityUnlinked

@@ -8,33 +8,36 @@ first ten bytes, as it does clock records (``events.control``).
 from __future__ import annotations
 
 from functools import cache
-from typing import Final
+from typing import Final, TypeVar
 
 from events.codec.framing import DataclassCodec
-from events.identity import IdentityLinked, IdentityUnlinked
+from events.identity import IdentityLinked, IdentityRecord, IdentityUnlinked
 
 LINKED_SCHEMA: Final = "engage.IdentityLinked"
 UNLINKED_SCHEMA: Final = "engage.IdentityUnlinked"
 
+R = TypeVar("R", bound=IdentityRecord)
 
-class IdentityLinkedCodec(DataclassCodec[IdentityLinked]):
-    _schema_name = LINKED_SCHEMA
+
+class IdentityCodec(DataclassCodec[R]):
+    """Both records start with ``source`` and name the person and identifier."""
+
     _first_field = "source"
+
+    def _key(self, value: R) -> str:
+        return f"{value.kind}:{value.value} of {value.person_id}"
+
+
+class IdentityLinkedCodec(IdentityCodec[IdentityLinked]):
+    _schema_name = LINKED_SCHEMA
     _type = IdentityLinked
     _fields = ("source", "person_id", "kind", "value", "evidence", "at")
 
-    def _key(self, value: IdentityLinked) -> str:
-        return f"{value.kind}:{value.value} -> {value.person_id} by {value.evidence}"
 
-
-class IdentityUnlinkedCodec(DataclassCodec[IdentityUnlinked]):
+class IdentityUnlinkedCodec(IdentityCodec[IdentityUnlinked]):
     _schema_name = UNLINKED_SCHEMA
-    _first_field = "source"
     _type = IdentityUnlinked
     _fields = ("source", "person_id", "kind", "value", "reason", "at")
-
-    def _key(self, value: IdentityUnlinked) -> str:
-        return f"{value.kind}:{value.value} from {value.person_id}"
 
 
 @cache
