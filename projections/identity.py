@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from operator import attrgetter
 
 from events.identity import (
     ANONYMOUS_ID,
@@ -125,20 +126,24 @@ def _person(
     evidence: Iterable[Evidence] = (),
     apart: Iterable[Pair] = (),
 ) -> Person:
-    ordered = tuple(sorted(links, key=lambda link: link.identifier))
+    ordered = tuple(sorted(links, key=_by_identifier))
     key = name_of(ordered)
     unique_conflicts = {(c.evidence.event_id, c.identifier, c.reason): c for c in conflicts}
     seen: dict[frozenset[Identifier], Evidence] = {}
-    for item in sorted(evidence, key=lambda e: (e.at, e.event_id)):
+    for item in sorted(evidence, key=_in_time):
         seen.setdefault(frozenset(item.identifiers), item)
     return Person(
-        key=key,
-        links=ordered,
-        conflicts=tuple(unique_conflicts[k] for k in sorted(unique_conflicts)),
-        merged_from=tuple(sorted(set(merged_from) - {key.value})),
-        evidence=tuple(seen.values()),
-        apart=tuple(sorted(set(apart))),
+        key,
+        ordered,
+        tuple(unique_conflicts[k] for k in sorted(unique_conflicts)) if unique_conflicts else (),
+        tuple(sorted(set(merged_from) - {key.value})) if merged_from else (),
+        tuple(seen.values()) if seen else (),
+        tuple(sorted(set(apart))) if apart else (),
     )
+
+
+_by_identifier = attrgetter("identifier")
+_in_time = attrgetter("at", "event_id")
 
 
 class IdentityGraph:
