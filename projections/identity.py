@@ -185,6 +185,9 @@ class IdentityGraph:
     # -- the fold
 
     def apply(self, fact: IdentityFact) -> list[IdentityLinked]:
+        """Fold one fact; the ``identity_linked`` records it implies. The
+        persons it names (and, for an unlink, those of the person's conflicts)
+        must be loaded: ``Person.related`` says which."""
         if isinstance(fact, Evidence):
             if self._known(fact):
                 return []
@@ -194,11 +197,9 @@ class IdentityGraph:
         if isinstance(fact, IdentityUnlinked):
             unlinked = self.person_of(fact.identifier)
             named |= unlinked.related() if unlinked is not None else set()
-        before: dict[Identifier, Identifier] = {}
-        for identifier in named:
-            person = self.person_of(identifier)
-            for mine in person.identifiers if person is not None else ():
-                before[mine] = person.key if person is not None else mine
+        before: dict[Identifier, Identifier] = {}  # every identifier that may move
+        for person in filter(None, map(self.person_of, named)):
+            before.update((mine, person.key) for mine in person.identifiers)
         self._touched = set()
         if isinstance(fact, IdentityUnlinked):
             self._unlink(fact)
@@ -212,12 +213,12 @@ class IdentityGraph:
         with an earlier or the same evidence). Exactly the cases where the
         full fold would change nothing, checked without rebuilding."""
         ids = evidence.identifiers
-        owner = self.owner
-        key = owner.get(ids[0])
         if len(ids) == 1 and ids[0].kind == CUSTOMER_ID:
             # A customer id seen alone names its own person whatever happens
             # later, and its time names nothing: not stored until it links.
             return True
+        owner = self.owner
+        key = owner.get(ids[0])
         if key is None:
             return False
         if len(ids) == 1:
