@@ -316,6 +316,9 @@ class IdentityGraph:
         return self._replace(anchor, person)
 
     def _unlink(self, record: IdentityUnlinked) -> None:
+        """Keep the identifier apart from the person's others, start each of
+        them again alone, and fold the person's evidence (and its conflicts')
+        again in event time: both sides re-derived, a refused link retried."""
         target = record.identifier
         person = self.person_of(target)
         if person is None or person.person_id != record.person_id or len(person.links) < 2:
