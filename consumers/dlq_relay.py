@@ -9,20 +9,13 @@ between the two copies a row twice, never zero times.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
 import psycopg
 
 from consumers.relay import Relay
-from events.dead_letters import DeadLetterRow
 from events.errors import StorageError
+from events.ports import DeadLetterTopic
 
 DLQ_RELAY_BATCH = 1_000
-
-
-class DeadLetterTopic(Protocol):
-    def dead_letter(self, rows: Sequence[DeadLetterRow]) -> None: ...
 
 
 class DeadLetterRelay(Relay):

@@ -113,6 +113,18 @@ class Attempt:
     outcome: str
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """How one delivery attempt went: ``outcome`` delivered or dead ends the
+    delivery, anything else retries it in ``retry_in`` seconds."""
+
+    outcome: str
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    retry_in: float | None = None
+
+
 WebhookRead = Callable[[dict[int, int]], tuple[Sequence[tuple[str, int, str]], Mapping[int, int]]]
 """``read(positions) -> (items, new_positions)``: a subscription's new triggers
 past its cursor, as (trigger_id, fired_at, body), and where the cursor moves."""
@@ -162,18 +174,8 @@ class WebhookStore(Protocol):
         """Seconds until the next pending delivery (0 if one is due), or None."""
         ...
 
-    def record(
-        self,
-        item: QueueItem,
-        *,
-        status_code: int | None,
-        error: str | None,
-        duration_ms: float,
-        outcome: str,
-        retry_in: float | None,
-    ) -> None:
-        """Log one attempt; ``outcome`` delivered or dead ends it, anything else
-        retries in ``retry_in`` seconds."""
+    def record(self, item: QueueItem, result: AttemptResult) -> None:
+        """Log one attempt and move the item on as ``result.outcome`` says."""
         ...
 
     def attempts(self, sub_id: int | None = None, limit: int = 50) -> list[Attempt]:

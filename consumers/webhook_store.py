@@ -16,7 +16,7 @@ from typing import Final
 
 import psycopg
 
-from consumers.ports import Attempt, QueueItem, Subscription
+from consumers.ports import Attempt, AttemptResult, QueueItem, Subscription
 from consumers.webhook_targets import check_target
 from events.adapters.connection import connect
 from events.errors import NotFound, StorageError
@@ -149,19 +149,10 @@ class PostgresWebhookStore:
         ).fetchone()
         return None if row is None or row[0] is None else max(0.0, float(row[0]))
 
-    def record(
-        self,
-        item: QueueItem,
-        *,
-        status_code: int | None,
-        error: str | None,
-        duration_ms: float,
-        outcome: str,
-        retry_in: float | None,
-    ) -> None:
+    def record(self, item: QueueItem, result: AttemptResult) -> None:
         """Log one attempt and move the item on: delivered, retry later, or dead."""
         attempt = item.attempts + 1
-        state = {"delivered": "delivered", "dead": "dead"}.get(outcome, "pending")
+        state = {"delivered": "delivered", "dead": "dead"}.get(result.outcome, "pending")
         try:
             with self._conn.transaction():
                 self._conn.execute(
@@ -171,10 +162,10 @@ class PostgresWebhookStore:
                         item.subscription_id,
                         item.trigger_id,
                         attempt,
-                        status_code,
-                        error,
-                        duration_ms,
-                        outcome,
+                        result.status_code,
+                        result.error,
+                        result.duration_ms,
+                        result.outcome,
                     ),
                 )
                 self._conn.execute(
@@ -185,8 +176,8 @@ class PostgresWebhookStore:
                     (
                         attempt,
                         state,
-                        error,
-                        retry_in or 0.0,
+                        result.error,
+                        result.retry_in or 0.0,
                         item.subscription_id,
                         item.trigger_id,
                     ),

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import orjson
 
-from consumers.ports import QueueItem, Subscription, WebhookStore
+from consumers.ports import AttemptResult, QueueItem, Subscription, WebhookStore
 from consumers.webhook_signature import HEADER, sign
 from consumers.webhook_store import PostgresWebhookStore
 from consumers.webhook_targets import Target, TargetRefused, check_target
@@ -162,9 +162,7 @@ def deliver_due(
             outcome, retry_in = "dead", None
         else:
             outcome, retry_in = "retry", policy.backoff(attempts)
-        store.record(
-            item, status_code=code, error=error, duration_ms=ms, outcome=outcome, retry_in=retry_in
-        )
+        store.record(item, AttemptResult(outcome, code, error, ms, retry_in))
     return len(items)
 
 

@@ -5,7 +5,8 @@
 - ``CustomerHistory``: one customer's records and the fired triggers, read
   back from the log (served by an index in PostgreSQL, by scans elsewhere);
 - ``DeadLetterSink`` and ``DeadLetterStore``: where rejected input goes, with
-  its raw text, and how it is read back.
+  its raw text, and how it is read back; ``DeadLetterTopic``: where Kafka
+  mode copies it.
 
 A difference between adapters is a declared capability (an attribute the
 contract suites in ``tests/contract/`` read), never an override of a test.
@@ -166,6 +167,13 @@ class DeadLetterSink(Protocol):
     """What a writer of dead letters needs of the store."""
 
     def add(self, rows: Sequence[DeadLetterRow]) -> None: ...
+
+
+class DeadLetterTopic(Protocol):
+    """Where the dead-letter relay copies the store's rows in Kafka mode (the
+    dlq topic, ``KafkaLog.dead_letter``)."""
+
+    def dead_letter(self, rows: Sequence[DeadLetterRow]) -> None: ...
 
 
 class DeadLetterStore(DeadLetterSink, Protocol):

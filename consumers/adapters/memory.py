@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from consumers.ports import Attempt, QueueItem, Subscription, WebhookRead
+from consumers.ports import Attempt, AttemptResult, QueueItem, Subscription, WebhookRead
 from consumers.webhook_targets import check_target
 from events.errors import NotFound
 
@@ -144,18 +144,9 @@ class MemoryWebhookStore:
             ]
         return None if not times else max(0.0, min(times) - self._clock())
 
-    def record(
-        self,
-        item: QueueItem,
-        *,
-        status_code: int | None,
-        error: str | None,
-        duration_ms: float,
-        outcome: str,
-        retry_in: float | None,
-    ) -> None:
+    def record(self, item: QueueItem, result: AttemptResult) -> None:
         attempt = item.attempts + 1
-        state = {"delivered": "delivered", "dead": "dead"}.get(outcome, "pending")
+        state = {"delivered": "delivered", "dead": "dead"}.get(result.outcome, "pending")
         now = self._clock()
         with self._s.lock:
             self._s.attempts.append(
@@ -165,17 +156,17 @@ class MemoryWebhookStore:
                     item.trigger_id,
                     attempt,
                     _iso(now),
-                    status_code,
-                    error,
-                    duration_ms,
-                    outcome,
+                    result.status_code,
+                    result.error,
+                    result.duration_ms,
+                    result.outcome,
                 )
             )
             queued = self._s.queues.get(item.subscription_id, {}).get(item.trigger_id)
             if queued is not None:
-                queued.attempts, queued.state, queued.last_error = attempt, state, error
+                queued.attempts, queued.state, queued.last_error = attempt, state, result.error
                 queued.updated_at = now
-                queued.next_attempt_at = now + (retry_in or 0.0)
+                queued.next_attempt_at = now + (result.retry_in or 0.0)
 
     def attempts(self, sub_id: int | None = None, limit: int = 50) -> list[Attempt]:
         with self._s.lock:

@@ -10,56 +10,28 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from importlib import import_module
 from types import FrameType
 from typing import Any
 
 from typer.core import TyperGroup
 from typer.models import CommandInfo
 
-from engage.cli import (
-    backtest,
-    customers,
-    demo,
-    export,
-    import_csv,
-    ingest,
-    keys,
-    kpis,
-    model,
-    processing,
-    replay,
-    rules,
-    serve,
-    triggers,
-    webhook_listen,
-    webhooks,
-    worker,
-)
 from engage.cli.app import app
 from engage.cli.safe_text import printable
 from engage.errors import EngageError
 
 __all__ = ["app", "main"]
 
-_ = (
-    backtest,
-    customers,
-    demo,
-    export,
-    import_csv,
-    ingest,
-    keys,
-    kpis,
-    model,
-    processing,
-    replay,
-    rules,
-    serve,
-    triggers,
-    webhook_listen,
-    webhooks,
-    worker,
-)  # the modules register their commands on import
+COMMAND_MODULES = (
+    *("backtest", "customers", "demo", "export", "import_csv", "ingest", "keys", "kpis"),
+    "model",
+    *("processing", "replay", "rules", "serve", "triggers", "webhook_listen", "webhooks"),
+    "worker",
+)
+"""The modules of ``engage.cli`` that register their commands on ``app`` when imported."""
+for _module in COMMAND_MODULES:
+    import_module(f"engage.cli.{_module}")
 
 # `engage --help` lists the commands in the order of a first session: publish
 # and process, look at customers, analyse, then the servers.

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import pytest
 
 from consumers.adapters.memory import MemoryWebhookStore
-from consumers.ports import WebhookRead, WebhookStore
+from consumers.ports import AttemptResult, WebhookRead, WebhookStore
 from consumers.webhook_store import PostgresWebhookStore
 from events.errors import EngageError, NotFound
 
@@ -100,18 +100,10 @@ class WebhookStoreContract:
         assert [q.trigger_id for q in store.due(sub.id, 2)] == ["t-c", "t-a"]
         assert store.next_due_in(sub.id) == 0.0
         first, second, third = due
-        store.record(
-            first, status_code=200, error=None, duration_ms=5.0, outcome="delivered", retry_in=None
-        )
-        store.record(
-            second, status_code=500, error="HTTP 500", duration_ms=7.0, outcome="retry",
-            retry_in=3600.0,
-        )  # fmt: skip
+        store.record(first, AttemptResult("delivered", 200, None, 5.0, None))
+        store.record(second, AttemptResult("retry", 500, "HTTP 500", 7.0, 3600.0))
         assert [q.trigger_id for q in store.due(sub.id, 10)] == ["t-b"]
-        store.record(
-            third, status_code=None, error="timeout", duration_ms=9.0, outcome="retry",
-            retry_in=3600.0,
-        )  # fmt: skip
+        store.record(third, AttemptResult("retry", None, "timeout", 9.0, 3600.0))
         assert store.due(sub.id, 10) == []
         wait = store.next_due_in(sub.id)
         assert wait is not None and 3000 < wait <= 3600
@@ -123,9 +115,7 @@ class WebhookStoreContract:
         sub = store.add(URL, None, None, {0: 0})
         store.enqueue(sub.id, reader([("t-1", 1, "x"), ("t-2", 2, "y")], {0: 2}))
         item = store.due(sub.id, 1)[0]
-        store.record(
-            item, status_code=410, error="HTTP 410", duration_ms=3.0, outcome="dead", retry_in=None
-        )
+        store.record(item, AttemptResult("dead", 410, "HTTP 410", 3.0, None))
         assert store.dead() == [(sub.id, "t-1", 1, "HTTP 410")]
         assert store.dead(sub.id + 1) == []
         assert store.retry_dead(sub.id) == 1
@@ -142,14 +132,8 @@ class WebhookStoreContract:
         for attempt in range(3):
             item = store.due(a.id, 1)[0]
             assert item.attempts == attempt
-            store.record(
-                item, status_code=503, error=f"e{attempt}", duration_ms=1.5, outcome="retry",
-                retry_in=0.0,
-            )  # fmt: skip
-        store.record(
-            store.due(b.id, 1)[0], status_code=200, error=None, duration_ms=2.0,
-            outcome="delivered", retry_in=None,
-        )  # fmt: skip
+            store.record(item, AttemptResult("retry", 503, f"e{attempt}", 1.5, 0.0))
+        store.record(store.due(b.id, 1)[0], AttemptResult("delivered", 200, None, 2.0))
         log = store.attempts(a.id, limit=2)
         assert [(x.attempt, x.error, x.status_code) for x in log] == [
             (2, "e1", 503),
