@@ -31,6 +31,7 @@ from typing import Any, Final
 import orjson
 import psycopg
 
+from events.adapters.connection import connect
 from events.adapters.postgres import add_dead_letters
 from events.codec import TouchpointCodec
 from events.dead_letters import DeadLetterRow
@@ -78,7 +79,7 @@ class IngestTopicPump:
         self._log = log
         self._codec = codec
         self._window = window
-        self._conn: psycopg.Connection[Any] = psycopg.connect(dsn, autocommit=True)
+        self._conn: psycopg.Connection[Any] = connect(dsn, autocommit=True)
         self._conn.execute(
             'INSERT INTO ingest_offsets (topic, partition, "offset")'
             " SELECT %s, p, 0 FROM generate_series(0, %s - 1) AS p ON CONFLICT DO NOTHING",

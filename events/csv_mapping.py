@@ -156,7 +156,7 @@ def _branch(part: object) -> bool:
     return part in ("str", "int", "float", "bool") or "Column" in str(part)
 
 
-SHIPPED: Final = ("orders", "nps-survey", "support-cases")
+SHIPPED: Final = ("orders", "nps-survey", "support-cases", "contacts")
 """Example mappings shipped in events/mappings/ (``--map orders``)."""
 
 

@@ -83,9 +83,6 @@ class Mapped:
     obj: dict[str, Any]
     renames: dict[str, str] = field(default_factory=dict)
 
-    def segment_field(self, native: str) -> str:
-        return self.renames.get(native, native)
-
 
 def _id(msg: dict[str, Any], name: str) -> str | None:
     """Segment ids are strings, but SDKs pass numbers through: keep their text."""

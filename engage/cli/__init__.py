@@ -36,7 +36,7 @@ for _module in COMMAND_MODULES:
 # `engage --help` lists the commands in the order of a first session: publish
 # and process, look at customers, analyse, then the servers.
 _ORDER = [
-    *("publish", "run", "status", "dlq", "demo", "rules"),
+    *("publish", "import", "run", "status", "dlq", "demo", "rules"),
     *("profile", "timeline", "triggers"),
     *("kpis", "replay", "backtest", "export"),
     *("serve", "keys", "webhooks", "worker"),

@@ -29,6 +29,7 @@ def _events(engine: Engine) -> Iterator[dict[str, Any]]:
             yield {
                 "event_id": e.event_id,
                 "customer_id": e.customer_id,
+                "anonymous_id": e.anonymous_id,
                 "type": e.type,
                 "occurred_at": format_iso_exact(e.occurred_at),  # the exact instant
                 "channel": e.channel,

@@ -25,6 +25,7 @@ from schemathesis.generation.stateful.state_machine import StepInput
 from engage.config import Settings
 from engage.http.serve_config import ServeConfig
 from engage.runtime import Engine
+from tests.e2e.test_http_schema import INGEST_PATHS
 from tests.helpers import event, lines, publish
 from tests.http_support import live_server, make_keys
 
@@ -97,7 +98,7 @@ def test_api_statefully(served: tuple[Any, str, str]) -> None:
             locals().update(roots)
 
             def get_call_kwargs(self, case: Any) -> dict[str, Any]:
-                key = ingest if case.operation.path == "/v1/events" else read
+                key = ingest if case.operation.path in INGEST_PATHS else read
                 return {"headers": {"Authorization": f"Bearer {key}"}}
 
             def after_call(self, response: Any, case: Any) -> None:

@@ -113,6 +113,19 @@ def test_support_cases_export(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert "feedback-after-support" in triggers
 
 
+def test_contacts_export(cli_env: dict[str, str], tmp_path: Path) -> None:
+    contacts = write_csv(
+        tmp_path / "contacts.csv",
+        ["Contact ID", "Email", "First Name", "Last Name", "Modified Date"],
+        [["ada", "ada@example.com", "Ada", "Lovelace", "2026-03-01T09:00:00Z"]],
+    )
+    done = engage(cli_env, "import", "csv", str(contacts), "--map", "contacts")
+    assert done.returncode == 0 and "accepted 1, duplicate 0, rejected 0" in done.stdout
+    assert engage(cli_env, "run", "--until-idle").returncode == 0
+    ada = orjson.loads(engage(cli_env, "profile", "ada", "--json").stdout)
+    assert ada["counts_by_type"] == {"identify": 1}
+
+
 def test_a_header_without_the_mapped_columns_stores_nothing(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:

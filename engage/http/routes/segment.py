@@ -189,42 +189,26 @@ _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 _BODY: Final = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
 
 
-@router.post(
-    "/v1/batch",
-    summary="Segment: a batch of messages",
-    description=_DOC,
-    responses=_RESPONSES,
-    openapi_extra=_BODY,
-)
-async def segment_batch(request: Request, ctx: Context) -> Response:
-    return await _ingest(request, ctx, None)
-
-
-@router.post(
-    "/v1/import",
-    summary="Segment: a batch of historical messages",
-    description=_DOC,
-    responses=_RESPONSES,
-    openapi_extra=_BODY,
-)
-async def segment_import(request: Request, ctx: Context) -> Response:
-    return await _ingest(request, ctx, None)
-
-
-def _single(call: str) -> Any:
+def _endpoint(kind: str | None, name: str) -> Any:
     async def endpoint(request: Request, ctx: Context) -> Response:
-        return await _ingest(request, ctx, call)
+        return await _ingest(request, ctx, kind)
 
-    endpoint.__name__ = f"segment_{call}"
+    endpoint.__name__ = f"segment_{name}"
     return endpoint
 
 
-for _call in CALLS:
+_ROUTES: Final = (
+    ("batch", None, "a batch of messages"),
+    ("import", None, "a batch of historical messages"),
+    *((call, call, f"one {call} call") for call in CALLS),
+)
+
+for _name, _kind, _what in _ROUTES:
     router.add_api_route(
-        f"/v1/{_call}",
-        _single(_call),
+        f"/v1/{_name}",
+        _endpoint(_kind, _name),
         methods=["POST"],
-        summary=f"Segment: one {_call} call",
+        summary=f"Segment: {_what}",
         description=_DOC,
         responses=_RESPONSES,
         openapi_extra=_BODY,
