@@ -1,13 +1,18 @@
 """Control records: what the touchpoints log holds besides touchpoints.
 
-Three kinds, each with its own Avro schema and so its own fingerprint, told
+Four kinds, each with its own Avro schema and so its own fingerprint, told
 apart from touchpoints by the first ten bytes without decoding:
 
 - clock records (``events.clock``): advances of a partition's clock;
 - ``model_fitted`` records: a fitted churn and lifetime-value model
   (``engage model fit``), one copy per partition, so the processor and every
   replay adopt the parameters at the same log position;
-- ``subject_erased`` records (``events.subject_erased``): a person's erasure.
+- ``subject_erased`` records (``events.subject_erased``): a person's erasure;
+- identity records (``events.identity``, ``events.codec.identity``):
+  ``identity_linked`` and ``identity_unlinked``, keyed by person. Nothing
+  writes them yet (docs/identity.md); ``without_control`` already drops them,
+  and ``is_control`` does not name them, so the processor treats one as it
+  treats any record it cannot decode until it is taught to fold them.
 
 The processor decodes and applies them (``consumers.pipeline``); every other
 reader of touchpoints skips them (``without_control``), and a reader that
@@ -23,6 +28,8 @@ from typing import Any, Final
 
 from events.clock import clock_codec, key_for
 from events.codec import HEADER_SIZE, DataclassCodec
+from events.codec.identity import linked_codec, unlinked_codec
+from events.identity import IdentityLinked, IdentityUnlinked
 from events.log import Entry, LogRecord
 from events.model import Micros, ModelFitted
 from events.subject_erased import erased_codec
@@ -32,6 +39,8 @@ MODEL_TYPE: Final = "~model"
 """The ``type`` column a model_fitted record has on the PostgreSQL log."""
 MODEL_PARAMS: Final = ("r", "alpha", "a", "b", "p", "q", "gamma")
 SOURCE: Final = "engage model fit"
+IDENTITY_TYPE: Final = "~identity"
+"""The ``type`` column an identity record has on the PostgreSQL log."""
 
 
 class ModelFittedCodec(DataclassCodec[ModelFitted]):
@@ -74,10 +83,32 @@ def is_control(payload: bytes) -> bool:
     return payload[:HEADER_SIZE] in _headers()
 
 
+@cache
+def _identity_headers() -> tuple[bytes, bytes]:
+    return linked_codec()._header, unlinked_codec()._header
+
+
+def is_identity(payload: bytes) -> bool:
+    """True for an identity_linked or identity_unlinked payload, without decoding."""
+    return payload[:HEADER_SIZE] in _identity_headers()
+
+
 def without_control(records: Sequence[LogRecord]) -> list[LogRecord]:
     """The touchpoints among ``records``: what every reader but the processor wants."""
-    heads = _headers()
+    heads = _headers() + _identity_headers()
     return [r for r in records if r.payload[:HEADER_SIZE] not in heads]
+
+
+def identity_entry(record: IdentityLinked | IdentityUnlinked) -> Entry:
+    """A log entry for an identity record, keyed by its person. Its id names
+    the person, the identifier and the evidence (or the instant of the
+    unlink), so writing the same decision twice is a duplicate."""
+    name = f"{record.person_id}/{record.kind}:{record.value}"
+    if isinstance(record, IdentityLinked):
+        record_id, payload = f"~linked/{name}/{record.evidence}", linked_codec().encode(record)
+    else:
+        record_id, payload = f"~unlinked/{name}/{record.at}", unlinked_codec().encode(record)
+    return Entry(record_id, record.person_id, payload, record.at, IDENTITY_TYPE)
 
 
 def model_entries(

@@ -16,7 +16,8 @@ This package is the only place that imports fastavro. Its modules:
   record kind shares;
 - ``json_text``: JSON-shaped values carried as Avro strings;
 - ``touchpoint`` and ``trigger``: the two event codecs (the control records'
-  codecs live beside their model, in ``events.clock`` and ``events.control``).
+  codecs live beside their model, in ``events.clock`` and ``events.control``);
+- ``identity``: the ``identity_linked`` and ``identity_unlinked`` records.
 
 Everything is re-exported here, so ``from events.codec import X`` keeps working.
 """

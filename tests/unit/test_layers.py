@@ -13,7 +13,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("events", "projections", "rules", "consumers", "engage")
-PURE = ("rules/decide.py", "rules/evaluate.py", "rules/timers.py", "projections/evolve.py")
+PURE = (
+    "rules/decide.py",
+    "rules/evaluate.py",
+    "rules/timers.py",
+    "projections/evolve.py",
+    "projections/identity.py",
+    "projections/identity_json.py",
+    "events/identity.py",
+)
 """The pure core: no Kafka, psycopg or fastavro, never the clock."""
 IMPURE = ("kafka", "faust", "psycopg", "fastavro", "time", "datetime")
 
