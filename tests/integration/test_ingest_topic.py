@@ -21,6 +21,7 @@ from events.log import AppendResult, Entry
 from events.timefmt import parse_iso
 from tests.http_support import wait_for
 from tests.kafka_workers import WorkerProcess
+from tests.privacy_scan import scan_tables, scan_topics
 
 T = "2026-03-01T10:00:00Z"
 
@@ -42,11 +43,13 @@ RECORDS: list[bytes] = [
             "type": "track",
             "event": "Product Viewed",
             "timestamp": T,
-            "properties": {"sku": "k"},
+            "properties": {"sku": "sku-secret-7731"},
         }
     ),
     b'{"event_id": "n-2", "customer_id": "ada"',  # poison: cut-off JSON
-    orjson.dumps({"event_id": "n-3", "customer_id": "ada", "occurred_at": T}),  # no type
+    orjson.dumps(  # no type
+        {"event_id": "n-3", "customer_id": "ada", "occurred_at": T, "note": "dlq-secret-5521"}
+    ),
     orjson.dumps(
         {
             "specversion": "1.0",
@@ -60,6 +63,8 @@ RECORDS: list[bytes] = [
     ),
 ]
 VALID = 3
+SECRETS = ("sku-secret-7731", "dlq-secret-5521")
+"""Personal text in the records: an unknown property and a rejected record's raw text."""
 
 
 @pytest.fixture
@@ -97,7 +102,7 @@ def _pump(settings: Settings, engine: Engine, topic: str, log: Any = None) -> In
     assert settings.kafka_bootstrap and engine.kafka is not None
     reader = KafkaLog(settings.kafka_bootstrap, engine.partitions, prefix=engine.kafka.prefix)
     return IngestTopicPump(
-        engine.dsn, topic, 2, reader, log or reader, TouchpointCodec(), lambda: None
+        engine.dsn, topic, 2, reader, log or reader, TouchpointCodec(), lambda: None, engine.keys
     )
 
 
@@ -131,6 +136,10 @@ def test_records_of_every_shape_go_in_and_poison_goes_to_the_dlq_once(
         assert ada.event_count == VALID
         assert ada.custom_counts == {"Product Viewed": 1}
         assert ada.nps_last == 9 and ada.order_count == 1
+        # personal text from the topic is sealed, as through `engage publish`
+        assert scan_tables(engine.dsn, SECRETS) == []
+        assert scan_topics(engine.kafka, SECRETS) == []
+        assert letters[2].raw is not None and "dlq-secret-5521" in letters[2].raw  # key opens it
 
 
 def test_engage_worker_ingest_topic(
@@ -157,6 +166,9 @@ def test_engage_worker_ingest_topic(
         finally:
             worker.stop()
         assert "validating" in worker.output()
+        assert engine.kafka is not None
+        assert scan_tables(engine.dsn, SECRETS) == []
+        assert scan_topics(engine.kafka, SECRETS) == []
 
 
 def test_a_worker_killed_mid_topic_loses_and_doubles_nothing(
