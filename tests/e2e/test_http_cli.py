@@ -22,9 +22,10 @@ def test_keys_create_list_revoke(cli_env: dict[str, str]) -> None:
     again = engage(cli_env, "keys", "revoke", "shop")
     assert again.returncode == 2
     assert again.stderr.strip() == "engage: error: no live API key named 'shop'"
-    bad = engage(cli_env, "keys", "create", "x", "--scope", "admin")
+    bad = engage(cli_env, "keys", "create", "x", "--scope", "owner")
     assert bad.returncode == 2
-    assert bad.stderr.strip() == "engage: error: --scope must be one of ingest, read, got 'admin'"
+    assert bad.stderr.strip().startswith("engage: error: --scope must be one of ingest, read")
+    assert "got 'owner'" in bad.stderr
 
 
 def test_webhooks_add_list_remove_and_bad_urls(cli_env: dict[str, str]) -> None:
