@@ -22,7 +22,7 @@ def test_two_workers_equal_one(
     history = list(generate_lines(SPEC))
     single_dsn, parallel_dsn = fresh_database(), fresh_database()
     for dsn in (single_dsn, parallel_dsn):
-        with Engine.open(Settings(dsn, tmp_path, None, TEST_PARTITIONS)) as engine:
+        with Engine.open(Settings(dsn, tmp_path / ".engage", None, TEST_PARTITIONS)) as engine:
             engine.publisher().publish_lines(history, "parallel")
     for dsn, workers in ((single_dsn, "1"), (parallel_dsn, "2")):
         result = subprocess.run(
@@ -43,9 +43,10 @@ def test_two_workers_equal_one(
             timeout=300,
         )
         assert result.returncode == 0, result.stderr
+    home = tmp_path / ".engage"  # the CLI's ENGAGE_HOME: the same master key
     with (
-        Engine.open(Settings(single_dsn, tmp_path, None, TEST_PARTITIONS)) as single,
-        Engine.open(Settings(parallel_dsn, tmp_path, None, TEST_PARTITIONS)) as parallel,
+        Engine.open(Settings(single_dsn, home, None, TEST_PARTITIONS)) as single,
+        Engine.open(Settings(parallel_dsn, home, None, TEST_PARTITIONS)) as parallel,
     ):
         expected = profiles_by_id(single)
         assert len(expected) == SPEC.customers
