@@ -9,7 +9,7 @@ from typing import Any, Final
 from events.codec.framing import SingleObjectCodec
 from events.codec.json_text import dumps, loads
 from events.codec.schemas import NAMESPACE, TOUCHPOINT_SCHEMA, AvroSchema, CodecError
-from events.model import EVENT_TYPES, Touchpoint
+from events.model import EVENT_TYPES, TOUCHPOINT_FIELDS, Touchpoint
 
 _BRANCHES: Final[dict[str, str]] = {
     "identify": "IdentifyProperties",
@@ -156,18 +156,7 @@ def _touchpoint_builder() -> Callable[..., Touchpoint]:
     no ``__post_init__``); otherwise the ordinary constructor.
     """
     names = tuple(f.name for f in fields(Touchpoint))
-    expected = (
-        "event_id",
-        "customer_id",
-        "type",
-        "occurred_at",
-        "channel",
-        "source",
-        "properties",
-        "extra",
-        "anonymous_id",
-    )
-    if names != expected or hasattr(Touchpoint, "__post_init__"):
+    if names != TOUCHPOINT_FIELDS or hasattr(Touchpoint, "__post_init__"):
         return Touchpoint
     new = object.__new__
     s0, s1, s2, s3, s4, s5, s6, s7, s8 = (getattr(Touchpoint, name).__set__ for name in names)
