@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from consumers.pipeline import DEFAULT_CONSUMER
 from engage.database import connect
 from engage.erasure import receipts
 from engage.errors import NotFound
@@ -16,7 +15,7 @@ from events.contract import touchpoint_json, trigger_json
 from events.ports import TriggerQuery
 from events.sealing import unseal_texts
 from events.timefmt import format_iso
-from projections.queries import customer_view, touchpoints
+from projections.queries import touchpoints
 
 if TYPE_CHECKING:
     from engage.runtime import Engine
@@ -25,9 +24,7 @@ if TYPE_CHECKING:
 def export_person(engine: Engine, person: str, now_iso: str) -> dict[str, Any]:
     """Profile, events (decrypted), triggers, dead letters, webhook deliveries,
     key and suppression state, erasure receipts. NotFound when nothing is held."""
-    view = customer_view(
-        engine.stream, engine.store, engine.codec, person, DEFAULT_CONSUMER, keys=engine.keys
-    )
+    view = engine.customer_view(person)
     events = [
         {**touchpoint_json(e), "customer_id": e.customer_id, "extra": e.extra}
         for e in touchpoints(engine.stream, engine.codec, person, keys=engine.keys)

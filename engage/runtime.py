@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from consumers.dlq_relay import DeadLetterRelay
 from consumers.group_member import GroupMember
-from consumers.pipeline import Pipeline
+from consumers.pipeline import DEFAULT_CONSUMER, Pipeline
 from consumers.ports import EngineFactory
 from consumers.processor import DEFAULT_BATCH, Processor
 from consumers.relay import OutboxRelay
@@ -36,6 +36,7 @@ from events.model import Micros
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProjectionStore
 from projections.ports import ProjectionStore
+from projections.queries import customer_view
 from rules import RuleSet, default_rules, load_rules
 
 if TYPE_CHECKING:  # kafka-python loads only in Kafka mode: it slows every CLI start
@@ -187,6 +188,14 @@ class Engine:
         at = wall_micros() if now is None else now
         window = TimeWindow.around(at, self.settings.max_future)
         return Publisher(self.stream, self.dead_letters, self.codec, window, self.keys)
+
+    def customer_view(self, customer_id: str, at: Micros | None = None) -> dict[str, Any] | None:
+        """The customer-360 JSON now, or as of ``at`` (folded from the log), with
+        personal fields opened by the person's key: what ``engage profile``,
+        ``GET /v1/customers/{id}`` and the access export all show."""
+        return customer_view(
+            self.stream, self.store, self.codec, customer_id, DEFAULT_CONSUMER, at, keys=self.keys
+        )
 
     @contextmanager
     def publishing(self, now: Micros | None = None) -> Iterator[Publisher]:

@@ -9,12 +9,10 @@ import orjson
 import typer
 from rich.table import Table
 
-from consumers.pipeline import DEFAULT_CONSUMER
 from engage.cli.app import app, out, parse_time_option
 from engage.config import describe_database
 from engage.errors import NotFound
 from engage.runtime import Engine
-from projections.queries import customer_view
 from projections.queries import timeline as customer_timeline
 
 
@@ -56,15 +54,7 @@ def profile(
     """Show one customer's 360: spend, orders, email engagement, surveys, support, stage."""
     at = parse_time_option(as_of, "--as-of")
     with Engine.open() as engine:
-        view = customer_view(
-            engine.stream,
-            engine.store,
-            engine.codec,
-            customer_id,
-            DEFAULT_CONSUMER,
-            at,
-            keys=engine.keys,
-        )
+        view = engine.customer_view(customer_id, at)
     if view is None:
         when = "" if at is None else f" as of {as_of}"
         raise NotFound(f"unknown customer {customer_id!r}{when} {_where(engine)}")

@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from consumers.pipeline import DEFAULT_CONSUMER
 from engage.http import models
 from engage.http.deps import AUTH_ERRORS, Context, ReadKey, errors, json_response, parse_time
 from engage.http.paging import TIMELINE_LIMIT, TIMELINE_MAX, timeline_page
 from events.timefmt import format_optional
-from projections.queries import customer_view, timeline
+from projections.queries import timeline
 
 router = APIRouter()
 
@@ -54,15 +53,7 @@ def get_customer(
 ) -> Response:
     at = parse_time(as_of, "as_of")
     with ctx.borrow() as engine:
-        view = customer_view(
-            engine.stream,
-            engine.store,
-            engine.codec,
-            customer_id,
-            DEFAULT_CONSUMER,
-            at,
-            keys=engine.keys,
-        )
+        view = engine.customer_view(customer_id, at)
     if view is None:
         when = "" if as_of is None else f" as of {as_of}"
         raise HTTPException(404, f"unknown customer {customer_id!r}{when}")
