@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
-from scipy.special import digamma, expit, gammaln, hyp2f1
+from scipy.special import digamma, expit, gammaln, hyp2f1, logit
 
 from events.errors import EngageError
 from events.model import Micros
@@ -221,7 +221,12 @@ def fit_bgnbd(x: Any, t_x: Any, T: Any) -> BgNbd:
         return value, np.array([g[0], g[1], g[2] * (1.0 - m) - g[3] * m, g[2] + g[3]])
 
     start = np.array([0.0, np.log(float(np.mean(c.T))), 0.0, np.log(2.0)])
-    bounds = [(None, None), (None, None), (None, None), (None, np.log(MAX_BETA_SIZE))]
+    bounds = [
+        (None, None),
+        (None, None),
+        (float(logit(MIN_DROPOUT)), None),
+        (None, np.log(MAX_BETA_SIZE)),
+    ]
     theta = _ab(_minimise(by_mean_and_size, start, "BG/NBD", bounds))
     r, alpha, a, b = (float(v) for v in np.exp(theta))
     ll = float(-objective(theta)[0] * len(c))
@@ -234,6 +239,15 @@ with about the same probability the likelihood keeps rising as a and b grow
 together (the Beta narrows to a point); the fit then stops at this size, where
 the drop-out's spread (a standard deviation under 0.0005) no longer changes
 any prediction, instead of running off to infinity."""
+
+
+MIN_DROPOUT = 1e-6
+"""The smallest mean drop-out probability a/(a+b) the BG/NBD fit returns. When
+no customer in the history looks lapsed (a short history, or one that ends
+while everybody is still buying) the likelihood keeps rising as the drop-out
+goes to 0: the model becomes the plain NBD, where everyone stays. The fit
+then stops at this floor, where one drop-out in a million purchases changes no
+prediction, instead of running off to 0 and failing."""
 
 
 def _ab(phi: Array) -> Array:
@@ -329,22 +343,27 @@ def _minimise(
     for _ in range(_RESTARTS):
         # a line search that fails on a long flat ridge (a and b growing
         # together) usually succeeds from where it stopped, with a fresh memory
-        result = minimize(
-            objective,
-            theta,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": 1_000, "ftol": 1e-15, "gtol": 1e-9},
-        )
+        # a trial step far out may overflow; the line search backs off from
+        # it, and a result that is not finite is refused below, so no warning
+        with np.errstate(all="ignore"):
+            result = minimize(
+                objective,
+                theta,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": 1_000, "ftol": 1e-15, "gtol": 1e-9},
+            )
         theta = np.asarray(result.x, dtype=np.float64)
         settled = bool(np.all(np.isfinite(theta)) and np.all(np.isfinite(result.jac)))
         if not settled:
             break
         jac = np.asarray(result.jac, dtype=np.float64).copy()
         if bounds is not None:  # a parameter held at its bound need not have a zero slope
-            for i, (_, high) in enumerate(bounds):
+            for i, (low, high) in enumerate(bounds):
                 if high is not None and theta[i] >= high - 1e-9 and jac[i] < 0:
+                    jac[i] = 0.0
+                if low is not None and theta[i] <= low + 1e-9 and jac[i] > 0:
                     jac[i] = 0.0
         if result.success or np.abs(jac).max() <= 1e-5:
             break

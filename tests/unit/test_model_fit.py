@@ -15,6 +15,7 @@ from scipy.optimize import approx_fprime
 from events.model import DAY
 from projections.model_fit import (
     MAX_BETA_SIZE,
+    MIN_DROPOUT,
     Customers,
     FitError,
     _bgnbd_objective,
@@ -162,6 +163,27 @@ def test_a_drop_out_the_same_for_everyone_stops_at_the_largest_beta() -> None:
     assert got.a / (got.a + got.b) == pytest.approx(0.2, rel=0.05)
     assert got.r == pytest.approx(0.5, rel=0.1)
     assert got.alpha == pytest.approx(15.0, rel=0.1)
+
+
+def test_nobody_dropping_out_stops_at_the_smallest_drop_out() -> None:
+    """A history where no customer lapses (the demo's, as of its last day):
+    the likelihood rises for ever as the drop-out goes to 0, so the fit stops
+    near MIN_DROPOUT, the plain NBD, with the purchase rates right and
+    predictions that stay finite, instead of failing as degenerate."""
+    rng = np.random.default_rng(19)
+    n = 20_000
+    T = rng.uniform(30, 360, n)
+    rate = rng.gamma(0.5, 1 / 15.0, n)  # r = 0.5, alpha = 15: the NBD, nobody leaves
+    x = rng.poisson(rate * T)
+    # given x purchases in (0, T], the last is the largest of x uniform times
+    t_x = np.where(x > 0, T * rng.uniform(size=n) ** (1 / np.maximum(x, 1)), 0.0)
+    got = fit_bgnbd(x, t_x, T)
+    assert MIN_DROPOUT * (1 - 1e-9) <= got.a / (got.a + got.b) < 1e-4
+    assert got.r == pytest.approx(0.5, rel=0.1)
+    assert got.alpha == pytest.approx(15.0, rel=0.1)
+    params = ModelParams(got.r, got.alpha, got.a, got.b, 4.0, 5.0, 40.0)
+    ahead = expected_purchases(90.0, 3, 100.0, 200.0, params)
+    assert 0 < ahead < 100
 
 
 def test_the_array_predictions_are_the_pure_ones() -> None:
