@@ -40,23 +40,26 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from consumers.decoding import Decoded, decode_control, rekeyed, segments_of
+from consumers.identity_changes import IdentityMark, rederive
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
-from events.clock import clock_codec, clock_entry
+from events.clock import clock_entry
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
-from events.control import is_control, is_model_fitted, model_codec
+from events.control import is_control, is_identity
 from events.dead_letters import DeadLetterRow
 from events.keyring import KeyRing
 from events.log import TOUCHPOINTS, Entry, LogRecord
-from events.model import ClockRecord, Micros, ModelFitted, SubjectErased, Touchpoint, TriggerEvent
+from events.model import Micros, ModelFitted, Touchpoint, TriggerEvent
 from events.partitioning import partition_for
+from events.ports import CustomerHistory
 from events.sealing import SEALED, unseal_events
-from events.subject_erased import erased_codec, is_subject_erased
+from projections.identity_ports import IdentityReads
 from projections.ports import ProjectionStore, UnitOfWork
 from projections.predictions import Model
 from projections.profile import Profile
 from rules import RuleSet
 from rules.arms import CONTROL
-from rules.decide import Outcome, Record, advance, decide, model_of
+from rules.decide import Outcome, Record, advance, decide
 from rules.personal import opened_types
 from rules.timer_queue import TimerQueue
 
@@ -84,6 +87,8 @@ class Pipeline:
         drop_repeated_ids: bool = False,
         publish_to: int | None = None,
         keys: KeyRing | None = None,
+        identity: IdentityReads | None = None,
+        history: CustomerHistory | None = None,
     ) -> None:
         """``publish_to``: the log's partition count when the triggers stream is
         in the store's own database; triggers are then appended to it in the
@@ -93,6 +98,12 @@ class Pipeline:
         person's stay closed."""
         self.codec = codec
         self.keys = keys
+        # identity (``consumers.identity_changes``): the persons, and the log
+        # read back by key, to re-derive a person an identity record changes
+        self.identity = identity
+        self.history = history
+        self._rekey: dict[str, str] = {}
+        """event_id -> the person it was appended under, where that is not its customer id."""
         self._opened: tuple[RuleSet | None, frozenset[str]] = (None, opened_types(None))
         self.consumer = consumer
         self.rules = rules
@@ -159,14 +170,16 @@ class Pipeline:
         decoded, poison, next_offsets = self._decode(tx, records, positions, stream)
         result.poison = len(poison)
         tx.dead_letter(poison)
-        segments = _segments(decoded)
+        segments = segments_of(decoded)
         clocks: dict[int, Micros] = {}
-        for i, (batch, erased) in enumerate(segments):
+        for i, (batch, erased, marks) in enumerate(segments):
             if self.keys is not None:
                 batch = self._unseal(batch, self.keys)
             if batch or len(segments) == 1:
-                later = {person for _, gone in segments[i:] for person in gone}
+                later = {person for _, gone, _ in segments[i:] for person in gone}
                 clocks.update(self._apply(tx, batch, positions.keys(), stream, result, later))
+            if marks:
+                self._identity_changes(tx, marks, positions.keys(), stream)
             if erased:  # forgotten here; the store is the truth for what follows
                 tx.forget_customers(erased)
                 self.forget()
@@ -197,6 +210,8 @@ class Pipeline:
                 due.extend((c, partition) for c in self.timers.pop_due(partition, clock))
             if rules.uses_model:
                 due.extend(self._rearm(tx, batch, due))
+        if self._rekey:
+            batch = rekeyed(batch, self._rekey)
         wanted = {r.customer_id for _, r in batch if type(r) is Touchpoint}
         wanted.update(c for c, _ in due)
         outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules, models)
@@ -207,6 +222,41 @@ class Pipeline:
         result.profiles += len(outcome.profiles)
         self._commit(tx, outcome, stream)
         return {**before, **outcome.clocks}
+
+    def _identity_changes(
+        self,
+        tx: UnitOfWork,
+        marks: list[IdentityMark],
+        partitions: Collection[int],
+        stream: str,
+    ) -> None:
+        """Re-derive the persons identity records change (``consumers.identity_changes``),
+        in this batch's transaction; the cache and the timer queue follow."""
+        if self.identity is None or self.history is None:
+            return
+        named = {m.key for m in marks}
+        stored = self._load(tx, list(named))
+        models = self._partition_models(tx, partitions, stream)
+        done = rederive(
+            marks, self.identity, self.history, self.codec, stored, self.rules, models, self.keys
+        )
+        if done.dropped:
+            tx.forget_profiles(done.dropped)
+            self.cache.drop(done.dropped)
+            for person in done.dropped:
+                self.timers.arm(person, 0, {})
+        if not done.profiles:
+            return
+        tx.save_profiles(list(done.profiles.values()))
+        self.cache.keep(done.profiles)
+        by_person = {m.key: m.partition for m in marks}
+        rows: list[tuple[str, str, Micros, int]] = []
+        for person, armed in done.timers.items():
+            partition = by_person[person]
+            if self.rules is not None:
+                self.timers.arm(person, partition, armed)
+            rows.extend((person, r, due, partition) for r, due in armed.items())
+        tx.save_timers(list(done.timers), rows)
 
     def _unseal(self, batch: list[tuple[int, Record]], keys: KeyRing) -> list[tuple[int, Record]]:
         """Open the sealed events the fold and the rules read (``rules.personal``)."""
@@ -287,19 +337,23 @@ class Pipeline:
         records: Sequence[LogRecord],
         positions: Mapping[int, int],
         stream: str,
-    ) -> tuple[list[tuple[int, Record | SubjectErased]], list[DeadLetterRow], dict[int, int]]:
+    ) -> tuple[list[tuple[int, Decoded]], list[DeadLetterRow], dict[int, int]]:
         """(partition, record) in log order, the poison rows, the next offsets."""
-        control_at = [i for i, r in enumerate(records) if is_control(r.payload)]
+        self._rekey = {}
+        control_at = [
+            i for i, r in enumerate(records) if is_control(r.payload) or is_identity(r.payload)
+        ]
         if control_at:
-            controls = {i: _decode_control(records[i].payload) for i in control_at}
+            controls = {i: decode_control(records[i]) for i in control_at}
             plain = [r.payload for i, r in enumerate(records) if i not in controls]
             touchpoints = iter(self._decode_touchpoints(tx, plain))
-            decoded: list[Record | SubjectErased | CodecError | None] = [
+            decoded: list[Decoded | CodecError | None] = [
                 controls[i] if i in controls else next(touchpoints) for i in range(len(records))
             ]
         else:
             decoded = list(self._decode_touchpoints(tx, [r.payload for r in records]))
-        batch: list[tuple[int, Record | SubjectErased]] = []
+        batch: list[tuple[int, Decoded]] = []
+        rekey = self._rekey
         next_offsets = dict(positions)
         poison: list[DeadLetterRow] = []
         for record, item in zip(records, decoded, strict=True):
@@ -321,6 +375,8 @@ class Pipeline:
                     )
                 )
                 continue
+            if type(item) is Touchpoint and record.key and record.key != item.customer_id:
+                rekey[item.event_id] = record.key
             batch.append((partition, item))
         return batch, poison, next_offsets
 
@@ -371,29 +427,6 @@ class Pipeline:
             self._models.update(outcome.models)
 
 
-def _segments(
-    decoded: list[tuple[int, Record | SubjectErased]],
-) -> list[tuple[list[tuple[int, Record]], list[str]]]:
-    """The batch cut after each run of ``subject_erased`` records: (records,
-    persons erased right after them). Nearly always one segment with nobody
-    erased; a person's events after their erasure (unsuppressed) then start
-    a fresh profile, as they do when they come in a later batch."""
-    segments: list[tuple[list[tuple[int, Record]], list[str]]] = []
-    current: list[tuple[int, Record]] = []
-    for partition, record in decoded:
-        if isinstance(record, SubjectErased):
-            if not current and segments:
-                segments[-1][1].append(record.person)
-            else:
-                segments.append((current, [record.person]))
-                current = []
-        else:
-            current.append((partition, record))
-    if current or not segments:
-        segments.append((current, []))
-    return segments
-
-
 def _drop_erased(outcome: Outcome, erased: set[str]) -> None:
     """What a run decided about persons erased further on in the batch: their
     profiles, timers and triggers are dropped (never written, never fired)."""
@@ -401,23 +434,6 @@ def _drop_erased(outcome: Outcome, erased: set[str]) -> None:
         outcome.profiles.pop(person, None)
         outcome.timers.pop(person, None)
     outcome.triggers = [t for t in outcome.triggers if t.customer_id not in erased]
-
-
-def _decode_control(payload: bytes) -> ClockRecord | ModelFitted | SubjectErased | CodecError:
-    """A control record, or the reason it is poison: a model_fitted record's
-    parameters are checked here, so ``decide`` can take them as they come."""
-    try:
-        if is_subject_erased(payload):
-            return erased_codec().decode(payload)
-        if not is_model_fitted(payload):
-            return clock_codec().decode(payload)
-        fitted = model_codec().decode(payload)
-        model_of(fitted, None)
-    except CodecError as exc:
-        return exc
-    except (ValueError, TypeError) as exc:
-        return CodecError(f"model_fitted: {exc}")
-    return fitted
 
 
 def _drop_repeats(

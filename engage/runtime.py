@@ -35,6 +35,8 @@ from events.master_key import MasterKeySource
 from events.model import Micros
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProjectionStore
+from projections.adapters.postgres_identity import PostgresIdentityStore
+from projections.identity_router import IdentityRouter
 from projections.ports import ProjectionStore
 from projections.queries import customer_view
 from rules import RuleSet, default_rules, load_rules
@@ -54,6 +56,8 @@ class Engine:
     keys: PostgresKeyRing
     """Person keys (``events.keyring``): personal fields are sealed on publish
     and opened by the pipeline and wherever a person's data is shown."""
+    identity: PostgresIdentityStore
+    """The persons events are routed to (``projections.identity_router``)."""
     codec: TouchpointCodec = field(default_factory=TouchpointCodec)
     rules: RuleSet | None = None
     kafka: KafkaLog | None = None
@@ -93,6 +97,7 @@ class Engine:
             store=PostgresProjectionStore(dsn),
             dead_letters=PostgresDeadLetters(connect(dsn), keys),
             keys=keys,
+            identity=PostgresIdentityStore(dsn, same_database=kafka is None),
             rules=ruleset,
         )
         try:
@@ -119,6 +124,8 @@ class Engine:
             drop_repeated_ids=not self.stream.refuses_repeated_ids,
             publish_to=self.partitions if publish and self.kafka is None else None,
             keys=self.keys,
+            identity=self.identity,
+            history=self.stream,
         )
 
     def relay(self) -> OutboxRelay:
@@ -187,7 +194,8 @@ class Engine:
         dated in year 9999 would otherwise move everyone's clock there."""
         at = wall_micros() if now is None else now
         window = TimeWindow.around(at, self.settings.max_future)
-        return Publisher(self.stream, self.dead_letters, self.codec, window, self.keys)
+        router = IdentityRouter(self.identity, self.partitions)
+        return Publisher(self.stream, self.dead_letters, self.codec, window, self.keys, router)
 
     def customer_view(self, customer_id: str, at: Micros | None = None) -> dict[str, Any] | None:
         """The customer-360 JSON now, or as of ``at`` (folded from the log), with
@@ -214,6 +222,7 @@ class Engine:
         self.store.close()
         self.dead_letters.close()
         self.keys.close()
+        self.identity.close()
         for relay in self._relays:
             relay.close()
 

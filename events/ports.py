@@ -4,6 +4,8 @@
   Kafka, under ``events/adapters/``), with the records it carries;
 - ``CustomerHistory``: one customer's records and the fired triggers, read
   back from the log (served by an index in PostgreSQL, by scans elsewhere);
+- ``Router``: the identity stage of the publish step, which keys events by
+  their person;
 - ``DeadLetterSink`` and ``DeadLetterStore``: where rejected input goes, with
   its raw text, and how it is read back; ``DeadLetterTopic``: where Kafka
   mode copies it.
@@ -14,11 +16,11 @@ contract suites in ``tests/contract/`` read), never an override of a test.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from events.model import Micros
+from events.model import Micros, Touchpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,19 @@ class AppendResult:
         self.accepted += other.accepted
         self.duplicates.extend(other.duplicates)
         return self
+
+
+class Router(Protocol):
+    """The identity stage of the publish step (``projections.identity_router``):
+    it appends a batch keyed by person, with the identity records it implies.
+    ``accepted`` in its answer counts the events only."""
+
+    def route(
+        self,
+        events: Sequence[Touchpoint],
+        entries: Sequence[Entry],
+        append: Callable[[Sequence[Entry]], AppendResult],
+    ) -> AppendResult: ...
 
 
 class Log(Protocol):

@@ -1,0 +1,164 @@
+"""What the processor does when an identity record reaches it: re-derive the
+profiles of the persons it names from the log.
+
+The publish step keys every event by its person and puts an
+``identity_linked`` record just before the event that caused it
+(``projections.identity_router``). A record keyed by its own person says the
+identifier joined that person; a record keyed by another person (a *from*
+record) says that person lost the identifier. So the writer of each
+partition learns, in log order, every change to the persons it owns:
+
+- a person that gained an identifier with events of its own (an anonymous
+  device, a customer id: not an email, which keys no event) is **re-folded**:
+  every event of every identifier it has now, read back from the log by the
+  keys they were appended under (its identifiers, and the persons it
+  absorbed), up to this record, folded in event time by ``decide`` with the
+  rules in **shadow**: what would have fired is remembered, not sent;
+- its rule memory is then the **union** of that shadow memory and the memory
+  it had, so a merge never gives a person a second "once per customer"
+  trigger that one side already had, and the frequency cap counts both sides;
+- a person that lost an identifier is re-folded the same way from what it
+  has left, or, when it is no person any more (it was absorbed), its profile
+  and timers are dropped.
+
+The persons' identifiers come from the identity store as they are now (the
+publish step's latest decisions); a record read long after later merges
+re-folds with those too, and the later records then re-fold it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from events.codec import CodecError, TouchpointCodec
+from events.control import without_control
+from events.identity import EMAIL, IdentityLinked, IdentityUnlinked, evidence_of
+from events.keyring import KeyRing
+from events.model import Touchpoint
+from events.ports import CustomerHistory
+from events.sealing import unseal_events
+from projections.identity import Person
+from projections.identity_ports import IdentityReads
+from projections.predictions import Model
+from projections.profile import Profile
+from rules.decide import decide
+from rules.memory_union import union_memory
+from rules.model import RuleSet
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMark:
+    """An identity record where the processor met it: the key it was
+    appended under (the person whose partition holds it) and its position."""
+
+    key: str
+    partition: int
+    offset: int
+    record: IdentityLinked | IdentityUnlinked
+
+
+def touched(marks: Sequence[IdentityMark]) -> dict[str, IdentityMark]:
+    """The persons whose profiles the records change, each with the first
+    record that names it (the re-fold reads the log up to that one)."""
+    out: dict[str, IdentityMark] = {}
+    for mark in marks:
+        record = mark.record
+        own = mark.key == record.person_id and isinstance(record, IdentityLinked)
+        if own and (record.kind == EMAIL or record.value == mark.key):
+            continue  # an email keys no events; a person's own id brings none
+        out.setdefault(mark.key, mark)
+    return out
+
+
+@dataclass(slots=True)
+class Rederived:
+    profiles: dict[str, Profile]
+    timers: dict[str, dict[str, int]]
+    dropped: list[str]
+
+
+def rederive(
+    marks: Sequence[IdentityMark],
+    identity: IdentityReads,
+    history: CustomerHistory,
+    codec: TouchpointCodec,
+    stored: Mapping[str, Profile],
+    rules: RuleSet | None,
+    models: Mapping[int, Model],
+    keys: KeyRing | None,
+) -> Rederived:
+    """The new profiles and armed timers of the persons ``marks`` touch,
+    and the persons to drop. ``stored`` holds their current profiles."""
+    found = touched(marks)
+    persons = identity.persons(list(found))
+    out = Rederived({}, {}, [])
+    for person_id, mark in found.items():
+        person = persons.get(person_id)
+        if person is None:
+            out.dropped.append(person_id)
+            continue
+        events = _events_of(person, mark, history, codec, keys)
+        batch = [(mark.partition, e) for e in events]
+        shadow = decide(batch, {}, [], {}, rules, models)
+        profile = shadow.profiles.get(person_id) or Profile(person_id)
+        before = stored.get(person_id)
+        if before is not None:
+            profile.rule_state = union_memory(profile.rule_state, before.rule_state)
+            profile.open_goals = before.open_goals
+        out.profiles[person_id] = profile
+        out.timers[person_id] = shadow.timers.get(person_id, {})
+    return out
+
+
+def history_keys(person: Person) -> set[str]:
+    """The keys a person's events were appended under: its identifiers that
+    key events (not emails) and the persons it absorbed."""
+    return {
+        person.person_id,
+        *person.merged_from,
+        *(i.value for i in person.identifiers if i.kind != EMAIL),
+    }
+
+
+def _events_of(
+    person: Person,
+    mark: IdentityMark,
+    history: CustomerHistory,
+    codec: TouchpointCodec,
+    keys: KeyRing | None,
+) -> list[Touchpoint]:
+    """Every event of the person's identifiers on the log before ``mark``,
+    keyed by the person, in event time."""
+    records = []
+    for key in sorted(history_keys(person)):
+        for record in without_control(history.customer_history(key)):
+            if record.partition == mark.partition and record.offset >= mark.offset:
+                continue
+            records.append(record)
+    decoded = codec.decode_many([r.payload for r in records])
+    mine = set(person.identifiers)
+    seen: set[str] = set()
+    events: list[Touchpoint] = []
+    for item in decoded:
+        if isinstance(item, CodecError) or item.event_id in seen:
+            continue
+        evidence = evidence_of(item)
+        if evidence is None:
+            if item.customer_id != person.person_id:
+                continue
+        elif evidence.primary not in mine:
+            continue
+        seen.add(item.event_id)
+        events.append(item)
+    if keys is not None:
+        events = unseal_events(events, keys)
+    events.sort(key=lambda e: e.occurred_at)
+    return [
+        e if e.customer_id == person.person_id else replace(e, customer_id=person.person_id)
+        for e in events
+    ]
+
+
+def persons_named(marks: Collection[IdentityMark]) -> set[str]:
+    return set(touched(list(marks)))

@@ -1,0 +1,89 @@
+"""The identity store in memory: for the pipeline's fast tests and the
+contract suite. One lock stands in for PostgreSQL's advisory lock; a
+transaction that raises leaves the persons as they were."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+
+from events.identity import ANONYMOUS_ID, CUSTOMER_ID, EMAIL, Identifier
+from events.ports import AppendResult, Entry
+from projections.identity import IdentityGraph, Person
+from projections.identity_ports import person_key
+
+
+class _Tx:
+    def __init__(self, by_key: dict[str, Person], index: dict[Identifier, str]) -> None:
+        self.by_key = by_key
+        self.index = index
+
+    def load(self, identifiers: Collection[Identifier]) -> list[Person]:
+        keys = {self.index[i] for i in identifiers if i in self.index}
+        return [self.by_key[k] for k in sorted(keys)]
+
+    def find(self, value: str) -> Person | None:
+        for kind in (CUSTOMER_ID, ANONYMOUS_ID, EMAIL):
+            wanted = value.strip().lower() if kind == EMAIL else value
+            key = self.index.get(Identifier(kind, wanted))
+            if key is not None:
+                return self.by_key[key]
+        return None
+
+    def persons(self, person_ids: Collection[str]) -> dict[str, Person]:
+        wanted = set(person_ids)
+        return {p.person_id: p for p in self.by_key.values() if p.person_id in wanted}
+
+    def save(self, graph: IdentityGraph) -> None:
+        for key in graph.removed:
+            self._drop(person_key(key))
+        for key in sorted(graph.changed):
+            person = graph.persons.get(key)
+            if person is None:
+                continue
+            self._drop(person_key(key))
+            self.by_key[person_key(key)] = person
+            for identifier in person.identifiers:
+                self.index[identifier] = person_key(key)
+
+    def _drop(self, key: str) -> None:
+        old = self.by_key.pop(key, None)
+        if old is not None:
+            for identifier in old.identifiers:
+                if self.index.get(identifier) == key:
+                    del self.index[identifier]
+
+    def append(self, stream: str, entries: Sequence[Entry], partitions: int) -> AppendResult | None:
+        return None
+
+
+class MemoryIdentityStore:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._persons: dict[str, Person] = {}
+        self._index: dict[Identifier, str] = {}
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Tx]:
+        with self._lock:
+            tx = _Tx(dict(self._persons), dict(self._index))
+            yield tx
+            self._persons, self._index = tx.by_key, tx.index
+
+    def find(self, value: str) -> Person | None:
+        with self._lock:
+            return _Tx(self._persons, self._index).find(value)
+
+    def persons(self, person_ids: Collection[str]) -> dict[str, Person]:
+        with self._lock:
+            return _Tx(self._persons, self._index).persons(person_ids)
+
+    def forget(self, person_id: str) -> None:
+        with self._lock:
+            tx = _Tx(self._persons, self._index)
+            for key in [k for k, p in self._persons.items() if p.person_id == person_id]:
+                tx._drop(key)
+
+    def close(self) -> None:
+        return None
