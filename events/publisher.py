@@ -17,8 +17,8 @@ from events.ingest import Rejection, parse_line
 from events.keyring import KeyRing, PersonKey
 from events.limits import TimeWindow, dumps_any
 from events.log import TOUCHPOINTS, Entry, Log
-from events.ports import AppendResult, Router
 from events.model import Touchpoint
+from events.ports import AppendResult, Router
 from events.sealing import person_of, seal_events
 
 BATCH = 5_000

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from engage.runtime import Engine
-from events.log import TRIGGERS, read_stream
 from events.codec import TriggerCodec
+from events.log import TRIGGERS, read_stream
 from events.timefmt import parse_iso
 from tests.helpers import lines, profiles_by_id, publish
 
