@@ -40,6 +40,7 @@ from events.ports import CustomerHistory
 from events.sealing import unseal_events
 from projections.identity import Person
 from projections.identity_ports import IdentityReads
+from projections.person_history import history_keys
 from projections.predictions import Model
 from projections.profile import Profile
 from rules.decide import decide
@@ -109,16 +110,6 @@ def rederive(
         out.profiles[person_id] = profile
         out.timers[person_id] = shadow.timers.get(person_id, {})
     return out
-
-
-def history_keys(person: Person) -> set[str]:
-    """The keys a person's events were appended under: its identifiers that
-    key events (not emails) and the persons it absorbed."""
-    return {
-        person.person_id,
-        *person.merged_from,
-        *(i.value for i in person.identifiers if i.kind != EMAIL),
-    }
 
 
 def _events_of(
