@@ -66,8 +66,10 @@ def touched(marks: Sequence[IdentityMark]) -> dict[str, IdentityMark]:
     for mark in marks:
         record = mark.record
         own = mark.key == record.person_id and isinstance(record, IdentityLinked)
-        if own and (record.kind == EMAIL or record.value == mark.key):
-            continue  # an email keys no events; a person's own id brings none
+        if own and record.kind == EMAIL:
+            continue  # an email keys no events
+        # (the router writes no record for a new identifier that is its own
+        # person, so one that names its own person moved here from another)
         out.setdefault(mark.key, mark)
     return out
 

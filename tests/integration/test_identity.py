@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from consumers.replay import replay
 from engage.runtime import Engine
 from events.codec import TriggerCodec
 from events.log import TRIGGERS, read_stream
@@ -96,3 +97,88 @@ def test_one_thank_you_per_person_across_a_merge(engine: Engine) -> None:
     assert fired == [("first-purchase-thank-you", "dev-9")]
     profile = profiles_by_id(engine)["c-9"]
     assert profile["order_count"] == 2
+
+
+def test_two_devices_joined_by_an_email_are_one_person(engine: Engine) -> None:
+    publish(
+        engine,
+        lines(
+            ev("d1", "web_visit", "2026-02-01T10:00:00Z", anonymous="phone", url="https://x/1"),
+            ev("d2", "web_visit", "2026-02-01T11:00:00Z", anonymous="laptop", url="https://x/2"),
+            ev("d3", "identify", "2026-02-02T10:00:00Z", anonymous="phone",
+               email="Ann@Example.com"),
+        ),
+    )  # fmt: skip
+    run(engine)
+    publish(
+        engine,
+        lines(
+            ev("d4", "identify", "2026-02-03T10:00:00Z", anonymous="laptop",
+               email=" ann@example.com"),
+            ev("d5", "web_visit", "2026-02-03T11:00:00Z", anonymous="laptop", url="https://x/3"),
+        ),
+    )  # fmt: skip
+    run(engine)
+    profiles = profiles_by_id(engine)
+    assert "laptop" not in profiles
+    assert profiles["phone"]["event_count"] == 5
+    for name in ("phone", "laptop", "ANN@example.com"):
+        view = engine.customer_view(name)
+        assert view is not None
+        assert view["person_id"] == "phone"
+        assert view["event_count"] == 5
+        assert {"kind": "email", "value": "ann@example.com"} in view["identifiers"]
+        assert view["merged_from"] == ["laptop"]
+
+
+def test_a_second_customer_id_is_a_conflict_not_a_merge(engine: Engine) -> None:
+    publish(
+        engine,
+        lines(
+            ev("k1", "purchase", "2026-02-01T10:00:00Z", customer="c-a", anonymous="kiosk",
+               order_id="o1", amount=5.0),
+            ev("k2", "purchase", "2026-02-01T11:00:00Z", customer="c-b", anonymous="kiosk",
+               order_id="o2", amount=7.0),
+        ),
+    )  # fmt: skip
+    run(engine)
+    profiles = profiles_by_id(engine)
+    assert profiles["c-a"]["order_count"] == 1
+    assert profiles["c-b"]["order_count"] == 1
+    person = engine.identity.find("c-b")
+    assert person is not None and person.person_id == "c-b"
+    kiosk = engine.identity.find("kiosk")
+    assert kiosk is not None and kiosk.person_id == "c-a"
+    reasons = [c.reason for c in kiosk.conflicts]
+    assert any("at most one customer_id" in r for r in reasons), reasons
+
+
+def test_an_unlink_refolds_both_sides_and_replay_gives_the_same(engine: Engine) -> None:
+    publish(
+        engine,
+        lines(
+            ev("u1", "web_visit", "2026-02-01T10:00:00Z", anonymous="shared", url="https://x/1"),
+            ev("u2", "web_visit", "2026-02-01T10:30:00Z", anonymous="shared", url="https://x/2"),
+            ev("u3", "purchase", "2026-02-02T10:00:00Z", customer="c-u", anonymous="shared",
+               order_id="o1", amount=30.0),
+            ev("u4", "purchase", "2026-02-03T10:00:00Z", customer="c-u", order_id="o2",
+               amount=20.0),
+        ),
+    )  # fmt: skip
+    run(engine)
+    assert profiles_by_id(engine)["c-u"]["event_count"] == 4
+    entries = engine.unlink("c-u", "shared", "a shared kiosk")
+    assert entries and entries[0].record_id.startswith("~unlinked/")
+    run(engine)
+    profiles = profiles_by_id(engine)
+    assert profiles["c-u"]["event_count"] == 2  # its purchases, not the kiosk's visits
+    assert profiles["c-u"]["order_count"] == 2
+    assert profiles["shared"]["event_count"] == 2
+    assert engine.identity.find("shared").person_id == "shared"  # type: ignore[union-attr]
+    before = profiles_by_id(engine)
+    replay(engine, workers=1, batch_size=2)
+    after = profiles_by_id(engine)
+    assert {k: v["event_count"] for k, v in after.items()} == {
+        k: v["event_count"] for k, v in before.items()
+    }
+    assert after == before
