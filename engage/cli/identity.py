@@ -13,35 +13,7 @@ from rich.table import Table
 from engage.cli.app import app, out
 from engage.errors import ConfigError, NotFound
 from engage.runtime import Engine
-from events.timefmt import format_iso
-from projections.identity import Person
-
-
-def person_json(person: Person) -> dict[str, Any]:
-    """A person as ``engage identity ID --json`` and ``GET /v1/identity/{id}`` show it."""
-    return {
-        "person_id": person.person_id,
-        "identifiers": [
-            {
-                "kind": link.identifier.kind,
-                "value": link.identifier.value,
-                "evidence": link.evidence,
-                "linked_at": format_iso(link.at),
-                "first_seen": format_iso(link.first_seen),
-            }
-            for link in person.links
-        ],
-        "conflicts": [
-            {
-                "identifier": {"kind": c.identifier.kind, "value": c.identifier.value},
-                "evidence": c.evidence.event_id,
-                "at": format_iso(c.evidence.at),
-                "reason": c.reason,
-            }
-            for c in person.conflicts
-        ],
-        "merged_from": list(person.merged_from),
-    }
+from projections.identity_json import person_json
 
 
 @app.command(

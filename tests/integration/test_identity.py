@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from consumers.replay import replay
+from engage.config import Settings
 from engage.runtime import Engine
 from events.codec import TriggerCodec
 from events.log import TRIGGERS, read_stream
@@ -182,3 +183,43 @@ def test_an_unlink_refolds_both_sides_and_replay_gives_the_same(engine: Engine) 
         k: v["event_count"] for k, v in before.items()
     }
     assert after == before
+
+
+def test_http_identity_reads_by_any_identifier_and_unlinks_with_an_admin_key(
+    settings: Settings, engine: Engine
+) -> None:
+    from engage.http.keys import ApiKeys
+    from tests.http_support import api_client
+
+    keys = ApiKeys(str(settings.database_url))
+    try:
+        _, admin = keys.create("ops", "admin")
+    finally:
+        keys.close()
+    with api_client(settings) as api:
+        body = [
+            ev("h1", "web_visit", "2026-02-01T10:00:00Z", anonymous="tab", url="https://x/1"),
+            ev("h2", "purchase", "2026-02-01T10:05:00Z", customer="c-h", anonymous="tab",
+               order_id="o1", amount=12.0),
+        ]  # fmt: skip
+        assert api.post(body).json()["accepted"] == 2
+        run(engine)
+        seen = api.get("/v1/customers/tab").json()
+        assert seen["person_id"] == "c-h" and seen["event_count"] == 2
+        links = api.get("/v1/identity/tab").json()
+        assert links["person_id"] == "c-h"
+        assert {i["value"] for i in links["identifiers"]} == {"c-h", "tab"}
+        assert api.get("/v1/identity/nobody").status_code == 404
+        url = "/v1/identity/c-h/unlink"
+        payload = {"identifier": "tab", "reason": "shared tablet"}
+        assert (
+            api.client.post(
+                url, json=payload, headers={"Authorization": f"Bearer {api.read_key}"}
+            ).status_code
+            == 403
+        )
+        done = api.client.post(url, json=payload, headers={"Authorization": f"Bearer {admin}"})
+        assert done.status_code == 200, done.text
+        run(engine)
+        assert api.get("/v1/customers/c-h").json()["event_count"] == 1
+        assert api.get("/v1/customers/tab").json()["person_id"] == "tab"
