@@ -100,7 +100,9 @@ class Engine:
             store=PostgresProjectionStore(dsn),
             dead_letters=PostgresDeadLetters(connect(dsn), keys),
             keys=keys,
-            identity=PostgresIdentityStore(dsn, same_database=kafka is None),
+            identity=PostgresIdentityStore(
+                dsn, same_database=kafka is None, pseudonym=keys.pseudonym
+            ),
             rules=ruleset,
         )
         try:

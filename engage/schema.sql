@@ -358,7 +358,7 @@ ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check
 CREATE TABLE IF NOT EXISTS identity_persons (
     person_key text PRIMARY KEY,
     person_id  text NOT NULL,
-    person     json NOT NULL
+    state      json NOT NULL
 );
 CREATE INDEX IF NOT EXISTS identity_persons_person_id ON identity_persons (person_id);
 CREATE TABLE IF NOT EXISTS identity_identifiers (

@@ -11,7 +11,7 @@ records on the log and the persons in the table commit or vanish together.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -19,13 +19,21 @@ from events.identity import Identifier
 from events.ports import AppendResult, Entry
 from projections.identity import IdentityGraph, Person
 
+Pseudonym = Callable[[str], str]
+"""An email as the identity store keeps it: a keyed pseudonym
+(``events.keyring.pseudonymizer``), never the address itself."""
+
 
 class IdentityReads(Protocol):
     """What a read (``engage profile ID``, ``GET /v1/customers/{id}``) asks."""
 
+    def pseudonym(self, email: str) -> str:
+        """How this store names an email (normalized first: trimmed, lower-cased)."""
+        ...
+
     def find(self, value: str) -> Person | None:
         """The person any identifier names: a customer id, else an anonymous
-        id, else an email (trimmed, lower-cased)."""
+        id, else an email (trimmed, lower-cased, then its pseudonym)."""
         ...
 
     def persons(self, person_ids: Collection[str]) -> dict[str, Person]:
@@ -54,8 +62,9 @@ class IdentityStore(IdentityReads, Protocol):
         """A locked identity transaction (see the module docstring)."""
         ...
 
-    def forget(self, person_id: str) -> None:
-        """Erasure: the person's rows and every identifier index row."""
+    def forget(self, person_id: str) -> int:
+        """Erasure: the person's rows and every identifier index row; how
+        many persons went."""
         ...
 
     def close(self) -> None: ...

@@ -15,7 +15,9 @@ What goes on the log, per event with an anonymous id or an identify email:
 - an ``identity_linked`` record keyed by the person for every identifier that
   joined it or moved into it (``IdentityGraph.apply``), except an identifier
   seen for the first time that is its own person (a new device: nothing to
-  merge);
+  merge) and an email (personal data is never on the log in clear, and an
+  email keys no events: its link is kept in the identity store, with the
+  evidence event, and erased with the person);
 - for an identifier that left another person, the same record once more,
   keyed by the person it left (its id ends ``/from/<person>``): that person's
   partition learns it lost the identifier, and its writer re-derives or
@@ -41,7 +43,7 @@ from events.log import TOUCHPOINTS
 from events.model import Micros, Touchpoint
 from events.ports import AppendResult, Entry
 from projections.identity import IdentityGraph, Person
-from projections.identity_ports import IdentityStore, IdentityTx
+from projections.identity_ports import IdentityStore, IdentityTx, Pseudonym
 
 Append = Callable[[Sequence[Entry]], AppendResult]
 
@@ -69,7 +71,7 @@ class IdentityRouter:
         if not at:
             return append(entries)
         with self.store.transaction() as tx:
-            found = {i: evidence_of(events[i]) for i in at}
+            found = {i: _pseudonymous(evidence_of(events[i]), tx.pseudonym) for i in at}
             named = {x for ev in found.values() if ev is not None for x in ev.identifiers}
             graph = IdentityGraph(tx.load(named))
             out: list[Entry] = []
@@ -109,7 +111,7 @@ class IdentityRouter:
             person = tx.find(name)
             if person is None:
                 raise IdentityError(f"no person has the identifier {name!r}")
-            target = _identifier_of(person, identifier)
+            target = _identifier_of(person, identifier, tx.pseudonym)
             graph = IdentityGraph(tx.load({*person.identifiers, *person.related()}))
             record = IdentityUnlinked(person.person_id, target.kind, target.value, reason, at)
             out = [identity_entry(record), *_records(graph, record)]
@@ -122,9 +124,20 @@ class IdentityRouter:
         return append(entries) if result is None else result
 
 
-def _identifier_of(person: Person, value: str) -> Identifier:
+def _pseudonymous(evidence: Evidence | None, pseudonym: Pseudonym) -> Evidence | None:
+    """Evidence with its email (if any) as the store keeps it: a pseudonym."""
+    if evidence is None or not any(i.kind == EMAIL for i in evidence.identifiers):
+        return evidence
+    ids = tuple(
+        Identifier(EMAIL, pseudonym(i.value)) if i.kind == EMAIL else i
+        for i in evidence.identifiers
+    )
+    return Evidence(evidence.event_id, evidence.at, ids)
+
+
+def _identifier_of(person: Person, value: str, pseudonym: Pseudonym) -> Identifier:
     for identifier in person.identifiers:
-        wanted = value.strip().lower() if identifier.kind == EMAIL else value
+        wanted = pseudonym(value) if identifier.kind == EMAIL else value
         if identifier.value == wanted:
             return identifier
     names = ", ".join(str(i) for i in person.identifiers)
@@ -146,6 +159,8 @@ def _records(graph: IdentityGraph, fact: Evidence | IdentityUnlinked) -> list[En
                         before.update((x, found.person_id) for x in found.identifiers)
     out: list[Entry] = []
     for record in graph.apply(fact):
+        if record.kind == EMAIL:
+            continue  # personal, never on the log in clear; and it keys no events
         was = before.get(record.identifier)
         if was is None and record.kind != EMAIL and record.value == record.person_id:
             continue  # a new identifier that is its own person: nothing moved

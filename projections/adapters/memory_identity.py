@@ -11,13 +11,19 @@ from contextlib import contextmanager
 from events.identity import ANONYMOUS_ID, CUSTOMER_ID, EMAIL, Identifier
 from events.ports import AppendResult, Entry
 from projections.identity import IdentityGraph, Person
-from projections.identity_ports import person_key
+from projections.identity_ports import Pseudonym, person_key
 
 
 class _Tx:
-    def __init__(self, by_key: dict[str, Person], index: dict[Identifier, str]) -> None:
+    def __init__(
+        self, by_key: dict[str, Person], index: dict[Identifier, str], pseudonym: Pseudonym
+    ) -> None:
         self.by_key = by_key
         self.index = index
+        self._pseudonym = pseudonym
+
+    def pseudonym(self, email: str) -> str:
+        return self._pseudonym(email.strip().lower())
 
     def load(self, identifiers: Collection[Identifier]) -> list[Person]:
         keys = {self.index[i] for i in identifiers if i in self.index}
@@ -25,7 +31,7 @@ class _Tx:
 
     def find(self, value: str) -> Person | None:
         for kind in (CUSTOMER_ID, ANONYMOUS_ID, EMAIL):
-            wanted = value.strip().lower() if kind == EMAIL else value
+            wanted = self.pseudonym(value) if kind == EMAIL else value
             key = self.index.get(Identifier(kind, wanted))
             if key is not None:
                 return self.by_key[key]
@@ -59,7 +65,10 @@ class _Tx:
 
 
 class MemoryIdentityStore:
-    def __init__(self) -> None:
+    def __init__(self, pseudonym: Pseudonym = str) -> None:
+        """``pseudonym``: how emails are kept (the default keeps them as they
+        are, for tests that read them back)."""
+        self._pseudonym = pseudonym
         self._lock = threading.RLock()
         self._persons: dict[str, Person] = {}
         self._index: dict[Identifier, str] = {}
@@ -67,23 +76,28 @@ class MemoryIdentityStore:
     @contextmanager
     def transaction(self) -> Iterator[_Tx]:
         with self._lock:
-            tx = _Tx(dict(self._persons), dict(self._index))
+            tx = _Tx(dict(self._persons), dict(self._index), self._pseudonym)
             yield tx
             self._persons, self._index = tx.by_key, tx.index
 
     def find(self, value: str) -> Person | None:
         with self._lock:
-            return _Tx(self._persons, self._index).find(value)
+            return _Tx(self._persons, self._index, self._pseudonym).find(value)
 
     def persons(self, person_ids: Collection[str]) -> dict[str, Person]:
         with self._lock:
-            return _Tx(self._persons, self._index).persons(person_ids)
+            return _Tx(self._persons, self._index, self._pseudonym).persons(person_ids)
 
-    def forget(self, person_id: str) -> None:
+    def forget(self, person_id: str) -> int:
         with self._lock:
-            tx = _Tx(self._persons, self._index)
-            for key in [k for k, p in self._persons.items() if p.person_id == person_id]:
+            tx = _Tx(self._persons, self._index, self._pseudonym)
+            keys = [k for k, p in self._persons.items() if p.person_id == person_id]
+            for key in keys:
                 tx._drop(key)
+            return len(keys)
+
+    def pseudonym(self, email: str) -> str:
+        return self._pseudonym(email.strip().lower())
 
     def close(self) -> None:
         return None
