@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 from consumers.decoding import Decoded, decode_control, rekeyed, segments_of
 from consumers.identity_changes import IdentityMark, rederive
+from consumers.pending import Pending
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
 from events.clock import clock_entry
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
@@ -58,7 +59,6 @@ from projections.ports import ProjectionStore, UnitOfWork
 from projections.predictions import Model
 from projections.profile import Profile
 from rules import RuleSet
-from rules.arms import CONTROL
 from rules.decide import Outcome, Record, advance, decide
 from rules.personal import opened_types
 from rules.timer_queue import TimerQueue
@@ -171,19 +171,24 @@ class Pipeline:
         result.poison = len(poison)
         tx.dead_letter(poison)
         segments = segments_of(decoded)
-        clocks: dict[int, Micros] = {}
+        partitions = positions.keys()
+        pending = Pending()
+        clocks = tx.partition_clocks(self.consumer, stream, partitions)
+        models = self._partition_models(tx, partitions, stream)
         for i, (batch, erased, marks) in enumerate(segments):
             if self.keys is not None:
                 batch = self._unseal(batch, self.keys)
             if batch or len(segments) == 1:
                 later = {person for _, gone, _ in segments[i:] for person in gone}
-                clocks.update(self._apply(tx, batch, positions.keys(), stream, result, later))
+                self._apply(tx, batch, clocks, models, result, later, pending)
             if marks:
-                self._identity_changes(tx, marks, positions.keys(), stream)
+                self._identity_changes(tx, marks, models, pending)
             if erased:  # forgotten here; the store is the truth for what follows
+                self._write(tx, pending, stream)
                 tx.forget_customers(erased)
                 self.forget()
-                self._claim(tx, positions.keys(), stream)
+                self._claim(tx, partitions, stream)
+        self._write(tx, pending, stream)
         tx.save_offsets(self.consumer, stream, next_offsets)
         result.clock = max(clocks.values()) if clocks else None
         return result
@@ -192,17 +197,18 @@ class Pipeline:
         self,
         tx: UnitOfWork,
         batch: list[tuple[int, Record]],
-        partitions: Collection[int],
-        stream: str,
+        clocks: dict[int, Micros],
+        models: dict[int, Model],
         result: BatchResult,
         erased: set[str],
-    ) -> dict[int, Micros]:
-        """Decide and commit one run of records (a whole batch, unless
-        ``subject_erased`` records cut it); returns the partition clocks.
-        ``erased``: persons erased further on in this batch, whose profiles
-        and triggers are dropped (their events still count in the KPIs)."""
-        before = tx.partition_clocks(self.consumer, stream, partitions)
-        models = self._partition_models(tx, partitions, stream)
+        pending: Pending,
+    ) -> None:
+        """Decide one run of records (a whole batch, unless identity or
+        ``subject_erased`` records cut it) into ``pending``; ``clocks`` and
+        ``models`` move on with it. ``erased``: persons erased further on in
+        this batch, whose profiles and triggers are dropped (their events
+        still count in the KPIs)."""
+        before = dict(clocks)
         rules = self.rules
         due: list[tuple[str, int]] = []
         if rules is not None:
@@ -220,43 +226,39 @@ class Pipeline:
         result.events += outcome.events
         result.triggers.extend(outcome.triggers)
         result.profiles += len(outcome.profiles)
-        self._commit(tx, outcome, stream)
-        return {**before, **outcome.clocks}
+        self._keep(outcome, pending)
+        clocks.update(outcome.clocks)
+        models.update(outcome.models)
 
     def _identity_changes(
         self,
         tx: UnitOfWork,
         marks: list[IdentityMark],
-        partitions: Collection[int],
-        stream: str,
+        models: Mapping[int, Model],
+        pending: Pending,
     ) -> None:
-        """Re-derive the persons identity records change (``consumers.identity_changes``),
-        in this batch's transaction; the cache and the timer queue follow."""
+        """Re-derive the persons identity records change (``consumers.identity_changes``)
+        into ``pending``; the cache and the timer queue follow at once."""
         if self.identity is None or self.history is None:
             return
         named = {m.key for m in marks}
         stored = self._load(tx, list(named))
-        models = self._partition_models(tx, partitions, stream)
         done = rederive(
             marks, self.identity, self.history, self.codec, stored, self.rules, models, self.keys
         )
         if done.dropped:
-            tx.forget_profiles(done.dropped)
+            pending.drop(done.dropped)
             self.cache.drop(done.dropped)
             for person in done.dropped:
                 self.timers.arm(person, 0, {})
-        if not done.profiles:
-            return
-        tx.save_profiles(list(done.profiles.values()))
+        pending.keep(done.profiles)
         self.cache.keep(done.profiles)
         by_person = {m.key: m.partition for m in marks}
-        rows: list[tuple[str, str, Micros, int]] = []
         for person, armed in done.timers.items():
             partition = by_person[person]
             if self.rules is not None:
                 self.timers.arm(person, partition, armed)
-            rows.extend((person, r, due, partition) for r, due in armed.items())
-        tx.save_timers(list(done.timers), rows)
+                pending.timers[person] = (partition, armed)
 
     def _unseal(self, batch: list[tuple[int, Record]], keys: KeyRing) -> list[tuple[int, Record]]:
         """Open the sealed events the fold and the rules read (``rules.personal``)."""
@@ -388,43 +390,40 @@ class Pipeline:
             return _drop_repeats(tx, decoded)
         return decoded
 
-    def _commit(self, tx: UnitOfWork, outcome: Outcome, stream: str) -> None:
-        """Steps 2–5 of the commit order: profiles and timers, outbox, KPIs, clocks."""
+    def _keep(self, outcome: Outcome, pending: Pending) -> None:
+        """A segment's outcome into ``pending``, and into the memory the next
+        segment reads (the profile cache, the timer queue)."""
         changed = outcome.profiles
-        tx.save_profiles(list(changed.values()))
+        pending.keep(changed)
         self.cache.keep(changed)
         if self.rules is not None:
             partition_of = outcome.partition_of
-            rows: list[tuple[str, str, Micros, int]] = []
             arm = self.timers.arm
             for customer_id, armed in outcome.timers.items():
                 partition = partition_of[customer_id]
                 arm(customer_id, partition, armed)
-                rows.extend((customer_id, r, due, partition) for r, due in armed.items())
-            tx.save_timers(list(outcome.timers), rows)
+                pending.timers[customer_id] = (partition, armed)
         triggers = outcome.triggers
         if triggers:
-            pairs = list(zip(triggers, self.trigger_codec.encode_many(triggers), strict=True))
-            held = [p for p in pairs if p[0].arm == CONTROL]
-            if held:
-                # the control arm is recorded, never delivered: marked published,
-                # so the relay never moves it, and kept off the triggers stream
-                pairs = [p for p in pairs if p[0].arm != CONTROL]
-                tx.add_outbox(held, published=True)
-            tx.add_outbox(pairs, published=self.publish_to is not None)
-            if self.publish_to is not None:
-                tx.publish_triggers(pairs, self.publish_to)
-        if outcome.conversions:
-            tx.save_conversions(outcome.conversions)
+            encoded = self.trigger_codec.encode_many(triggers)
+            pending.triggers.extend(zip(triggers, encoded, strict=True))
+        pending.conversions.extend(outcome.conversions)
         kpis = outcome.kpis
         kpis.count_triggers(triggers)
-        tx.save_kpis(kpis.finish())
-        if outcome.clocks:
-            tx.save_partition_clocks(self.consumer, stream, outcome.clocks)
-            tx.save_clock(self.consumer, max(outcome.clocks.values()))
+        pending.kpis.merge(kpis.finish())
+        pending.clocks.update(outcome.clocks)
         if outcome.models:
-            tx.save_partition_models(self.consumer, stream, outcome.models)
+            pending.models.update(outcome.models)
             self._models.update(outcome.models)
+
+    def _write(self, tx: UnitOfWork, pending: Pending, stream: str) -> None:
+        pending.write(
+            tx,
+            self.consumer,
+            stream,
+            with_timers=self.rules is not None,
+            publish_to=self.publish_to,
+        )
 
 
 def _drop_erased(outcome: Outcome, erased: set[str]) -> None:
