@@ -28,12 +28,12 @@ re-folds with those too, and the later records then re-fold it again.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from events.codec import CodecError, TouchpointCodec
 from events.control import without_control
-from events.identity import EMAIL, IdentityLinked, IdentityUnlinked, evidence_of
+from events.identity import EMAIL, Identifier, IdentityLinked, IdentityUnlinked, evidence_of
 from events.keyring import KeyRing
 from events.model import Touchpoint
 from events.ports import CustomerHistory
@@ -81,29 +81,75 @@ class Rederived:
     dropped: list[str]
 
 
-def rederive(
+@dataclass(slots=True)
+class Prepared:
+    """What a batch's identity records need from outside, read once per
+    batch: the persons they name, and every event of their identifiers on
+    the log (decoded, opened), with its position."""
+
+    persons: dict[str, Person]
+    events: dict[str, list[tuple[int, int, Touchpoint]]]
+
+
+def prepare(
     marks: Sequence[IdentityMark],
     identity: IdentityReads,
     history: CustomerHistory,
     codec: TouchpointCodec,
+    keys: KeyRing | None,
+) -> Prepared:
+    """One look-up of the persons, one read of their histories, one decode
+    and one key look-up for every identity record of a batch."""
+    persons = identity.persons(list(touched(marks)))
+    wanted = {person_id: history_keys(p) for person_id, p in persons.items()}
+    by_key = history.customer_histories(sorted(set().union(*wanted.values())))
+    records = {
+        (r.partition, r.offset): r for found in by_key.values() for r in without_control(found)
+    }
+    ordered = sorted(records.values(), key=lambda r: (r.partition, r.offset))
+    decoded = codec.decode_many([r.payload for r in ordered])
+    located = [
+        (r, e) for r, e in zip(ordered, decoded, strict=True) if not isinstance(e, CodecError)
+    ]
+    opened = [e for _, e in located]
+    if keys is not None:
+        opened = unseal_events(opened, keys)
+    events: dict[str, list[tuple[int, int, Touchpoint]]] = {}
+    for person_id, person in persons.items():
+        mine = set(person.identifiers)
+        ks = wanted[person_id]
+        events[person_id] = [
+            (r.partition, r.offset, e)
+            for (r, _), e in zip(located, opened, strict=True)
+            if r.key in ks and _belongs(e, person, mine)
+        ]
+    return Prepared(persons, events)
+
+
+def _belongs(event: Touchpoint, person: Person, mine: set[Identifier]) -> bool:
+    evidence = evidence_of(event)
+    if evidence is None:
+        return event.customer_id == person.person_id
+    return evidence.primary in mine
+
+
+def rederive(
+    marks: Sequence[IdentityMark],
+    prepared: Prepared,
     stored: Mapping[str, Profile],
     rules: RuleSet | None,
     models: Mapping[int, Model],
-    keys: KeyRing | None,
 ) -> Rederived:
     """The new profiles and armed timers of the persons ``marks`` touch,
     and the persons to drop. ``stored`` holds their current profiles."""
-    found = touched(marks)
-    persons = identity.persons(list(found))
     out = Rederived({}, {}, [])
-    for person_id, mark in found.items():
-        person = persons.get(person_id)
+    for person_id, mark in touched(marks).items():
+        person = prepared.persons.get(person_id)
         if person is None:
             out.dropped.append(person_id)
             continue
-        events = _events_of(person, mark, history, codec, keys)
-        batch = [(mark.partition, e) for e in events]
-        shadow = decide(batch, {}, [], {}, rules, models)
+        events = _before(prepared.events.get(person_id, []), mark, person_id)
+        shadow = decide([(mark.partition, e) for e in events], {}, [], {}, rules, models)
         profile = shadow.profiles.get(person_id) or Profile(person_id)
         before = stored.get(person_id)
         if before is not None:
@@ -114,44 +160,19 @@ def rederive(
     return out
 
 
-def _events_of(
-    person: Person,
-    mark: IdentityMark,
-    history: CustomerHistory,
-    codec: TouchpointCodec,
-    keys: KeyRing | None,
+def _before(
+    found: list[tuple[int, int, Touchpoint]], mark: IdentityMark, person_id: str
 ) -> list[Touchpoint]:
-    """Every event of the person's identifiers on the log before ``mark``,
+    """The person's events on the log before ``mark`` (a repeated id once),
     keyed by the person, in event time."""
-    records = []
-    for key in sorted(history_keys(person)):
-        for record in without_control(history.customer_history(key)):
-            if record.partition == mark.partition and record.offset >= mark.offset:
-                continue
-            records.append(record)
-    decoded = codec.decode_many([r.payload for r in records])
-    mine = set(person.identifiers)
     seen: set[str] = set()
     events: list[Touchpoint] = []
-    for item in decoded:
-        if isinstance(item, CodecError) or item.event_id in seen:
+    for partition, offset, event in found:
+        if partition == mark.partition and offset >= mark.offset:
             continue
-        evidence = evidence_of(item)
-        if evidence is None:
-            if item.customer_id != person.person_id:
-                continue
-        elif evidence.primary not in mine:
+        if event.event_id in seen:
             continue
-        seen.add(item.event_id)
-        events.append(item)
-    if keys is not None:
-        events = unseal_events(events, keys)
+        seen.add(event.event_id)
+        events.append(event)
     events.sort(key=lambda e: e.occurred_at)
-    return [
-        e if e.customer_id == person.person_id else replace(e, customer_id=person.person_id)
-        for e in events
-    ]
-
-
-def persons_named(marks: Collection[IdentityMark]) -> set[str]:
-    return set(touched(list(marks)))
+    return [e if e.customer_id == person_id else replace(e, customer_id=person_id) for e in events]

@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from consumers.decoding import Decoded, decode_control, rekeyed, segments_of
-from consumers.identity_changes import IdentityMark, rederive
+from consumers.identity_changes import IdentityMark, Prepared, prepare, rederive
 from consumers.pending import Pending
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
 from events.clock import clock_entry
@@ -170,19 +170,20 @@ class Pipeline:
         decoded, poison, next_offsets = self._decode(tx, records, positions, stream)
         result.poison = len(poison)
         tx.dead_letter(poison)
+        if self.keys is not None:
+            decoded = self._unseal(decoded, self.keys)
         segments = segments_of(decoded)
         partitions = positions.keys()
+        prepared = self._prepare([m for _, _, marks in segments for m in marks])
         pending = Pending()
         clocks = tx.partition_clocks(self.consumer, stream, partitions)
         models = self._partition_models(tx, partitions, stream)
         for i, (batch, erased, marks) in enumerate(segments):
-            if self.keys is not None:
-                batch = self._unseal(batch, self.keys)
             if batch or len(segments) == 1:
                 later = {person for _, gone, _ in segments[i:] for person in gone}
                 self._apply(tx, batch, clocks, models, result, later, pending)
-            if marks:
-                self._identity_changes(tx, marks, models, pending)
+            if marks and prepared is not None:
+                self._identity_changes(tx, marks, prepared, models, pending)
             if erased:  # forgotten here; the store is the truth for what follows
                 self._write(tx, pending, stream)
                 tx.forget_customers(erased)
@@ -234,18 +235,15 @@ class Pipeline:
         self,
         tx: UnitOfWork,
         marks: list[IdentityMark],
+        prepared: Prepared,
         models: Mapping[int, Model],
         pending: Pending,
     ) -> None:
         """Re-derive the persons identity records change (``consumers.identity_changes``)
         into ``pending``; the cache and the timer queue follow at once."""
-        if self.identity is None or self.history is None:
-            return
         named = {m.key for m in marks}
         stored = self._load(tx, list(named))
-        done = rederive(
-            marks, self.identity, self.history, self.codec, stored, self.rules, models, self.keys
-        )
+        done = rederive(marks, prepared, stored, self.rules, models)
         if done.dropped:
             pending.drop(done.dropped)
             self.cache.drop(done.dropped)
@@ -260,7 +258,14 @@ class Pipeline:
                 self.timers.arm(person, partition, armed)
                 pending.timers[person] = (partition, armed)
 
-    def _unseal(self, batch: list[tuple[int, Record]], keys: KeyRing) -> list[tuple[int, Record]]:
+    def _prepare(self, marks: list[IdentityMark]) -> Prepared | None:
+        """The batch's identity look-ups, once (None: no identity records, or
+        a pipeline built without the identity store)."""
+        if not marks or self.identity is None or self.history is None:
+            return None
+        return prepare(marks, self.identity, self.history, self.codec, self.keys)
+
+    def _unseal(self, batch: list[tuple[int, Decoded]], keys: KeyRing) -> list[tuple[int, Decoded]]:
         """Open the sealed events the fold and the rules read (``rules.personal``)."""
         rules = self.rules
         if self._opened[0] is not rules:

@@ -16,7 +16,7 @@ contract suites in ``tests/contract/`` read), never an override of a test.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -129,6 +129,12 @@ class CustomerHistory(Protocol):
     ``until``; False when it cannot see event times and callers filter."""
 
     def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]: ...
+
+    def customer_histories(self, customer_ids: Collection[str]) -> dict[str, list[LogRecord]]:
+        """Several customers' records at once, each in log order (customers
+        without any are left out): one round trip where the adapter can, for
+        the processor's re-derivation of merged persons."""
+        ...
 
     def find_triggers(self, query: TriggerQuery = ALL_TRIGGERS) -> list[LogRecord]:
         """The fired triggers ``query`` selects, by (fired_at, trigger_id)."""

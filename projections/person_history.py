@@ -11,6 +11,7 @@ with the records and triggers of every such key, once each, in log order.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -69,6 +70,10 @@ class PersonHistory:
             (r.partition, r.offset): r for k in keys for r in self.log.customer_history(k, until)
         }
         return sorted(found.values(), key=lambda r: (r.partition, r.offset))
+
+    def customer_histories(self, customer_ids: Collection[str]) -> dict[str, list[LogRecord]]:
+        found = {c: self.customer_history(c) for c in customer_ids}
+        return {c: records for c, records in found.items() if records}
 
     def find_triggers(self, query: TriggerQuery = ALL_TRIGGERS) -> list[LogRecord]:
         if query.customer_id is None:
