@@ -36,7 +36,7 @@ from events.control import without_control
 from events.identity import EMAIL, Identifier, IdentityLinked, IdentityUnlinked, evidence_of
 from events.keyring import KeyRing
 from events.model import Touchpoint
-from events.ports import CustomerHistory
+from events.ports import CustomerHistory, LogRecord
 from events.sealing import unseal_events
 from projections.identity import Person
 from projections.identity_ports import IdentityReads
@@ -88,7 +88,8 @@ class Prepared:
     the log (decoded, opened), with its position."""
 
     persons: dict[str, Person]
-    events: dict[str, list[tuple[int, int, Touchpoint]]]
+    events: dict[str, list[tuple[int, int, str, Touchpoint]]]
+    """person -> (partition, offset, key, event) in log order."""
 
 
 def prepare(
@@ -114,14 +115,16 @@ def prepare(
     opened = [e for _, e in located]
     if keys is not None:
         opened = unseal_events(opened, keys)
-    events: dict[str, list[tuple[int, int, Touchpoint]]] = {}
+    by_record_key: dict[str, list[tuple[LogRecord, Touchpoint]]] = {}
+    for (r, _), e in zip(located, opened, strict=True):
+        by_record_key.setdefault(r.key, []).append((r, e))
+    events: dict[str, list[tuple[int, int, str, Touchpoint]]] = {}
     for person_id, person in persons.items():
         mine = set(person.identifiers)
-        ks = wanted[person_id]
+        found = [pair for k in wanted[person_id] for pair in by_record_key.get(k, ())]
+        found.sort(key=lambda pair: (pair[0].partition, pair[0].offset))
         events[person_id] = [
-            (r.partition, r.offset, e)
-            for (r, _), e in zip(located, opened, strict=True)
-            if r.key in ks and _belongs(e, person, mine)
+            (r.partition, r.offset, r.key, e) for r, e in found if _belongs(e, person, mine)
         ]
     return Prepared(persons, events)
 
@@ -141,33 +144,51 @@ def rederive(
     models: Mapping[int, Model],
 ) -> Rederived:
     """The new profiles and armed timers of the persons ``marks`` touch,
-    and the persons to drop. ``stored`` holds their current profiles."""
+    and the persons to drop. ``stored`` holds their current profiles.
+
+    A person that only gained identifiers, and has a profile, folds just the
+    events of the keys it had not folded yet (``Profile.folded_keys``) into
+    that profile: the fold is by event time, so this is the fold of all its
+    events, and its rule memory grows by what those events would have fired.
+    A person that lost an identifier (an unlink), or is new, is folded again
+    from every event of its identifiers."""
     out = Rederived({}, {}, [])
+    unlinked = {m.key for m in marks if isinstance(m.record, IdentityUnlinked)}
     for person_id, mark in touched(marks).items():
         person = prepared.persons.get(person_id)
         if person is None:
             out.dropped.append(person_id)
             continue
-        events = _before(prepared.events.get(person_id, []), mark, person_id)
-        shadow = decide([(mark.partition, e) for e in events], {}, [], {}, rules, models)
-        profile = shadow.profiles.get(person_id) or Profile(person_id)
+        keys = history_keys(person) - {person_id}
         before = stored.get(person_id)
-        if before is not None:
+        gained = mark.key == mark.record.person_id and person_id not in unlinked
+        if gained and before is not None and set(before.folded_keys) <= keys:
+            start: Profile | None = before.copy()
+            new = keys - set(before.folded_keys)
+            found = [x for x in prepared.events.get(person_id, []) if x[2] in new]
+        else:
+            start, found = None, prepared.events.get(person_id, [])
+        events = _before(found, mark, person_id)
+        profiles = {} if start is None else {person_id: start}
+        shadow = decide([(mark.partition, e) for e in events], profiles, [], {}, rules, models)
+        profile = shadow.profiles.get(person_id) or start or Profile(person_id)
+        if start is None and before is not None:
             profile.rule_state = union_memory(profile.rule_state, before.rule_state)
             profile.open_goals = before.open_goals
+        profile.folded_keys = sorted(keys)
         out.profiles[person_id] = profile
         out.timers[person_id] = shadow.timers.get(person_id, {})
     return out
 
 
 def _before(
-    found: list[tuple[int, int, Touchpoint]], mark: IdentityMark, person_id: str
+    found: list[tuple[int, int, str, Touchpoint]], mark: IdentityMark, person_id: str
 ) -> list[Touchpoint]:
     """The person's events on the log before ``mark`` (a repeated id once),
     keyed by the person, in event time."""
     seen: set[str] = set()
     events: list[Touchpoint] = []
-    for partition, offset, event in found:
+    for partition, offset, _, event in found:
         if partition == mark.partition and offset >= mark.offset:
             continue
         if event.event_id in seen:
