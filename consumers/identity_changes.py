@@ -28,7 +28,7 @@ re-folds with those too, and the later records then re-fold it again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from events.codec import CodecError, TouchpointCodec
@@ -105,11 +105,22 @@ def prepare(
     history: CustomerHistory,
     codec: TouchpointCodec,
     keys: KeyRing | None,
+    known: Collection[str] = (),
 ) -> Prepared:
     """One look-up of the persons, one read of their histories, one decode
-    and one key look-up for every identity record of a batch."""
+    and one key look-up for every identity record of a batch. ``known``:
+    the persons with a profile already, who need only the events of the
+    identifiers the records move in (unless an unlink names them)."""
     persons = identity.persons(list(touched(marks)))
-    wanted = {person_id: history_keys(p) for person_id, p in persons.items()}
+    refold = _refolded(marks)
+    wanted = {
+        person_id: (
+            _gained(marks, person_id)
+            if person_id in known and person_id not in refold
+            else history_keys(p)
+        )
+        for person_id, p in persons.items()
+    }
     by_key = history.customer_histories(sorted(set().union(*wanted.values())))
     records = {
         (r.partition, r.offset): r for found in by_key.values() for r in without_control(found)
@@ -162,11 +173,7 @@ def rederive(
     unlink is folded again from every event of the identifiers it has
     now."""
     out = Rederived({}, {}, [])
-    unlinked = {
-        m.key
-        for m in marks
-        if isinstance(m.record, IdentityUnlinked) or m.record.source == REDERIVED_SOURCE
-    }
+    unlinked = _refolded(marks)
     for person_id, mark in touched(marks).items():
         person = prepared.persons.get(person_id)
         if person is None:
@@ -195,6 +202,16 @@ def rederive(
         out.profiles[person_id] = profile
         out.timers[person_id] = shadow.timers.get(person_id, {})
     return out
+
+
+def _refolded(marks: Sequence[IdentityMark]) -> set[str]:
+    """Persons an unlink names (the unlinked one, and the re-derived sides):
+    folded again from every event of what they have now."""
+    return {
+        m.key
+        for m in marks
+        if isinstance(m.record, IdentityUnlinked) or m.record.source == REDERIVED_SOURCE
+    }
 
 
 def _gained(marks: Sequence[IdentityMark], person_id: str) -> set[str]:

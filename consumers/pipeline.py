@@ -183,7 +183,7 @@ class Pipeline:
             decoded = self._unseal(decoded, self.keys)
         segments = segments_of(decoded)
         partitions = positions.keys()
-        prepared = self._prepare([m for _, _, marks in segments for m in marks])
+        prepared = self._prepare(tx, [m for _, _, marks in segments for m in marks])
         pending = Pending()
         clocks = tx.partition_clocks(self.consumer, stream, partitions)
         models = self._partition_models(tx, partitions, stream)
@@ -277,8 +277,9 @@ class Pipeline:
             touched,
             before,
         )
+        loaded = self._load(tx, list(runs_of))
         for person, runs in runs_of.items():
-            profile = self._load(tx, [person]).get(person)
+            profile = loaded.get(person)
             for run in runs:
                 stored = {} if profile is None else {person: profile}
                 start = {} if run.start is None else {run.partition: run.start}
@@ -320,12 +321,14 @@ class Pipeline:
                 self.timers.arm(person, partition, armed)
                 pending.timers[person] = (partition, armed)
 
-    def _prepare(self, marks: list[IdentityMark]) -> Prepared | None:
+    def _prepare(self, tx: UnitOfWork, marks: list[IdentityMark]) -> Prepared | None:
         """The batch's identity look-ups, once (None: no identity records, or
-        a pipeline built without the identity store)."""
+        a pipeline built without the identity store); the named persons'
+        profiles are loaded into the cache with one query."""
         if not marks or self.identity is None or self.history is None:
             return None
-        return prepare(marks, self.identity, self.history, self.codec, self.keys)
+        known = self._load(tx, sorted({m.key for m in marks}))
+        return prepare(marks, self.identity, self.history, self.codec, self.keys, known)
 
     def _unseal(self, batch: list[tuple[int, Decoded]], keys: KeyRing) -> list[tuple[int, Decoded]]:
         """Open the sealed events the fold and the rules read (``rules.personal``)."""
