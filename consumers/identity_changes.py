@@ -50,7 +50,7 @@ from projections.identity_ports import IdentityReads
 from projections.person_history import history_keys
 from projections.predictions import Model
 from projections.profile import Profile
-from rules.decide import decide
+from rules.decide import Record, decide
 from rules.memory_union import union_memory
 from rules.model import RuleSet
 
@@ -172,7 +172,10 @@ def rederive(
     now."""
     out = Rederived({}, {}, [])
     unlinked = _refolded(marks)
-    for person_id, mark in touched(marks).items():
+    batch: list[tuple[int, Record]] = []
+    starts: dict[str, Profile] = {}
+    plans: list[tuple[str, Profile | None, Profile | None, set[str], bool]] = []
+    for lane, (person_id, mark) in enumerate(touched(marks).items()):
         person = prepared.persons.get(person_id)
         if person is None:
             out.dropped.append(person_id)
@@ -190,15 +193,35 @@ def rederive(
             start = None if before is None else before.copy()
             found = [x for x in prepared.events.get(person_id, []) if x[2] in new]
         events = _before(found, mark, person_id)
-        profiles = {} if start is None else {person_id: start}
-        shadow = decide([(mark.partition, e) for e in events], profiles, [], {}, rules, models)
-        profile = shadow.profiles.get(person_id) or start or Profile(person_id)
-        if start is None and before is not None:
+        # each person on a partition number of its own: its clock is its own
+        batch.extend((-1 - lane, e) for e in events)
+        if start is not None:
+            starts[person_id] = start
+        plans.append((person_id, before, start, keys, bool(events)))
+    shadow = decide(batch, starts, [], {}, rules, _lane_models(models, marks)) if batch else None
+    for person_id, before, begun, keys, folded in plans:
+        if not folded and begun is not None:
+            begun.folded_keys = sorted(keys)  # nothing new to fold: timers stay armed
+            out.profiles[person_id] = begun
+            continue
+        refolded = shadow.profiles.get(person_id) if shadow is not None else None
+        profile = refolded or begun or Profile(person_id)
+        if begun is None and before is not None:
             profile.rule_state = union_memory(profile.rule_state, before.rule_state)
             profile.open_goals = before.open_goals
         profile.folded_keys = sorted(keys)
         out.profiles[person_id] = profile
-        out.timers[person_id] = shadow.timers.get(person_id, {})
+        out.timers[person_id] = {} if shadow is None else shadow.timers.get(person_id, {})
+    return out
+
+
+def _lane_models(models: Mapping[int, Model], marks: Sequence[IdentityMark]) -> dict[int, Model]:
+    """The model in effect on each person's real partition, on its lane."""
+    out: dict[int, Model] = {}
+    for lane, mark in enumerate(touched(marks).values()):
+        model = models.get(mark.partition)
+        if model is not None:
+            out[-1 - lane] = model
     return out
 
 
