@@ -15,9 +15,10 @@ the whole batch per identity record.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
+from consumers.decoding import Decoded
 from consumers.identity_changes import IdentityMark
 from events.model import ClockRecord, Micros, Touchpoint
 from projections.predictions import Model
@@ -35,19 +36,26 @@ class Run:
 
 
 def person_runs(
-    decoded: list[tuple[int, Touchpoint | ClockRecord | IdentityMark]],
-    touched: Collection[str],
+    decoded: Sequence[tuple[int, Decoded]],
+    rekey: Mapping[str, str],
     before: Mapping[int, Micros],
-) -> dict[str, list[Run]]:
-    """Every touched person's runs, in log order; ``decoded`` has its
-    touchpoints keyed by person already, and no erasure or model records."""
+) -> tuple[list[tuple[int, Record]], dict[str, list[Run]]]:
+    """One pass over a batch (touchpoints, clock and identity records only):
+    what everyone else is decided on (the touched persons' events as clock
+    stand-ins), and every touched person's runs, in log order. ``rekey``:
+    event_id -> the person it was appended under (``consumers.decoding``)."""
     running = dict(before)
     open_runs: dict[str, Run] = {}
-    out: dict[str, list[Run]] = {person: [] for person in touched}
+    out: dict[str, list[Run]] = {item.key: [] for _, item in decoded if type(item) is IdentityMark}
+    others: list[tuple[int, Record]] = []
     for partition, item in decoded:
         kind = type(item)
         if kind is Touchpoint:
             event: Touchpoint = item  # type: ignore[assignment]
+            if rekey:
+                key = rekey.get(event.event_id)
+                if key is not None:
+                    event = replace(event, customer_id=key)
             prev = running.get(partition)
             if event.customer_id in out:
                 run = open_runs.get(event.customer_id)
@@ -56,10 +64,14 @@ def person_runs(
                 if prev is not None:
                     run.records.append((partition, ClockRecord(partition, prev, "batch")))
                 run.records.append((partition, event))
+                others.append((partition, ClockRecord(partition, event.occurred_at, "batch")))
+            else:
+                others.append((partition, event))
             if prev is None or event.occurred_at > prev:
                 running[partition] = event.occurred_at
         elif kind is ClockRecord:
             at = item.at  # type: ignore[union-attr]
+            others.append((partition, item))  # type: ignore[arg-type]
             if at > running.get(partition, at - 1):
                 running[partition] = at
         elif kind is IdentityMark:
@@ -81,7 +93,7 @@ def person_runs(
             last = Run(partition, running.get(partition))
         _close(last, running.get(last.partition))
         runs.append(last)
-    return out
+    return others, out
 
 
 def _close(run: Run, clock: Micros | None) -> None:

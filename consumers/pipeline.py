@@ -59,7 +59,7 @@ from events.control import is_control, is_identity
 from events.dead_letters import DeadLetterRow
 from events.keyring import KeyRing
 from events.log import TOUCHPOINTS, Entry, LogRecord
-from events.model import ClockRecord, Micros, ModelFitted, Touchpoint, TriggerEvent
+from events.model import Micros, ModelFitted, Touchpoint, TriggerEvent
 from events.partitioning import partition_for
 from events.ports import CustomerHistory
 from events.sealing import SEALED, unseal_events
@@ -216,6 +216,7 @@ class Pipeline:
         erased: set[str],
         pending: Pending,
         held: Collection[str] = (),
+        rekey: bool = True,
     ) -> None:
         """Decide one run of records (a whole batch, unless identity or
         ``subject_erased`` records cut it) into ``pending``; ``clocks`` and
@@ -233,7 +234,7 @@ class Pipeline:
                 due.extend(self._rearm(tx, batch, due))
             if held:
                 due = [d for d in due if d[0] not in held]
-        if self._rekey:
+        if rekey and self._rekey:
             batch = rekeyed(batch, self._rekey)
         wanted = {r.customer_id for _, r in batch if type(r) is Touchpoint}
         wanted.update(c for c, _ in due)
@@ -261,23 +262,10 @@ class Pipeline:
         the records do not name in one ``decide``, the named persons' events
         in touchpoint-free stand-ins there; then the named persons' runs, the
         k-th run of each in one ``decide`` (``consumers.person_runs.lanes``)."""
-        marks = [r for _, r in decoded if isinstance(r, IdentityMark)]
-        touched = {m.key for m in marks}
-        ordered = rekeyed(decoded, self._rekey) if self._rekey else decoded
-        records = [(p, r) for p, r in ordered if isinstance(r, Touchpoint | ClockRecord)]
         before, models_before = dict(clocks), dict(models)
-        others: list[tuple[int, Record]] = [
-            (p, ClockRecord(p, r.occurred_at, "batch"))
-            if type(r) is Touchpoint and r.customer_id in touched
-            else (p, r)
-            for p, r in records
-        ]
-        self._apply(tx, others, clocks, models, result, set(), pending, held=touched)
-        runs_of = person_runs(
-            [(p, r) for p, r in ordered if isinstance(r, Touchpoint | ClockRecord | IdentityMark)],
-            touched,
-            before,
-        )
+        others, runs_of = person_runs(decoded, self._rekey, before)
+        touched = set(runs_of)
+        self._apply(tx, others, clocks, models, result, set(), pending, held=touched, rekey=False)
         profiles: dict[str, Profile | None] = dict(self._load(tx, list(runs_of)))
         for run_batch in lanes(runs_of, models_before):
             stored = {p: found for p in run_batch.persons if (found := profiles.get(p))}
