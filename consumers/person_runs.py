@@ -30,9 +30,13 @@ class Run:
     partition: int
     start: Micros | None
     """The partition clock before the run."""
+    lane: int = -1
+    """The partition number its records carry (``Lane``)."""
     records: list[tuple[int, Record]] = field(default_factory=list)
     marks: list[IdentityMark] = field(default_factory=list)
     """The identity records right after the run (none for the last)."""
+    last: Micros | None = None
+    """The clock its records have reached."""
 
 
 def person_runs(
@@ -42,12 +46,18 @@ def person_runs(
 ) -> tuple[list[tuple[int, Record]], dict[str, list[Run]]]:
     """One pass over a batch (touchpoints, clock and identity records only):
     what everyone else is decided on (the touched persons' events as clock
-    stand-ins), and every touched person's runs, in log order. ``rekey``:
-    event_id -> the person it was appended under (``consumers.decoding``)."""
+    stand-ins, where they move the clock), and every touched person's runs,
+    in log order, on its lane. ``rekey``: event_id -> the person it was
+    appended under (``consumers.decoding``)."""
     running = dict(before)
     open_runs: dict[str, Run] = {}
-    out: dict[str, list[Run]] = {item.key: [] for _, item in decoded if type(item) is IdentityMark}
+    out: dict[str, list[Run]] = {}
+    for _, item in decoded:
+        if type(item) is IdentityMark:
+            out.setdefault(item.key, [])
+    lane_of = {person: -1 - i for i, person in enumerate(out)}
     others: list[tuple[int, Record]] = []
+    add = others.append
     for partition, item in decoded:
         kind = type(item)
         if kind is Touchpoint:
@@ -57,21 +67,28 @@ def person_runs(
                 if key is not None:
                     event = replace(event, customer_id=key)
             prev = running.get(partition)
+            at = event.occurred_at
+            run = open_runs.get(event.customer_id) if event.customer_id in out else None
             if event.customer_id in out:
-                run = open_runs.get(event.customer_id)
                 if run is None:
-                    run = open_runs[event.customer_id] = Run(partition, prev)
-                if prev is not None:
-                    run.records.append((partition, ClockRecord(partition, prev, "batch")))
-                run.records.append((partition, event))
-                others.append((partition, ClockRecord(partition, event.occurred_at, "batch")))
+                    run = open_runs[event.customer_id] = Run(
+                        partition, prev, lane_of[event.customer_id], last=prev
+                    )
+                lane = run.lane
+                if prev is not None and prev != run.last:
+                    run.records.append((lane, ClockRecord(lane, prev, "batch")))
+                run.records.append((lane, event))
+                if prev is None or at > prev:
+                    add((partition, ClockRecord(partition, at, "batch")))
             else:
-                others.append((partition, event))
-            if prev is None or event.occurred_at > prev:
-                running[partition] = event.occurred_at
+                add((partition, event))
+            if prev is None or at > prev:
+                running[partition] = prev = at
+            if run is not None:
+                run.last = prev
         elif kind is ClockRecord:
             at = item.at  # type: ignore[union-attr]
-            others.append((partition, item))  # type: ignore[arg-type]
+            add((partition, item))  # type: ignore[arg-type]
             if at > running.get(partition, at - 1):
                 running[partition] = at
         elif kind is IdentityMark:
@@ -82,7 +99,8 @@ def person_runs(
                 runs[-1].marks.append(mark)  # nothing of theirs since the last one
                 continue
             if run is None:
-                run = Run(partition, running.get(partition))
+                here = running.get(partition)
+                run = Run(partition, here, lane_of[mark.key], last=here)
             _close(run, running.get(partition))
             run.marks.append(mark)
             runs.append(run)
@@ -90,15 +108,18 @@ def person_runs(
         last = open_runs.pop(person, None)
         if last is None:
             partition = runs[-1].partition if runs else 0
-            last = Run(partition, running.get(partition))
+            here = running.get(partition)
+            last = Run(partition, here, lane_of[person], last=here)
         _close(last, running.get(last.partition))
         runs.append(last)
     return others, out
 
 
 def _close(run: Run, clock: Micros | None) -> None:
+    """The run ends at the clock of where it stops: decide fires the
+    person's timers due before it."""
     if clock is not None:
-        run.records.append((run.partition, ClockRecord(run.partition, clock, "batch")))
+        run.records.append((run.lane, ClockRecord(run.lane, clock, "batch")))
 
 
 @dataclass(slots=True)
@@ -121,23 +142,19 @@ def lanes(runs_of: Mapping[str, list[Run]], models: Mapping[int, Model]) -> list
     """One ``decide`` per run index instead of one per run: a batch with
     hundreds of merges then costs a few calls, not hundreds."""
     lanes_: list[Lane] = []
-    for index, (person, runs) in enumerate(runs_of.items()):
-        lane_partition = -1 - index
+    for person, runs in runs_of.items():
         for k, run in enumerate(runs):
             if k == len(lanes_):
                 lanes_.append(Lane())
             lane = lanes_[k]
             lane.persons.append(person)
-            lane.due.append((person, lane_partition))
+            lane.due.append((person, run.lane))
             lane.real[person] = run.partition
             if run.start is not None:
-                lane.start[lane_partition] = run.start
+                lane.start[run.lane] = run.start
             model = models.get(run.partition)
             if model is not None:
-                lane.models[lane_partition] = model
-            for _, record in run.records:
-                if type(record) is ClockRecord:
-                    record = ClockRecord(lane_partition, record.at, record.source)
-                lane.records.append((lane_partition, record))
+                lane.models[run.lane] = model
+            lane.records.extend(run.records)
             lane.marks.extend(run.marks)
     return lanes_
