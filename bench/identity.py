@@ -19,9 +19,7 @@ smaller share of it. ``python bench/identity.py --events 200000`` prints JSON.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import platform
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -32,29 +30,13 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engage.synthetic import HistorySpec, generate_lines
+from engage.synthetic.identities import with_identities
 from events.identity import evidence_of
 from events.ingest import parse_line
 from events.model import Touchpoint
 from projections.evolve import apply
 from projections.identity import IdentityGraph, resolve
 from projections.profile import Profile
-
-
-def with_identities(events: list[Touchpoint], seed: int = 7) -> list[Touchpoint]:
-    """10% with a device id (two devices per customer), 1% of them linking."""
-    rng = random.Random(seed)
-    out = []
-    for event in events:
-        draw = rng.random()
-        if draw >= 0.10:
-            out.append(event)
-            continue
-        device = f"{event.customer_id}.dev{rng.randrange(2)}"
-        if draw < 0.01:  # both ids: links the device to the customer
-            out.append(dataclasses.replace(event, anonymous_id=device))
-        else:  # anonymous only: the envelope keeps the device id as customer_id
-            out.append(dataclasses.replace(event, customer_id=device, anonymous_id=device))
-    return out
 
 
 def profiles_only(events: list[Touchpoint]) -> None:

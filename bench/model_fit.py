@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from events.model import DAY
-from projections.model_fit import expected_purchases_array, fit, simulate
+from projections.model_fit import expected_purchases_array, fit
+from projections.model_simulation import simulate
 from projections.predictions import (
     ModelParams,
     expected_purchases,

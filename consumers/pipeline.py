@@ -40,23 +40,26 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from consumers.decoding import Decoded, decode_control, rekeyed, segments_of
+from consumers.identity_changes import IdentityMark, Prepared, prepare, rederive
+from consumers.pending import Pending
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
-from events.clock import clock_codec, clock_entry
+from events.clock import clock_entry
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
-from events.control import is_control, is_model_fitted, model_codec
+from events.control import is_control, is_identity
 from events.dead_letters import DeadLetterRow
 from events.keyring import KeyRing
 from events.log import TOUCHPOINTS, Entry, LogRecord
-from events.model import ClockRecord, Micros, ModelFitted, SubjectErased, Touchpoint, TriggerEvent
+from events.model import Micros, ModelFitted, Touchpoint, TriggerEvent
 from events.partitioning import partition_for
+from events.ports import CustomerHistory
 from events.sealing import SEALED, unseal_events
-from events.subject_erased import erased_codec, is_subject_erased
+from projections.identity_ports import IdentityReads
 from projections.ports import ProjectionStore, UnitOfWork
 from projections.predictions import Model
 from projections.profile import Profile
 from rules import RuleSet
-from rules.arms import CONTROL
-from rules.decide import Outcome, Record, advance, decide, model_of
+from rules.decide import Outcome, Record, advance, decide
 from rules.personal import opened_types
 from rules.timer_queue import TimerQueue
 
@@ -84,6 +87,8 @@ class Pipeline:
         drop_repeated_ids: bool = False,
         publish_to: int | None = None,
         keys: KeyRing | None = None,
+        identity: IdentityReads | None = None,
+        history: CustomerHistory | None = None,
     ) -> None:
         """``publish_to``: the log's partition count when the triggers stream is
         in the store's own database; triggers are then appended to it in the
@@ -93,6 +98,12 @@ class Pipeline:
         person's stay closed."""
         self.codec = codec
         self.keys = keys
+        # identity (``consumers.identity_changes``): the persons, and the log
+        # read back by key, to re-derive a person an identity record changes
+        self.identity = identity
+        self.history = history
+        self._rekey: dict[str, str] = {}
+        """event_id -> the person it was appended under, where that is not its customer id."""
         self._opened: tuple[RuleSet | None, frozenset[str]] = (None, opened_types(None))
         self.consumer = consumer
         self.rules = rules
@@ -159,18 +170,26 @@ class Pipeline:
         decoded, poison, next_offsets = self._decode(tx, records, positions, stream)
         result.poison = len(poison)
         tx.dead_letter(poison)
-        segments = _segments(decoded)
-        clocks: dict[int, Micros] = {}
-        for i, (batch, erased) in enumerate(segments):
-            if self.keys is not None:
-                batch = self._unseal(batch, self.keys)
+        if self.keys is not None:
+            decoded = self._unseal(decoded, self.keys)
+        segments = segments_of(decoded)
+        partitions = positions.keys()
+        prepared = self._prepare([m for _, _, marks in segments for m in marks])
+        pending = Pending()
+        clocks = tx.partition_clocks(self.consumer, stream, partitions)
+        models = self._partition_models(tx, partitions, stream)
+        for i, (batch, erased, marks) in enumerate(segments):
             if batch or len(segments) == 1:
-                later = {person for _, gone in segments[i:] for person in gone}
-                clocks.update(self._apply(tx, batch, positions.keys(), stream, result, later))
+                later = {person for _, gone, _ in segments[i:] for person in gone}
+                self._apply(tx, batch, clocks, models, result, later, pending)
+            if marks and prepared is not None:
+                self._identity_changes(tx, marks, prepared, models, pending)
             if erased:  # forgotten here; the store is the truth for what follows
+                self._write(tx, pending, stream)
                 tx.forget_customers(erased)
                 self.forget()
-                self._claim(tx, positions.keys(), stream)
+                self._claim(tx, partitions, stream)
+        self._write(tx, pending, stream)
         tx.save_offsets(self.consumer, stream, next_offsets)
         result.clock = max(clocks.values()) if clocks else None
         return result
@@ -179,17 +198,18 @@ class Pipeline:
         self,
         tx: UnitOfWork,
         batch: list[tuple[int, Record]],
-        partitions: Collection[int],
-        stream: str,
+        clocks: dict[int, Micros],
+        models: dict[int, Model],
         result: BatchResult,
         erased: set[str],
-    ) -> dict[int, Micros]:
-        """Decide and commit one run of records (a whole batch, unless
-        ``subject_erased`` records cut it); returns the partition clocks.
-        ``erased``: persons erased further on in this batch, whose profiles
-        and triggers are dropped (their events still count in the KPIs)."""
-        before = tx.partition_clocks(self.consumer, stream, partitions)
-        models = self._partition_models(tx, partitions, stream)
+        pending: Pending,
+    ) -> None:
+        """Decide one run of records (a whole batch, unless identity or
+        ``subject_erased`` records cut it) into ``pending``; ``clocks`` and
+        ``models`` move on with it. ``erased``: persons erased further on in
+        this batch, whose profiles and triggers are dropped (their events
+        still count in the KPIs)."""
+        before = dict(clocks)
         rules = self.rules
         due: list[tuple[str, int]] = []
         if rules is not None:
@@ -197,6 +217,8 @@ class Pipeline:
                 due.extend((c, partition) for c in self.timers.pop_due(partition, clock))
             if rules.uses_model:
                 due.extend(self._rearm(tx, batch, due))
+        if self._rekey:
+            batch = rekeyed(batch, self._rekey)
         wanted = {r.customer_id for _, r in batch if type(r) is Touchpoint}
         wanted.update(c for c, _ in due)
         outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules, models)
@@ -205,10 +227,45 @@ class Pipeline:
         result.events += outcome.events
         result.triggers.extend(outcome.triggers)
         result.profiles += len(outcome.profiles)
-        self._commit(tx, outcome, stream)
-        return {**before, **outcome.clocks}
+        self._keep(outcome, pending)
+        clocks.update(outcome.clocks)
+        models.update(outcome.models)
 
-    def _unseal(self, batch: list[tuple[int, Record]], keys: KeyRing) -> list[tuple[int, Record]]:
+    def _identity_changes(
+        self,
+        tx: UnitOfWork,
+        marks: list[IdentityMark],
+        prepared: Prepared,
+        models: Mapping[int, Model],
+        pending: Pending,
+    ) -> None:
+        """Re-derive the persons identity records change (``consumers.identity_changes``)
+        into ``pending``; the cache and the timer queue follow at once."""
+        named = {m.key for m in marks}
+        stored = self._load(tx, list(named))
+        done = rederive(marks, prepared, stored, self.rules, models)
+        if done.dropped:
+            pending.drop(done.dropped)
+            self.cache.drop(done.dropped)
+            for person in done.dropped:
+                self.timers.arm(person, 0, {})
+        pending.keep(done.profiles)
+        self.cache.keep(done.profiles)
+        by_person = {m.key: m.partition for m in marks}
+        for person, armed in done.timers.items():
+            partition = by_person[person]
+            if self.rules is not None:
+                self.timers.arm(person, partition, armed)
+                pending.timers[person] = (partition, armed)
+
+    def _prepare(self, marks: list[IdentityMark]) -> Prepared | None:
+        """The batch's identity look-ups, once (None: no identity records, or
+        a pipeline built without the identity store)."""
+        if not marks or self.identity is None or self.history is None:
+            return None
+        return prepare(marks, self.identity, self.history, self.codec, self.keys)
+
+    def _unseal(self, batch: list[tuple[int, Decoded]], keys: KeyRing) -> list[tuple[int, Decoded]]:
         """Open the sealed events the fold and the rules read (``rules.personal``)."""
         rules = self.rules
         if self._opened[0] is not rules:
@@ -287,19 +344,23 @@ class Pipeline:
         records: Sequence[LogRecord],
         positions: Mapping[int, int],
         stream: str,
-    ) -> tuple[list[tuple[int, Record | SubjectErased]], list[DeadLetterRow], dict[int, int]]:
+    ) -> tuple[list[tuple[int, Decoded]], list[DeadLetterRow], dict[int, int]]:
         """(partition, record) in log order, the poison rows, the next offsets."""
-        control_at = [i for i, r in enumerate(records) if is_control(r.payload)]
+        self._rekey = {}
+        control_at = [
+            i for i, r in enumerate(records) if is_control(r.payload) or is_identity(r.payload)
+        ]
         if control_at:
-            controls = {i: _decode_control(records[i].payload) for i in control_at}
+            controls = {i: decode_control(records[i]) for i in control_at}
             plain = [r.payload for i, r in enumerate(records) if i not in controls]
             touchpoints = iter(self._decode_touchpoints(tx, plain))
-            decoded: list[Record | SubjectErased | CodecError | None] = [
+            decoded: list[Decoded | CodecError | None] = [
                 controls[i] if i in controls else next(touchpoints) for i in range(len(records))
             ]
         else:
             decoded = list(self._decode_touchpoints(tx, [r.payload for r in records]))
-        batch: list[tuple[int, Record | SubjectErased]] = []
+        batch: list[tuple[int, Decoded]] = []
+        rekey = self._rekey
         next_offsets = dict(positions)
         poison: list[DeadLetterRow] = []
         for record, item in zip(records, decoded, strict=True):
@@ -321,6 +382,8 @@ class Pipeline:
                     )
                 )
                 continue
+            if type(item) is Touchpoint and record.key and record.key != item.customer_id:
+                rekey[item.event_id] = record.key
             batch.append((partition, item))
         return batch, poison, next_offsets
 
@@ -332,66 +395,40 @@ class Pipeline:
             return _drop_repeats(tx, decoded)
         return decoded
 
-    def _commit(self, tx: UnitOfWork, outcome: Outcome, stream: str) -> None:
-        """Steps 2–5 of the commit order: profiles and timers, outbox, KPIs, clocks."""
+    def _keep(self, outcome: Outcome, pending: Pending) -> None:
+        """A segment's outcome into ``pending``, and into the memory the next
+        segment reads (the profile cache, the timer queue)."""
         changed = outcome.profiles
-        tx.save_profiles(list(changed.values()))
+        pending.keep(changed)
         self.cache.keep(changed)
         if self.rules is not None:
             partition_of = outcome.partition_of
-            rows: list[tuple[str, str, Micros, int]] = []
             arm = self.timers.arm
             for customer_id, armed in outcome.timers.items():
                 partition = partition_of[customer_id]
                 arm(customer_id, partition, armed)
-                rows.extend((customer_id, r, due, partition) for r, due in armed.items())
-            tx.save_timers(list(outcome.timers), rows)
+                pending.timers[customer_id] = (partition, armed)
         triggers = outcome.triggers
         if triggers:
-            pairs = list(zip(triggers, self.trigger_codec.encode_many(triggers), strict=True))
-            held = [p for p in pairs if p[0].arm == CONTROL]
-            if held:
-                # the control arm is recorded, never delivered: marked published,
-                # so the relay never moves it, and kept off the triggers stream
-                pairs = [p for p in pairs if p[0].arm != CONTROL]
-                tx.add_outbox(held, published=True)
-            tx.add_outbox(pairs, published=self.publish_to is not None)
-            if self.publish_to is not None:
-                tx.publish_triggers(pairs, self.publish_to)
-        if outcome.conversions:
-            tx.save_conversions(outcome.conversions)
+            encoded = self.trigger_codec.encode_many(triggers)
+            pending.triggers.extend(zip(triggers, encoded, strict=True))
+        pending.conversions.extend(outcome.conversions)
         kpis = outcome.kpis
         kpis.count_triggers(triggers)
-        tx.save_kpis(kpis.finish())
-        if outcome.clocks:
-            tx.save_partition_clocks(self.consumer, stream, outcome.clocks)
-            tx.save_clock(self.consumer, max(outcome.clocks.values()))
+        pending.kpis.merge(kpis.finish())
+        pending.clocks.update(outcome.clocks)
         if outcome.models:
-            tx.save_partition_models(self.consumer, stream, outcome.models)
+            pending.models.update(outcome.models)
             self._models.update(outcome.models)
 
-
-def _segments(
-    decoded: list[tuple[int, Record | SubjectErased]],
-) -> list[tuple[list[tuple[int, Record]], list[str]]]:
-    """The batch cut after each run of ``subject_erased`` records: (records,
-    persons erased right after them). Nearly always one segment with nobody
-    erased; a person's events after their erasure (unsuppressed) then start
-    a fresh profile, as they do when they come in a later batch."""
-    segments: list[tuple[list[tuple[int, Record]], list[str]]] = []
-    current: list[tuple[int, Record]] = []
-    for partition, record in decoded:
-        if isinstance(record, SubjectErased):
-            if not current and segments:
-                segments[-1][1].append(record.person)
-            else:
-                segments.append((current, [record.person]))
-                current = []
-        else:
-            current.append((partition, record))
-    if current or not segments:
-        segments.append((current, []))
-    return segments
+    def _write(self, tx: UnitOfWork, pending: Pending, stream: str) -> None:
+        pending.write(
+            tx,
+            self.consumer,
+            stream,
+            with_timers=self.rules is not None,
+            publish_to=self.publish_to,
+        )
 
 
 def _drop_erased(outcome: Outcome, erased: set[str]) -> None:
@@ -401,23 +438,6 @@ def _drop_erased(outcome: Outcome, erased: set[str]) -> None:
         outcome.profiles.pop(person, None)
         outcome.timers.pop(person, None)
     outcome.triggers = [t for t in outcome.triggers if t.customer_id not in erased]
-
-
-def _decode_control(payload: bytes) -> ClockRecord | ModelFitted | SubjectErased | CodecError:
-    """A control record, or the reason it is poison: a model_fitted record's
-    parameters are checked here, so ``decide`` can take them as they come."""
-    try:
-        if is_subject_erased(payload):
-            return erased_codec().decode(payload)
-        if not is_model_fitted(payload):
-            return clock_codec().decode(payload)
-        fitted = model_codec().decode(payload)
-        model_of(fitted, None)
-    except CodecError as exc:
-        return exc
-    except (ValueError, TypeError) as exc:
-        return CodecError(f"model_fitted: {exc}")
-    return fitted
 
 
 def _drop_repeats(

@@ -65,6 +65,11 @@ class ProfileCache:
             for customer_id in list(_first(cached, excess)):
                 del cached[customer_id]
 
+    def drop(self, customer_ids: Iterable[str]) -> None:
+        """Forget profiles that no longer exist (a person absorbed by a merge)."""
+        for customer_id in customer_ids:
+            self._profiles.pop(customer_id, None)
+
     def clear(self) -> None:
         self._profiles.clear()
 

@@ -217,6 +217,11 @@ def _run(engine: Engine, conn: Conn, receipt: Receipt) -> None:
             (f"erasure:{receipt.erasure_id}", partition_for(person, engine.partitions)),
         )
         _save(conn, receipt)
+    receipt.note(
+        "identity_persons, identity_identifiers",
+        "the person's identifiers and links deleted",
+        engine.identity.forget(person),
+    )
     _topics(engine, receipt)
     # step 4: on the log, after everything of the person's
     at = time.time_ns() // 1_000

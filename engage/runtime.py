@@ -31,10 +31,15 @@ from events.adapters.postgres_keys import PostgresKeyRing
 from events.codec import TouchpointCodec
 from events.dead_letters import DeadLetterStore
 from events.limits import TimeWindow
+from events.log import TOUCHPOINTS
 from events.master_key import MasterKeySource
 from events.model import Micros
+from events.ports import Entry
 from events.publisher import Publisher
 from projections.adapters.postgres import PostgresProjectionStore
+from projections.adapters.postgres_identity import PostgresIdentityStore
+from projections.identity_router import IdentityRouter
+from projections.person_history import PersonHistory, identity_fields
 from projections.ports import ProjectionStore
 from projections.queries import customer_view
 from rules import RuleSet, default_rules, load_rules
@@ -54,6 +59,8 @@ class Engine:
     keys: PostgresKeyRing
     """Person keys (``events.keyring``): personal fields are sealed on publish
     and opened by the pipeline and wherever a person's data is shown."""
+    identity: PostgresIdentityStore
+    """The persons events are routed to (``projections.identity_router``)."""
     codec: TouchpointCodec = field(default_factory=TouchpointCodec)
     rules: RuleSet | None = None
     kafka: KafkaLog | None = None
@@ -93,6 +100,9 @@ class Engine:
             store=PostgresProjectionStore(dsn),
             dead_letters=PostgresDeadLetters(connect(dsn), keys),
             keys=keys,
+            identity=PostgresIdentityStore(
+                dsn, same_database=kafka is None, pseudonym=keys.pseudonym
+            ),
             rules=ruleset,
         )
         try:
@@ -119,6 +129,8 @@ class Engine:
             drop_repeated_ids=not self.stream.refuses_repeated_ids,
             publish_to=self.partitions if publish and self.kafka is None else None,
             keys=self.keys,
+            identity=self.identity,
+            history=self.stream,
         )
 
     def relay(self) -> OutboxRelay:
@@ -187,15 +199,35 @@ class Engine:
         dated in year 9999 would otherwise move everyone's clock there."""
         at = wall_micros() if now is None else now
         window = TimeWindow.around(at, self.settings.max_future)
-        return Publisher(self.stream, self.dead_letters, self.codec, window, self.keys)
+        router = IdentityRouter(self.identity, self.partitions)
+        return Publisher(self.stream, self.dead_letters, self.codec, window, self.keys, router)
+
+    @property
+    def history(self) -> PersonHistory:
+        """The log read by person: any identifier names the person, and the
+        answer covers every key its events were appended under."""
+        return PersonHistory(self.stream, self.identity)
 
     def customer_view(self, customer_id: str, at: Micros | None = None) -> dict[str, Any] | None:
         """The customer-360 JSON now, or as of ``at`` (folded from the log), with
         personal fields opened by the person's key: what ``engage profile``,
-        ``GET /v1/customers/{id}`` and the access export all show."""
-        return customer_view(
-            self.stream, self.store, self.codec, customer_id, DEFAULT_CONSUMER, at, keys=self.keys
+        ``GET /v1/customers/{id}`` and the access export all show. Any
+        identifier of a person names it; the view gains ``person_id``,
+        ``identifiers`` and ``merged_from``."""
+        history = self.history
+        person_id, person = history.person_id(customer_id)
+        view = customer_view(
+            history, self.store, self.codec, person_id, DEFAULT_CONSUMER, at, keys=self.keys
         )
+        return None if view is None else {**view, **identity_fields(person, person_id)}
+
+    def unlink(self, name: str, identifier: str, reason: str) -> list[Entry]:
+        """``engage identity unlink``: the records appended (``IdentityRouter.unlink``),
+        dated at the processor's clock (the wall time before it has one)."""
+        at = self.store.clock(DEFAULT_CONSUMER) or wall_micros()
+        router = IdentityRouter(self.identity, self.partitions)
+        stream = self.stream
+        return router.unlink(name, identifier, reason, at, partial(stream.append, TOUCHPOINTS))
 
     @contextmanager
     def publishing(self, now: Micros | None = None) -> Iterator[Publisher]:
@@ -214,6 +246,7 @@ class Engine:
         self.store.close()
         self.dead_letters.close()
         self.keys.close()
+        self.identity.close()
         for relay in self._relays:
             relay.close()
 

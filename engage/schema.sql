@@ -348,3 +348,23 @@ CREATE INDEX IF NOT EXISTS dead_letters_person ON dead_letters (person) WHERE pe
 ALTER TABLE api_keys DROP CONSTRAINT IF EXISTS api_keys_scope_check;
 ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check
     CHECK (scope IN ('ingest', 'read', 'admin'));
+
+-- Identity (docs/identity.md): the persons the publish step resolves events
+-- to, one JSON row each (projections.identity_json), and an index from every
+-- identifier to its person. Written at publish, in the transaction that
+-- appends the events keyed by their person, so routing and the identity
+-- records on the log never disagree. Not a projection of the processor:
+-- replay reads the identity records the log already holds.
+CREATE TABLE IF NOT EXISTS identity_persons (
+    person_key text PRIMARY KEY,
+    person_id  text NOT NULL,
+    state      json NOT NULL
+);
+CREATE INDEX IF NOT EXISTS identity_persons_person_id ON identity_persons (person_id);
+CREATE TABLE IF NOT EXISTS identity_identifiers (
+    kind       text NOT NULL,
+    value      text NOT NULL,
+    person_key text NOT NULL,
+    PRIMARY KEY (kind, value)
+);
+CREATE INDEX IF NOT EXISTS identity_identifiers_person ON identity_identifiers (person_key);

@@ -14,12 +14,14 @@ All cryptography is the ``cryptography`` package's AES-GCM: 256-bit keys,
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from events.errors import EngageError
 
@@ -97,6 +99,23 @@ def open_sealed(cipher: AESGCM, blob: bytes, context: bytes) -> bytes | None:
         return None
 
 
+def pseudonymizer(master: bytes) -> Callable[[str], str]:
+    """Keyed pseudonyms for identifiers that are personal (emails): HMAC-SHA-256
+    under a key derived from the master key by HKDF. The identity store keeps
+    and looks up an email only this way, so no table holds it in clear, and
+    without the master key nobody can test a guess against it."""
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"engage identity pseudonyms v1"
+    ).derive(master)
+
+    def pseudonym(text: str) -> str:
+        mac = hmac.HMAC(derived, hashes.SHA256())
+        mac.update(text.encode("utf-8"))
+        return "hmac:" + mac.finalize()[:16].hex()
+
+    return pseudonym
+
+
 class KeyRing(Protocol):
     """Where person keys live. ``keys_for`` creates missing keys (publishing);
     ``keys_by_id`` only finds (reading: an erased person's key is gone, so
@@ -120,6 +139,10 @@ class KeyRing(Protocol):
 
     def unsuppress(self, person: str) -> bool:
         """Lift the suppression; False when there was none."""
+        ...
+
+    def pseudonym(self, text: str) -> str:
+        """``text``'s keyed pseudonym (``pseudonymizer``), the same for every call."""
         ...
 
     def key_info(self, person: str) -> Mapping[str, object] | None:

@@ -65,21 +65,25 @@ class MasterKeySource:
     def load(self, *, may_create: bool) -> AESGCM:
         """The master cipher. ``may_create``: the database holds no person key
         yet, so a missing key file may be made (mode 0600, owner only)."""
+        return AESGCM(self.load_raw(may_create=may_create))
+
+    def load_raw(self, *, may_create: bool) -> bytes:
+        """The master key's bytes (``load``; pseudonym keys are derived from them)."""
         if self.env_value:
-            return AESGCM(parse_master_key(self.env_value, ENV))
+            return parse_master_key(self.env_value, ENV)
         path = self.file
         if path.exists():
             try:
                 text = path.read_text("ascii")
             except (OSError, UnicodeDecodeError) as exc:
                 raise PrivacyError(f"cannot read the master key file {path}: {exc}") from None
-            return AESGCM(parse_master_key(text, f"the master key file {path}"))
+            return parse_master_key(text, f"the master key file {path}")
         if not may_create:
             raise PrivacyError(
                 f"no master key: this database's personal data is encrypted, but {ENV} is "
                 f"not set and {path} does not exist (restore the key file or set {ENV})"
             )
-        return AESGCM(self._create(path))
+        return self._create(path)
 
     @staticmethod
     def _create(path: Path) -> bytes:

@@ -4,6 +4,8 @@
   Kafka, under ``events/adapters/``), with the records it carries;
 - ``CustomerHistory``: one customer's records and the fired triggers, read
   back from the log (served by an index in PostgreSQL, by scans elsewhere);
+- ``Router``: the identity stage of the publish step, which keys events by
+  their person;
 - ``DeadLetterSink`` and ``DeadLetterStore``: where rejected input goes, with
   its raw text, and how it is read back; ``DeadLetterTopic``: where Kafka
   mode copies it.
@@ -14,11 +16,11 @@ contract suites in ``tests/contract/`` read), never an override of a test.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from events.model import Micros
+from events.model import Micros, Touchpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,19 @@ class AppendResult:
         self.accepted += other.accepted
         self.duplicates.extend(other.duplicates)
         return self
+
+
+class Router(Protocol):
+    """The identity stage of the publish step (``projections.identity_router``):
+    it appends a batch keyed by person, with the identity records it implies.
+    ``accepted`` in its answer counts the events only."""
+
+    def route(
+        self,
+        events: Sequence[Touchpoint],
+        entries: Sequence[Entry],
+        append: Callable[[Sequence[Entry]], AppendResult],
+    ) -> AppendResult: ...
 
 
 class Log(Protocol):
@@ -114,6 +129,12 @@ class CustomerHistory(Protocol):
     ``until``; False when it cannot see event times and callers filter."""
 
     def customer_history(self, customer_id: str, until: int | None = None) -> list[LogRecord]: ...
+
+    def customer_histories(self, customer_ids: Collection[str]) -> dict[str, list[LogRecord]]:
+        """Several customers' records at once, each in log order (customers
+        without any are left out): one round trip where the adapter can, for
+        the processor's re-derivation of merged persons."""
+        ...
 
     def find_triggers(self, query: TriggerQuery = ALL_TRIGGERS) -> list[LogRecord]:
         """The fired triggers ``query`` selects, by (fired_at, trigger_id)."""

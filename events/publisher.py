@@ -18,6 +18,7 @@ from events.keyring import KeyRing, PersonKey
 from events.limits import TimeWindow, dumps_any
 from events.log import TOUCHPOINTS, Entry, Log
 from events.model import Touchpoint
+from events.ports import AppendResult, Router
 from events.sealing import person_of, seal_events
 
 BATCH = 5_000
@@ -71,10 +72,14 @@ class Publisher:
         codec: TouchpointCodec,
         window: TimeWindow | None = None,
         keys: KeyRing | None = None,
+        router: Router | None = None,
     ) -> None:
         """``keys``: personal fields are sealed with each person's key before
         encoding (``events.sealing``), so the log only ever holds ciphertext,
-        and events of erased (suppressed) persons are refused."""
+        and events of erased (suppressed) persons are refused. ``router``:
+        the identity stage (``projections.identity_router``), which keys each
+        event by its person and appends the identity records it implies."""
+        self.router = router
         self.log = log
         self.dead_letters = dead_letters
         self.codec = codec
@@ -203,11 +208,17 @@ class Publisher:
                 Entry(e.event_id, e.customer_id, payload, e.occurred_at, e.type)
                 for e, payload in zip(events, payloads, strict=True)
             ]
-            result = self.log.append(TOUCHPOINTS, entries)
+            if self.router is None:
+                result = self.log.append(TOUCHPOINTS, entries)
+            else:
+                result = self.router.route(events, entries, self._append)
             report.accepted += result.accepted
             report.duplicates += len(result.duplicates)
             room = PublishReport.KEEP - len(report.duplicate_ids)
             report.duplicate_ids.extend(result.duplicates[: max(0, room)])
+
+    def _append(self, entries: Sequence[Entry]) -> AppendResult:
+        return self.log.append(TOUCHPOINTS, entries)
 
     @staticmethod
     def _refuse_suppressed(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from events.identity import Evidence, Identifier
+from events.timefmt import format_iso
 from projections.identity import Conflict, Link, Person
 
 JsonObject = dict[str, Any]
@@ -76,3 +77,30 @@ def person_from_json(raw: JsonObject) -> Person:
         evidence=tuple(_read_evidence(e) for e in raw["evidence"]),
         apart=tuple((_read_ident(a), _read_ident(b)) for a, b in raw["apart"]),
     )
+
+
+def person_json(person: Person) -> dict[str, Any]:
+    """A person as ``engage identity ID --json`` and ``GET /v1/identity/{id}`` show it."""
+    return {
+        "person_id": person.person_id,
+        "identifiers": [
+            {
+                "kind": link.identifier.kind,
+                "value": link.identifier.value,
+                "evidence": link.evidence,
+                "linked_at": format_iso(link.at),
+                "first_seen": format_iso(link.first_seen),
+            }
+            for link in person.links
+        ],
+        "conflicts": [
+            {
+                "identifier": {"kind": c.identifier.kind, "value": c.identifier.value},
+                "evidence": c.evidence.event_id,
+                "at": format_iso(c.evidence.at),
+                "reason": c.reason,
+            }
+            for c in person.conflicts
+        ],
+        "merged_from": list(person.merged_from),
+    }

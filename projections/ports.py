@@ -121,6 +121,11 @@ class UnitOfWork(Protocol):
         triggers: a ``subject_erased`` record (an erased person) was read.
         KPI totals stay as they are."""
 
+    def forget_profiles(self, customer_ids: Sequence[str]) -> None:
+        """Delete these profiles and their armed timers (persons absorbed by a
+        merge: their events now count in the person that absorbed them);
+        their fired triggers stay."""
+
     def save_conversions(self, conversions: Sequence[TriggerConverted]) -> None:
         """Record converted triggers (``rules.goals``); a trigger_id already
         recorded is ignored, so a redelivered batch converts nothing twice."""

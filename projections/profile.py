@@ -74,6 +74,10 @@ class Profile:
     open_goals: list[list[Any]] = field(default_factory=list)
     # custom touchpoints by their name ("Product Viewed": 3)
     custom_counts: dict[str, int] = field(default_factory=dict)
+    # identity (``consumers.identity_changes``): the log keys other than its
+    # own whose events are folded in (persons it absorbed), so a later merge
+    # folds only what is new
+    folded_keys: list[str] = field(default_factory=list)
 
     def copy(self) -> Profile:
         """A deep-enough copy: every mutable container is new, so the fold can
@@ -119,6 +123,7 @@ class Profile:
             self.first_day_total,
             list(self.open_goals),
             dict(self.custom_counts),
+            list(self.folded_keys),
         )
 
     @property

@@ -24,7 +24,8 @@ from engage.errors import EngageError
 __all__ = ["app", "main"]
 
 COMMAND_MODULES = (
-    *("backtest", "customers", "demo", "export", "import_csv", "ingest", "keys", "kpis"),
+    *("backtest", "customers", "demo", "export", "identity", "import_csv", "ingest", "keys"),
+    "kpis",
     *("model", "outcomes", "privacy", "processing", "replay", "rules", "serve", "triggers"),
     *("webhook_listen", "webhooks", "worker"),
 )
@@ -36,7 +37,7 @@ for _module in COMMAND_MODULES:
 # and process, look at customers, analyse, then the servers.
 _ORDER = [
     *("publish", "import", "run", "status", "dlq", "demo", "rules"),
-    *("profile", "timeline", "triggers"),
+    *("profile", "timeline", "identity", "triggers"),
     *("kpis", "outcomes", "replay", "backtest", "export"),
     *("serve", "keys", "webhooks", "worker"),
 ]

@@ -71,7 +71,7 @@ def timeline(
 ) -> None:
     """Show one customer's touchpoints and the triggers they fired, in time order."""
     with Engine.open() as engine:
-        items = customer_timeline(engine.stream, engine.codec, customer_id, engine.keys)
+        items = customer_timeline(engine.history, engine.codec, customer_id, engine.keys)
     if not any(i["kind"] == "touchpoint" for i in items):
         raise NotFound(f"{unknown_customer(customer_id)} {_where(engine)}")
     if json:

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -294,6 +294,19 @@ class KafkaLog:
             for r in chunk
             if r.key == customer_id
         ]
+
+    def customer_histories(self, customer_ids: Collection[str]) -> dict[str, list[LogRecord]]:
+        """Reads each partition that holds one of them once."""
+        wanted = set(customer_ids)
+        partitions = sorted({partition_for(c, self._partitions) for c in wanted})
+        out: dict[str, list[LogRecord]] = {}
+        if not partitions:
+            return out
+        for chunk in read_stream(self, TOUCHPOINTS, partitions=partitions):
+            for r in chunk:
+                if r.key in wanted:
+                    out.setdefault(r.key, []).append(r)
+        return out
 
     def find_triggers(self, query: TriggerQuery = ALL_TRIGGERS) -> list[LogRecord]:
         """Triggers matching the query, by (fired_at, trigger_id), each once

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from events.dead_letters import DeadLetter, DeadLetterRow, capped
@@ -94,6 +94,10 @@ class MemoryLog:
                 if entry.key == customer_id and (until is None or entry.occurred_at <= until)
             ]
         return sorted(found, key=lambda r: r.offset)
+
+    def customer_histories(self, customer_ids: Collection[str]) -> dict[str, list[LogRecord]]:
+        found = {c: self.customer_history(c) for c in customer_ids}
+        return {c: records for c, records in found.items() if records}
 
     def find_triggers(self, query: TriggerQuery = ALL_TRIGGERS) -> list[LogRecord]:
         with self._changed:

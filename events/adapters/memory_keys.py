@@ -7,12 +7,14 @@ from itertools import count
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from events.keyring import PersonKey, new_data_key, unwrap, wrap
+from events.keyring import PersonKey, new_data_key, pseudonymizer, unwrap, wrap
 
 
 class MemoryKeyRing:
     def __init__(self, master: bytes | None = None) -> None:
-        self._master = AESGCM(master or new_data_key())
+        raw = master or new_data_key()
+        self._master = AESGCM(raw)
+        self.pseudonym = pseudonymizer(raw)
         self._wrapped: dict[str, tuple[int, bytes]] = {}
         self._ids = count(1)
         self._suppressed: set[str] = set()

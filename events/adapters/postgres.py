@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import select
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -112,6 +112,22 @@ class PostgresLog:
                 (customer_id, (1 << 63) - 1 if until is None else until),
             ).fetchall()
         return [LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
+
+    def customer_histories(self, customer_ids: Collection[str]) -> dict[str, list[LogRecord]]:
+        if not customer_ids:
+            return {}
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                'SELECT partition, "offset", customer_id, payload FROM touchpoints'
+                ' WHERE customer_id = ANY(%s) ORDER BY "offset"',
+                (list(customer_ids),),
+            ).fetchall()
+        out: dict[str, list[LogRecord]] = {}
+        for r in rows:
+            out.setdefault(str(r[2]), []).append(
+                LogRecord(int(r[0]), int(r[1]), str(r[2]), bytes(r[3]))
+            )
+        return out
 
     def find_triggers(
         self, query: TriggerQuery = ALL_TRIGGERS, *, newest_first: bool = False

@@ -9,7 +9,7 @@ file is created only while the database has no check value yet.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
 import psycopg
@@ -17,7 +17,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from events.adapters.connection import connect
-from events.keyring import NONCE_BYTES, PersonKey, PrivacyError, new_data_key, unwrap, wrap
+from events.keyring import (
+    NONCE_BYTES,
+    PersonKey,
+    PrivacyError,
+    new_data_key,
+    pseudonymizer,
+    unwrap,
+    wrap,
+)
 from events.master_key import MasterKeySource
 
 CHECK_KEY: Final = "master_key_check"
@@ -30,6 +38,7 @@ class PostgresKeyRing:
         self._source = source
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._master: AESGCM | None = None
+        self._pseudonym: Callable[[str], str] | None = None
 
     # -- connection and master key, both on first use
 
@@ -47,7 +56,8 @@ class PostgresKeyRing:
             row = conn.execute(
                 "SELECT value FROM engage_meta WHERE key = %s", (CHECK_KEY,)
             ).fetchone()
-        master = self._source.load(may_create=row is None)
+        raw = self._source.load_raw(may_create=row is None)
+        master = AESGCM(raw)
         if row is None:
             nonce = os.urandom(NONCE_BYTES)
             check = (nonce + master.encrypt(nonce, CHECK_TEXT, None)).hex()
@@ -69,7 +79,14 @@ class PostgresKeyRing:
                 "database's personal data was encrypted with; nothing was written"
             ) from None
         self._master = master
+        self._pseudonym = pseudonymizer(raw)
         return master
+
+    def pseudonym(self, text: str) -> str:
+        if self._pseudonym is None:
+            self.master()
+        assert self._pseudonym is not None
+        return self._pseudonym(text)
 
     # -- the port
 

@@ -177,6 +177,11 @@ class MemoryUnitOfWork:
             k: v for k, v in self.t.outbox.items() if v[2] or v[0].customer_id not in gone
         }
 
+    def forget_profiles(self, customer_ids: Sequence[str]) -> None:
+        for customer_id in customer_ids:
+            self.t.profiles.pop(customer_id, None)
+            self.t.timers.pop(customer_id, None)
+
     def add_outbox(
         self, triggers: Sequence[tuple[TriggerEvent, bytes]], *, published: bool = False
     ) -> None:

@@ -132,6 +132,8 @@ class PostgresUnitOfWork:
             " ON CONFLICT (customer_id) DO UPDATE SET state = EXCLUDED.state,"
             " last_seen = EXCLUDED.last_seen, updated_at = EXCLUDED.updated_at"
         )
+        # a batch cut by an identity or erasure record saves twice in one transaction
+        cur.execute("DELETE FROM profiles_in")
 
     def get_clock(self, consumer: str) -> Micros | None:
         row = self._conn.execute(
@@ -253,6 +255,12 @@ class PostgresUnitOfWork:
             "DELETE FROM trigger_outbox WHERE published_at IS NULL AND customer_id = ANY(%s)",
         ):
             self._conn.execute(statement, (ids,))
+
+    def forget_profiles(self, customer_ids: Sequence[str]) -> None:
+        if customer_ids:
+            ids = list(customer_ids)
+            self._conn.execute("DELETE FROM profiles WHERE customer_id = ANY(%s)", (ids,))
+            self._conn.execute("DELETE FROM timers WHERE customer_id = ANY(%s)", (ids,))
 
     def save_conversions(self, conversions: Sequence[TriggerConverted]) -> None:
         if not conversions:

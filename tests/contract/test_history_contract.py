@@ -50,6 +50,20 @@ class HistoryContract:
         assert all(r.key == "c-1" for r in history)
         assert log.customer_history("nobody") == []
 
+    def test_several_customers_at_once_each_in_log_order(self, log: HistoryLog) -> None:
+        log.append(
+            TOUCHPOINTS,
+            [_touch(1, "c-1", 300), _touch(2, "c-2", 100), _touch(3, "c-1", 100)],
+        )
+        log.append(TOUCHPOINTS, [_touch(4, "c-3", 200), _touch(5, "c-2", 50)])
+        found = log.customer_histories(["c-1", "c-2", "nobody"])
+        assert {c: [r.payload for r in rs] for c, rs in found.items()} == {
+            "c-1": [b"payload-1", b"payload-3"],
+            "c-2": [b"payload-2", b"payload-5"],
+        }
+        assert found["c-1"] == log.customer_history("c-1")
+        assert log.customer_histories([]) == {}
+
     def test_until_is_applied_where_the_adapter_can(self, log: HistoryLog) -> None:
         log.append(TOUCHPOINTS, [_touch(1, "c-1", 300), _touch(2, "c-1", 100)])
         upto = [r.payload for r in log.customer_history("c-1", until=200)]

@@ -27,8 +27,8 @@ from projections.model_fit import (
     fit_gamma_gamma,
     gamma_gamma_log_likelihood,
     holdout,
-    simulate,
 )
+from projections.model_simulation import simulate
 from projections.predictions import ModelParams, PurchaseStats, expected_purchases, summarise
 
 DATA = Path(__file__).parent.parent / "data" / "cdnow"

@@ -11,6 +11,7 @@ from engage.http.routes import (
     customers,
     dlq,
     events,
+    identity,
     kpis,
     outcomes,
     privacy,
@@ -24,6 +25,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     segment.router,
     customers.router,
     privacy.router,
+    identity.router,
     contact.router,  # /v1/triggers/latest before /v1/triggers/{...} routes
     triggers.router,
     kpis.router,

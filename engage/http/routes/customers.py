@@ -75,7 +75,7 @@ def get_timeline(
     limit: Annotated[int, Query(ge=1, le=TIMELINE_MAX)] = TIMELINE_LIMIT,
 ) -> Response:
     with ctx.borrow() as engine:
-        items = timeline(engine.stream, engine.codec, customer_id, engine.keys)
+        items = timeline(engine.history, engine.codec, customer_id, engine.keys)
     if not items:
         raise HTTPException(404, unknown_customer(customer_id))
     page, next_cursor = timeline_page(items, cursor, limit)

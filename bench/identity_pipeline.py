@@ -1,0 +1,142 @@
+"""Benchmark: the pipeline with identity resolution against the same history
+without it (issue 13's target: within 10%).
+
+Per shape (``short``, ``long``: see ``bench/pipeline.py``), the synthetic
+history is published twice into fresh databases: as generated (the
+baseline: every event carries only its customer id), and with the issue's
+identity mix (``engage.synthetic.identities``: 10% of events carry an
+``anonymous_id``, 1% link it to the customer), through the one publish step,
+whose identity stage keys events by person and writes the identity records.
+Then both logs are processed with the default rule pack, alternating, best
+of ``--rounds`` each; the processing of the mix includes re-deriving every
+merged person from the log.
+
+    python bench/identity_pipeline.py --events 200000 [--shapes short,long] [--rounds 2]
+
+Prints one JSON object; ``process_ratio`` (identity over baseline) is the
+figure the target reads. Runs against a fresh database: on the server named
+by ENGAGE_DATABASE_URL when set, otherwise on a throwaway embedded server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.pipeline import _restart, history
+from bench.support import admin_server, database_name
+from engage.config import Settings
+from engage.database import connect, create_database, drop_database, migrate
+from engage.runtime import Engine
+from engage.synthetic.identities import with_identities
+from events.ingest import parse_line
+from events.model import Touchpoint
+from events.publisher import BATCH
+
+
+def _publish(engine: Engine, events: list[Touchpoint]) -> float:
+    """Events per second through the publish step, in its own batch size."""
+    publisher = engine.publisher()
+    started = time.perf_counter()
+    for i in range(0, len(events), BATCH):
+        publisher.publish_events(events[i : i + BATCH], [], "bench")
+    return len(events) / (time.perf_counter() - started)
+
+
+def _process(dsn: str, tmp: str, partitions: int, batch_size: int | None) -> float:
+    with Engine.open(Settings(dsn, Path(tmp), None, partitions)) as engine:
+        processor = engine.processor(batch_size)
+        started = time.perf_counter()
+        stats = processor.run(until_idle=True)
+        return stats.events / (time.perf_counter() - started)
+
+
+def _facts(dsn: str) -> dict[str, int]:
+    with connect(dsn) as conn:
+        records = conn.execute(
+            "SELECT count(*) FROM touchpoints WHERE type = '~identity'"
+        ).fetchone()
+        persons = conn.execute("SELECT count(*) FROM identity_persons").fetchone()
+        profiles = conn.execute("SELECT count(*) FROM profiles").fetchone()
+    return {
+        "identity_records_on_log": int(records[0]) if records else 0,
+        "persons_with_links": int(persons[0]) if persons else 0,
+        "profiles": int(profiles[0]) if profiles else 0,
+    }
+
+
+def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dict[str, object]:
+    lines, _ = history(shape, args.events)
+    parsed = [parse_line(line, n) for n, line in enumerate(lines, 1)]
+    plain = [e for e in parsed if isinstance(e, Touchpoint)]
+    mixed = with_identities(plain)
+    del lines, parsed
+    names = {"plain": database_name(), "identity": database_name()}
+    dsns = {label: create_database(admin, name) for label, name in names.items()}
+    try:
+        publish: dict[str, float] = {}
+        for label, events in (("plain", plain), ("identity", mixed)):
+            migrate(dsns[label], args.partitions)
+            with Engine.open(Settings(dsns[label], Path(tmp), None, args.partitions)) as engine:
+                publish[label] = _publish(engine, events)
+        rates: dict[str, float] = {}
+        for round_no in range(args.rounds):
+            for label in ("plain", "identity"):
+                if round_no:
+                    _restart(dsns[label])
+                rate = _process(dsns[label], tmp, args.partitions, args.batch_size)
+                rates[label] = max(rates.get(label, 0.0), rate)
+        return {
+            "shape": shape,
+            "events": len(plain),
+            "with_anonymous_id": sum(e.anonymous_id is not None for e in mixed),
+            "linking": sum(
+                e.anonymous_id is not None and e.anonymous_id != e.customer_id for e in mixed
+            ),
+            "publish_events_per_s": round(publish["plain"]),
+            "publish_events_per_s_identity": round(publish["identity"]),
+            "publish_ratio": round(publish["identity"] / publish["plain"], 3),
+            "process_events_per_s": round(rates["plain"]),
+            "process_events_per_s_identity": round(rates["identity"]),
+            "process_ratio": round(rates["identity"] / rates["plain"], 3),
+            "rounds": args.rounds,
+            **_facts(dsns["identity"]),
+        }
+    finally:
+        for name in names.values():
+            drop_database(admin, name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="about how many per shape")
+    parser.add_argument("--shapes", default="short,long", help="history shapes, comma-separated")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=2, help="best of N, alternating")
+    args = parser.parse_args()
+    with admin_server() as (admin, workdir):
+        results = [run_shape(admin, str(workdir), s, args) for s in args.shapes.split(",")]
+    print(
+        orjson.dumps(
+            {
+                "shapes": results,
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+                f"{platform.python_version()}",
+            }
+        ).decode()
+    )
+
+
+if __name__ == "__main__":
+    main()

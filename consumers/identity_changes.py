@@ -1,0 +1,199 @@
+"""What the processor does when an identity record reaches it: re-derive the
+profiles of the persons it names from the log.
+
+The publish step keys every event by its person and puts an
+``identity_linked`` record just before the event that caused it
+(``projections.identity_router``). A record keyed by its own person says the
+identifier joined that person; a record keyed by another person (a *from*
+record) says that person lost the identifier. So the writer of each
+partition learns, in log order, every change to the persons it owns:
+
+- a person that gained an identifier with events of its own (an anonymous
+  device, a customer id: not an email, which keys no event) is **re-folded**:
+  every event of every identifier it has now, read back from the log by the
+  keys they were appended under (its identifiers, and the persons it
+  absorbed), up to this record, folded in event time by ``decide`` with the
+  rules in **shadow**: what would have fired is remembered, not sent;
+- its rule memory is then the **union** of that shadow memory and the memory
+  it had, so a merge never gives a person a second "once per customer"
+  trigger that one side already had, and the frequency cap counts both sides;
+- a person that lost an identifier is re-folded the same way from what it
+  has left, or, when it is no person any more (it was absorbed), its profile
+  and timers are dropped.
+
+The persons' identifiers come from the identity store as they are now (the
+publish step's latest decisions); a record read long after later merges
+re-folds with those too, and the later records then re-fold it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from events.codec import CodecError, TouchpointCodec
+from events.control import without_control
+from events.identity import EMAIL, Identifier, IdentityLinked, IdentityUnlinked, evidence_of
+from events.keyring import KeyRing
+from events.model import Touchpoint
+from events.ports import CustomerHistory, LogRecord
+from events.sealing import unseal_events
+from projections.identity import Person
+from projections.identity_ports import IdentityReads
+from projections.person_history import history_keys
+from projections.predictions import Model
+from projections.profile import Profile
+from rules.decide import decide
+from rules.memory_union import union_memory
+from rules.model import RuleSet
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMark:
+    """An identity record where the processor met it: the key it was
+    appended under (the person whose partition holds it) and its position."""
+
+    key: str
+    partition: int
+    offset: int
+    record: IdentityLinked | IdentityUnlinked
+
+
+def touched(marks: Sequence[IdentityMark]) -> dict[str, IdentityMark]:
+    """The persons whose profiles the records change, each with the first
+    record that names it (the re-fold reads the log up to that one)."""
+    out: dict[str, IdentityMark] = {}
+    for mark in marks:
+        record = mark.record
+        own = mark.key == record.person_id and isinstance(record, IdentityLinked)
+        if own and record.kind == EMAIL:
+            continue  # an email keys no events
+        # (the router writes no record for a new identifier that is its own
+        # person, so one that names its own person moved here from another)
+        out.setdefault(mark.key, mark)
+    return out
+
+
+@dataclass(slots=True)
+class Rederived:
+    profiles: dict[str, Profile]
+    timers: dict[str, dict[str, int]]
+    dropped: list[str]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """What a batch's identity records need from outside, read once per
+    batch: the persons they name, and every event of their identifiers on
+    the log (decoded, opened), with its position."""
+
+    persons: dict[str, Person]
+    events: dict[str, list[tuple[int, int, str, Touchpoint]]]
+    """person -> (partition, offset, key, event) in log order."""
+
+
+def prepare(
+    marks: Sequence[IdentityMark],
+    identity: IdentityReads,
+    history: CustomerHistory,
+    codec: TouchpointCodec,
+    keys: KeyRing | None,
+) -> Prepared:
+    """One look-up of the persons, one read of their histories, one decode
+    and one key look-up for every identity record of a batch."""
+    persons = identity.persons(list(touched(marks)))
+    wanted = {person_id: history_keys(p) for person_id, p in persons.items()}
+    by_key = history.customer_histories(sorted(set().union(*wanted.values())))
+    records = {
+        (r.partition, r.offset): r for found in by_key.values() for r in without_control(found)
+    }
+    ordered = sorted(records.values(), key=lambda r: (r.partition, r.offset))
+    decoded = codec.decode_many([r.payload for r in ordered])
+    located = [
+        (r, e) for r, e in zip(ordered, decoded, strict=True) if not isinstance(e, CodecError)
+    ]
+    opened = [e for _, e in located]
+    if keys is not None:
+        opened = unseal_events(opened, keys)
+    by_record_key: dict[str, list[tuple[LogRecord, Touchpoint]]] = {}
+    for (r, _), e in zip(located, opened, strict=True):
+        by_record_key.setdefault(r.key, []).append((r, e))
+    events: dict[str, list[tuple[int, int, str, Touchpoint]]] = {}
+    for person_id, person in persons.items():
+        mine = set(person.identifiers)
+        found = [pair for k in wanted[person_id] for pair in by_record_key.get(k, ())]
+        found.sort(key=lambda pair: (pair[0].partition, pair[0].offset))
+        events[person_id] = [
+            (r.partition, r.offset, r.key, e) for r, e in found if _belongs(e, person, mine)
+        ]
+    return Prepared(persons, events)
+
+
+def _belongs(event: Touchpoint, person: Person, mine: set[Identifier]) -> bool:
+    evidence = evidence_of(event)
+    if evidence is None:
+        return event.customer_id == person.person_id
+    return evidence.primary in mine
+
+
+def rederive(
+    marks: Sequence[IdentityMark],
+    prepared: Prepared,
+    stored: Mapping[str, Profile],
+    rules: RuleSet | None,
+    models: Mapping[int, Model],
+) -> Rederived:
+    """The new profiles and armed timers of the persons ``marks`` touch,
+    and the persons to drop. ``stored`` holds their current profiles.
+
+    A person that only gained identifiers, and has a profile, folds just the
+    events of the keys it had not folded yet (``Profile.folded_keys``) into
+    that profile: the fold is by event time, so this is the fold of all its
+    events, and its rule memory grows by what those events would have fired.
+    A person that lost an identifier (an unlink), or is new, is folded again
+    from every event of its identifiers."""
+    out = Rederived({}, {}, [])
+    unlinked = {m.key for m in marks if isinstance(m.record, IdentityUnlinked)}
+    for person_id, mark in touched(marks).items():
+        person = prepared.persons.get(person_id)
+        if person is None:
+            out.dropped.append(person_id)
+            continue
+        keys = history_keys(person) - {person_id}
+        before = stored.get(person_id)
+        gained = mark.key == mark.record.person_id and person_id not in unlinked
+        if gained and before is not None and set(before.folded_keys) <= keys:
+            start: Profile | None = before.copy()
+            new = keys - set(before.folded_keys)
+            found = [x for x in prepared.events.get(person_id, []) if x[2] in new]
+        else:
+            start, found = None, prepared.events.get(person_id, [])
+        events = _before(found, mark, person_id)
+        profiles = {} if start is None else {person_id: start}
+        shadow = decide([(mark.partition, e) for e in events], profiles, [], {}, rules, models)
+        profile = shadow.profiles.get(person_id) or start or Profile(person_id)
+        if start is None and before is not None:
+            profile.rule_state = union_memory(profile.rule_state, before.rule_state)
+            profile.open_goals = before.open_goals
+        profile.folded_keys = sorted(keys)
+        out.profiles[person_id] = profile
+        out.timers[person_id] = shadow.timers.get(person_id, {})
+    return out
+
+
+def _before(
+    found: list[tuple[int, int, str, Touchpoint]], mark: IdentityMark, person_id: str
+) -> list[Touchpoint]:
+    """The person's events on the log before ``mark`` (a repeated id once),
+    keyed by the person, in event time."""
+    seen: set[str] = set()
+    events: list[Touchpoint] = []
+    for partition, offset, _, event in found:
+        if partition == mark.partition and offset >= mark.offset:
+            continue
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        events.append(event)
+    events.sort(key=lambda e: e.occurred_at)
+    return [e if e.customer_id == person_id else replace(e, customer_id=person_id) for e in events]

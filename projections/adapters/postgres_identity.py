@@ -1,0 +1,167 @@
+"""The identity store on PostgreSQL: ``identity_persons`` (one JSON row per
+person) and ``identity_identifiers`` (every identifier to its person)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+import psycopg
+
+from events.adapters.connection import connect
+from events.adapters.postgres import append_entries
+from events.errors import StorageError
+from events.identity import ANONYMOUS_ID, CUSTOMER_ID, EMAIL, Identifier
+from events.ports import AppendResult, Entry
+from projections.identity import IdentityGraph, Person
+from projections.identity_json import person_from_json, person_to_json
+from projections.identity_ports import Pseudonym, person_key
+
+IDENTITY_LOCK: Final = 0x1D_E7_17_1
+"""The advisory lock routed publishes take, so identity folds never interleave."""
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+class _Tx:
+    def __init__(self, conn: Conn, same_database: bool, pseudonym: Pseudonym) -> None:
+        self._conn = conn
+        self._same = same_database
+        self._pseudonym = pseudonym
+
+    def pseudonym(self, email: str) -> str:
+        return self._pseudonym(email.strip().lower())
+
+    def load(self, identifiers: Collection[Identifier]) -> list[Person]:
+        if not identifiers:
+            return []
+        ids = sorted(identifiers)
+        rows = self._conn.execute(
+            "SELECT p.state FROM identity_persons p WHERE p.person_key IN"
+            " (SELECT i.person_key FROM identity_identifiers i"
+            "  WHERE (i.kind, i.value) IN (SELECT * FROM unnest(%s::text[], %s::text[])))",
+            ([i.kind for i in ids], [i.value for i in ids]),
+        ).fetchall()
+        return [person_from_json(_json(r[0])) for r in rows]
+
+    def find(self, value: str) -> Person | None:
+        return _find(self._conn, value, self.pseudonym)
+
+    def persons(self, person_ids: Collection[str]) -> dict[str, Person]:
+        return _persons(self._conn, person_ids)
+
+    def save(self, graph: IdentityGraph) -> None:
+        conn = self._conn
+        gone = [person_key(k) for k in graph.removed]
+        changed = [graph.persons[k] for k in sorted(graph.changed) if k in graph.persons]
+        keys = gone + [person_key(p.key) for p in changed]
+        if keys:
+            conn.execute("DELETE FROM identity_identifiers WHERE person_key = ANY(%s)", (keys,))
+        if gone:
+            conn.execute("DELETE FROM identity_persons WHERE person_key = ANY(%s)", (gone,))
+        if not changed:
+            return
+        cur = conn.cursor()
+        cur.executemany(
+            "INSERT INTO identity_persons (person_key, person_id, state) VALUES (%s, %s, %s)"
+            " ON CONFLICT (person_key) DO UPDATE"
+            " SET person_id = EXCLUDED.person_id, state = EXCLUDED.state",
+            [(person_key(p.key), p.person_id, json.dumps(person_to_json(p))) for p in changed],
+        )
+        cur.executemany(
+            "INSERT INTO identity_identifiers (kind, value, person_key) VALUES (%s, %s, %s)"
+            " ON CONFLICT (kind, value) DO UPDATE SET person_key = EXCLUDED.person_key",
+            [(i.kind, i.value, person_key(p.key)) for p in changed for i in p.identifiers],
+        )
+
+    def append(self, stream: str, entries: Sequence[Entry], partitions: int) -> AppendResult | None:
+        if not self._same:
+            return None
+        return append_entries(self._conn, stream, entries, partitions)
+
+
+class PostgresIdentityStore:
+    """``same_database``: the log is the PostgreSQL log of this database, so a
+    routed batch is appended in the identity transaction (not in Kafka mode)."""
+
+    def __init__(self, dsn: str, *, same_database: bool, pseudonym: Pseudonym) -> None:
+        self._dsn = dsn
+        self._same = same_database
+        self._pseudonym = pseudonym
+        self._conn: Conn | None = None
+
+    def _db(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self._dsn)
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Tx]:
+        conn = self._db()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (IDENTITY_LOCK,))
+                yield _Tx(conn, self._same, self._pseudonym)
+        except psycopg.Error as exc:
+            raise StorageError(f"resolving identities failed: {exc}") from None
+
+    def pseudonym(self, email: str) -> str:
+        return self._pseudonym(email.strip().lower())
+
+    def find(self, value: str) -> Person | None:
+        conn = self._db()
+        with conn.transaction():
+            return _find(conn, value, self.pseudonym)
+
+    def persons(self, person_ids: Collection[str]) -> dict[str, Person]:
+        conn = self._db()
+        with conn.transaction():
+            return _persons(conn, person_ids)
+
+    def forget(self, person_id: str) -> int:
+        conn = self._db()
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (IDENTITY_LOCK,))
+            keys = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT person_key FROM identity_persons WHERE person_id = %s", (person_id,)
+                )
+            ]
+            conn.execute("DELETE FROM identity_identifiers WHERE person_key = ANY(%s)", (keys,))
+            conn.execute("DELETE FROM identity_persons WHERE person_key = ANY(%s)", (keys,))
+        return len(keys)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+def _json(raw: Any) -> dict[str, Any]:
+    return raw if isinstance(raw, dict) else json.loads(raw)
+
+
+def _find(conn: Conn, value: str, pseudonym: Pseudonym) -> Person | None:
+    for kind in (CUSTOMER_ID, ANONYMOUS_ID, EMAIL):
+        wanted = pseudonym(value) if kind == EMAIL else value
+        row = conn.execute(
+            "SELECT p.state FROM identity_identifiers i"
+            " JOIN identity_persons p ON p.person_key = i.person_key"
+            " WHERE i.kind = %s AND i.value = %s",
+            (kind, wanted),
+        ).fetchone()
+        if row is not None:
+            return person_from_json(_json(row[0]))
+    return None
+
+
+def _persons(conn: Conn, person_ids: Collection[str]) -> dict[str, Person]:
+    if not person_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT state FROM identity_persons WHERE person_id = ANY(%s)", (list(person_ids),)
+    ).fetchall()
+    found = [person_from_json(_json(r[0])) for r in rows]
+    return {p.person_id: p for p in found}

@@ -1,0 +1,179 @@
+"""The identity stage, at the one publish step: every event is appended keyed
+by its **person**, with the ``identity_linked`` records it implies just before
+it.
+
+Why at the door: a person's profile, timers and rules need all of the
+person's events on one partition, in one order, read by one writer. Keying
+each event by its person when it is appended puts them there, in the
+PostgreSQL log and in Kafka alike, with no second topic to copy every event
+to. A customer id always names its own person (a person has at most one, and
+it is the person id), so events that carry only a customer id, most of them,
+skip this stage without touching the database.
+
+What goes on the log, per event with an anonymous id or an identify email:
+
+- an ``identity_linked`` record keyed by the person for every identifier that
+  joined it or moved into it (``IdentityGraph.apply``), except an identifier
+  seen for the first time that is its own person (a new device: nothing to
+  merge) and an email (personal data is never on the log in clear, and an
+  email keys no events: its link is kept in the identity store, with the
+  evidence event, and erased with the person);
+- for an identifier that left another person, the same record once more,
+  keyed by the person it left (its id ends ``/from/<person>``): that person's
+  partition learns it lost the identifier, and its writer re-derives or
+  drops that profile (``consumers.identity_changes``);
+- the event, keyed by its person.
+
+Exactly once: the persons and the appended records commit in one
+transaction where the log is in the same database. Elsewhere (Kafka) the
+records are appended before the persons commit: a crash in between leaves
+the publish unacknowledged, and its retry folds the same evidence against the
+same persons, so it appends the same records with the same ids, which the
+processor drops as repeats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from events.control import IDENTITY_TYPE, identity_entry
+from events.errors import EngageError
+from events.identity import EMAIL, Evidence, Identifier, IdentityUnlinked, evidence_of
+from events.log import TOUCHPOINTS
+from events.model import Micros, Touchpoint
+from events.ports import AppendResult, Entry
+from projections.identity import IdentityGraph, Person
+from projections.identity_ports import IdentityStore, IdentityTx, Pseudonym
+
+Append = Callable[[Sequence[Entry]], AppendResult]
+
+
+class IdentityError(EngageError):
+    """An unlink that names no person, or an identifier the person lacks."""
+
+
+def needs_identity(event: Touchpoint) -> bool:
+    """Only events with an anonymous id or an identify can link anything."""
+    return event.anonymous_id is not None or event.type == "identify"
+
+
+class IdentityRouter:
+    def __init__(self, store: IdentityStore, partitions: int) -> None:
+        self.store = store
+        self.partitions = partitions
+
+    def route(
+        self, events: Sequence[Touchpoint], entries: Sequence[Entry], append: Append
+    ) -> AppendResult:
+        """Append ``entries`` (one per event, keyed by customer id) keyed by
+        person, with the identity records; ``accepted`` counts events only."""
+        at = [i for i, e in enumerate(events) if needs_identity(e)]
+        if not at:
+            return append(entries)
+        with self.store.transaction() as tx:
+            found = {i: _pseudonymous(evidence_of(events[i]), tx.pseudonym) for i in at}
+            named = {x for ev in found.values() if ev is not None for x in ev.identifiers}
+            graph = IdentityGraph(tx.load(named))
+            out: list[Entry] = []
+            records = 0
+            for i, entry in enumerate(entries):
+                evidence = found.get(i)
+                if evidence is None:
+                    out.append(entry)
+                    continue
+                linked = _records(graph, evidence)
+                records += len(linked)
+                out.extend(linked)
+                person = graph.person_of(evidence.primary)
+                key = entry.key if person is None else person.person_id
+                if key != entry.key:
+                    entry = Entry(
+                        entry.record_id, key, entry.payload, entry.occurred_at, entry.type
+                    )
+                out.append(entry)
+            result = self._append(tx, out, append)
+            tx.save(graph)
+        identity_dups = sum(1 for d in result.duplicates if d.startswith("~"))
+        return AppendResult(
+            result.accepted - (records - identity_dups),
+            [d for d in result.duplicates if not d.startswith("~")],
+        )
+
+    def unlink(
+        self, name: str, identifier: str, reason: str, at: Micros, append: Append
+    ) -> list[Entry]:
+        """``engage identity unlink PERSON IDENTIFIER --reason TEXT``: the
+        ``identity_unlinked`` record keyed by the person, then the records of
+        both re-derived sides. ``name`` may be any identifier of the person."""
+        if not reason.strip():
+            raise IdentityError("an unlink needs a reason (--reason TEXT)")
+        with self.store.transaction() as tx:
+            person = tx.find(name)
+            if person is None:
+                raise IdentityError(f"no person has the identifier {name!r}")
+            target = _identifier_of(person, identifier, tx.pseudonym)
+            graph = IdentityGraph(tx.load({*person.identifiers, *person.related()}))
+            record = IdentityUnlinked(person.person_id, target.kind, target.value, reason, at)
+            out = [identity_entry(record), *_records(graph, record)]
+            self._append(tx, out, append)
+            tx.save(graph)
+        return out
+
+    def _append(self, tx: IdentityTx, entries: list[Entry], append: Append) -> AppendResult:
+        result = tx.append(TOUCHPOINTS, entries, self.partitions)
+        return append(entries) if result is None else result
+
+
+def _pseudonymous(evidence: Evidence | None, pseudonym: Pseudonym) -> Evidence | None:
+    """Evidence with its email (if any) as the store keeps it: a pseudonym."""
+    if evidence is None or not any(i.kind == EMAIL for i in evidence.identifiers):
+        return evidence
+    ids = tuple(
+        Identifier(EMAIL, pseudonym(i.value)) if i.kind == EMAIL else i
+        for i in evidence.identifiers
+    )
+    return Evidence(evidence.event_id, evidence.at, ids)
+
+
+def _identifier_of(person: Person, value: str, pseudonym: Pseudonym) -> Identifier:
+    for identifier in person.identifiers:
+        wanted = pseudonym(value) if identifier.kind == EMAIL else value
+        if identifier.value == wanted:
+            return identifier
+    names = ", ".join(str(i) for i in person.identifiers)
+    raise IdentityError(f"person {person.person_id} has no identifier {value!r} (it has {names})")
+
+
+def _records(graph: IdentityGraph, fact: Evidence | IdentityUnlinked) -> list[Entry]:
+    """Fold one fact; the entries for what moved (see the module docstring)."""
+    named = fact.identifiers if isinstance(fact, Evidence) else (fact.identifier,)
+    before: dict[Identifier, str] = {}
+    for identifier in named:
+        person = graph.person_of(identifier)
+        if person is not None:
+            before.update((mine, person.person_id) for mine in person.identifiers)
+            if isinstance(fact, IdentityUnlinked):
+                for other in person.related():
+                    found = graph.person_of(other)
+                    if found is not None:
+                        before.update((x, found.person_id) for x in found.identifiers)
+    out: list[Entry] = []
+    for record in graph.apply(fact):
+        if record.kind == EMAIL:
+            continue  # personal, never on the log in clear; and it keys no events
+        was = before.get(record.identifier)
+        if was is None and record.kind != EMAIL and record.value == record.person_id:
+            continue  # a new identifier that is its own person: nothing moved
+        entry = identity_entry(record)
+        out.append(entry)
+        if was is not None and was != record.person_id:
+            out.append(
+                Entry(
+                    f"{entry.record_id}/from/{was}",
+                    was,
+                    entry.payload,
+                    entry.occurred_at,
+                    IDENTITY_TYPE,
+                )
+            )
+    return out
