@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import TypeVar, cast
 
 from consumers.identity_changes import IdentityMark
 from events.clock import clock_codec
@@ -13,9 +14,10 @@ from events.codec import CodecError
 from events.codec.identity import linked_codec, unlinked_codec
 from events.control import is_identity, is_model_fitted, model_codec
 from events.log import LogRecord
-from events.model import SubjectErased, Touchpoint
+from events.model import ModelFitted, SubjectErased, Touchpoint
 from events.subject_erased import erased_codec, is_subject_erased
-from rules.decide import Record, model_of
+from projections.ports import UnitOfWork
+from rules.decide import Outcome, Record, model_of
 
 Decoded = Record | SubjectErased | IdentityMark
 """A decoded log record: what ``decide`` takes, or what cuts a batch."""
@@ -48,15 +50,19 @@ def segments_of(decoded: list[tuple[int, Decoded]]) -> list[Segment]:
     return segments
 
 
-def rekeyed(batch: list[tuple[int, Record]], rekey: Mapping[str, str]) -> list[tuple[int, Record]]:
+T = TypeVar("T", bound=Decoded)
+
+
+def rekeyed(batch: list[tuple[int, T]], rekey: Mapping[str, str]) -> list[tuple[int, T]]:
     """Events appended under their person (``projections.identity_router``)
     are folded as the person's."""
-    out: list[tuple[int, Record]] = []
+    out: list[tuple[int, T]] = []
     for partition, record in batch:
-        if type(record) is Touchpoint:
+        if isinstance(record, Touchpoint):
             key = rekey.get(record.event_id)
             if key is not None:
-                record = replace(record, customer_id=key)
+                out.append((partition, cast(T, replace(record, customer_id=key))))
+                continue
         out.append((partition, record))
     return out
 
@@ -86,3 +92,37 @@ def decode_control(record: LogRecord) -> Decoded | CodecError:
     except (ValueError, TypeError) as exc:
         return CodecError(f"model_fitted: {exc}")
     return fitted
+
+
+def per_person(decoded: list[tuple[int, Decoded]]) -> bool:
+    """Whether a batch with identity records can be decided per person: not
+    when it also holds an erasure or a fitted model (rare; those cut the
+    whole batch instead)."""
+    return not any(isinstance(r, SubjectErased | ModelFitted) for _, r in decoded)
+
+
+def drop_erased(outcome: Outcome, erased: set[str]) -> None:
+    """What a run decided about persons erased further on in the batch: their
+    profiles, timers and triggers are dropped (never written, never fired)."""
+    for person in erased:
+        outcome.profiles.pop(person, None)
+        outcome.timers.pop(person, None)
+    outcome.triggers = [t for t in outcome.triggers if t.customer_id not in erased]
+
+
+def drop_repeats(
+    tx: UnitOfWork, decoded: list[Touchpoint | CodecError]
+) -> list[Touchpoint | CodecError | None]:
+    """None in place of every event whose id was applied before (or earlier
+    in this batch); the first occurrence is the one kept."""
+    fresh = tx.claim_event_ids([i.event_id for i in decoded if not isinstance(i, CodecError)])
+    out: list[Touchpoint | CodecError | None] = []
+    for item in decoded:
+        if isinstance(item, CodecError):
+            out.append(item)
+        elif item.event_id in fresh:
+            fresh.discard(item.event_id)
+            out.append(item)
+        else:
+            out.append(None)
+    return out

@@ -28,12 +28,19 @@ re-folds with those too, and the later records then re-fold it again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from events.codec import CodecError, TouchpointCodec
 from events.control import without_control
-from events.identity import EMAIL, Identifier, IdentityLinked, IdentityUnlinked, evidence_of
+from events.identity import (
+    EMAIL,
+    REDERIVED_SOURCE,
+    Identifier,
+    IdentityLinked,
+    IdentityUnlinked,
+    evidence_of,
+)
 from events.keyring import KeyRing
 from events.model import Touchpoint
 from events.ports import CustomerHistory, LogRecord
@@ -98,11 +105,22 @@ def prepare(
     history: CustomerHistory,
     codec: TouchpointCodec,
     keys: KeyRing | None,
+    known: Collection[str] = (),
 ) -> Prepared:
     """One look-up of the persons, one read of their histories, one decode
-    and one key look-up for every identity record of a batch."""
+    and one key look-up for every identity record of a batch. ``known``:
+    the persons with a profile already, who need only the events of the
+    identifiers the records move in (unless an unlink names them)."""
     persons = identity.persons(list(touched(marks)))
-    wanted = {person_id: history_keys(p) for person_id, p in persons.items()}
+    refold = _refolded(marks)
+    wanted = {
+        person_id: (
+            _gained(marks, person_id)
+            if person_id in known and person_id not in refold
+            else history_keys(p)
+        )
+        for person_id, p in persons.items()
+    }
     by_key = history.customer_histories(sorted(set().union(*wanted.values())))
     records = {
         (r.partition, r.offset): r for found in by_key.values() for r in without_control(found)
@@ -146,28 +164,33 @@ def rederive(
     """The new profiles and armed timers of the persons ``marks`` touch,
     and the persons to drop. ``stored`` holds their current profiles.
 
-    A person that only gained identifiers, and has a profile, folds just the
-    events of the keys it had not folded yet (``Profile.folded_keys``) into
-    that profile: the fold is by event time, so this is the fold of all its
-    events, and its rule memory grows by what those events would have fired.
-    A person that lost an identifier (an unlink), or is new, is folded again
-    from every event of its identifiers."""
+    A person that gained identifiers, and has a profile, folds just the
+    events appended under the keys the records moved in (``_gained``) that
+    it had not folded yet (``Profile.folded_keys``) into that profile: the
+    fold is by event time, so this is the fold of all its events, and its
+    rule memory grows by what those events would have fired. A new person
+    folds the events of its own key and of those. A person named by an
+    unlink is folded again from every event of the identifiers it has
+    now."""
     out = Rederived({}, {}, [])
-    unlinked = {m.key for m in marks if isinstance(m.record, IdentityUnlinked)}
+    unlinked = _refolded(marks)
     for person_id, mark in touched(marks).items():
         person = prepared.persons.get(person_id)
         if person is None:
             out.dropped.append(person_id)
             continue
-        keys = history_keys(person) - {person_id}
         before = stored.get(person_id)
-        gained = mark.key == mark.record.person_id and person_id not in unlinked
-        if gained and before is not None and set(before.folded_keys) <= keys:
-            start: Profile | None = before.copy()
-            new = keys - set(before.folded_keys)
-            found = [x for x in prepared.events.get(person_id, []) if x[2] in new]
+        if person_id in unlinked:
+            # what the person kept is known only from the store: fold it all
+            keys, start = history_keys(person) - {person_id}, None
+            found = prepared.events.get(person_id, [])
         else:
-            start, found = None, prepared.events.get(person_id, [])
+            # the identifiers the records moved here, and what was folded before
+            keys = _gained(marks, person_id) | set(before.folded_keys if before else ())
+            keys.discard(person_id)
+            new = keys - set(before.folded_keys) if before is not None else keys | {person_id}
+            start = None if before is None else before.copy()
+            found = [x for x in prepared.events.get(person_id, []) if x[2] in new]
         events = _before(found, mark, person_id)
         profiles = {} if start is None else {person_id: start}
         shadow = decide([(mark.partition, e) for e in events], profiles, [], {}, rules, models)
@@ -179,6 +202,30 @@ def rederive(
         out.profiles[person_id] = profile
         out.timers[person_id] = shadow.timers.get(person_id, {})
     return out
+
+
+def _refolded(marks: Sequence[IdentityMark]) -> set[str]:
+    """Persons an unlink names (the unlinked one, and the re-derived sides):
+    folded again from every event of what they have now."""
+    return {
+        m.key
+        for m in marks
+        if isinstance(m.record, IdentityUnlinked) or m.record.source == REDERIVED_SOURCE
+    }
+
+
+def _gained(marks: Sequence[IdentityMark], person_id: str) -> set[str]:
+    """The keys of the identifiers the records moved into the person: each
+    one's events were appended under its own value while it was a person of
+    its own, or under the id of a person whose identifiers all move with it."""
+    return {
+        m.record.value
+        for m in marks
+        if m.key == person_id
+        and m.record.person_id == person_id
+        and isinstance(m.record, IdentityLinked)
+        and m.record.kind != EMAIL
+    }
 
 
 def _before(

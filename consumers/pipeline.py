@@ -40,9 +40,18 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from consumers.decoding import Decoded, decode_control, rekeyed, segments_of
+from consumers.decoding import (
+    Decoded,
+    decode_control,
+    drop_erased,
+    drop_repeats,
+    per_person,
+    rekeyed,
+    segments_of,
+)
 from consumers.identity_changes import IdentityMark, Prepared, prepare, rederive
 from consumers.pending import Pending
+from consumers.person_runs import person_runs
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
 from events.clock import clock_entry
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
@@ -50,7 +59,7 @@ from events.control import is_control, is_identity
 from events.dead_letters import DeadLetterRow
 from events.keyring import KeyRing
 from events.log import TOUCHPOINTS, Entry, LogRecord
-from events.model import Micros, ModelFitted, Touchpoint, TriggerEvent
+from events.model import ClockRecord, Micros, ModelFitted, Touchpoint, TriggerEvent
 from events.partitioning import partition_for
 from events.ports import CustomerHistory
 from events.sealing import SEALED, unseal_events
@@ -174,10 +183,13 @@ class Pipeline:
             decoded = self._unseal(decoded, self.keys)
         segments = segments_of(decoded)
         partitions = positions.keys()
-        prepared = self._prepare([m for _, _, marks in segments for m in marks])
+        prepared = self._prepare(tx, [m for _, _, marks in segments for m in marks])
         pending = Pending()
         clocks = tx.partition_clocks(self.consumer, stream, partitions)
         models = self._partition_models(tx, partitions, stream)
+        if prepared is not None and per_person(decoded):
+            self._apply_per_person(tx, decoded, clocks, models, result, pending, prepared)
+            segments = []
         for i, (batch, erased, marks) in enumerate(segments):
             if batch or len(segments) == 1:
                 later = {person for _, gone, _ in segments[i:] for person in gone}
@@ -203,12 +215,14 @@ class Pipeline:
         result: BatchResult,
         erased: set[str],
         pending: Pending,
+        held: Collection[str] = (),
     ) -> None:
         """Decide one run of records (a whole batch, unless identity or
         ``subject_erased`` records cut it) into ``pending``; ``clocks`` and
         ``models`` move on with it. ``erased``: persons erased further on in
         this batch, whose profiles and triggers are dropped (their events
-        still count in the KPIs)."""
+        still count in the KPIs). ``held``: persons decided apart
+        (``_apply_per_person``), left out of the timers due here."""
         before = dict(clocks)
         rules = self.rules
         due: list[tuple[str, int]] = []
@@ -217,19 +231,68 @@ class Pipeline:
                 due.extend((c, partition) for c in self.timers.pop_due(partition, clock))
             if rules.uses_model:
                 due.extend(self._rearm(tx, batch, due))
+            if held:
+                due = [d for d in due if d[0] not in held]
         if self._rekey:
             batch = rekeyed(batch, self._rekey)
         wanted = {r.customer_id for _, r in batch if type(r) is Touchpoint}
         wanted.update(c for c, _ in due)
         outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules, models)
         if erased:
-            _drop_erased(outcome, erased)
+            drop_erased(outcome, erased)
         result.events += outcome.events
         result.triggers.extend(outcome.triggers)
         result.profiles += len(outcome.profiles)
         self._keep(outcome, pending)
         clocks.update(outcome.clocks)
         models.update(outcome.models)
+
+    def _apply_per_person(
+        self,
+        tx: UnitOfWork,
+        decoded: list[tuple[int, Decoded]],
+        clocks: dict[int, Micros],
+        models: dict[int, Model],
+        result: BatchResult,
+        pending: Pending,
+        prepared: Prepared,
+    ) -> None:
+        """A batch with identity records (``consumers.person_runs``): everyone
+        the records do not name in one ``decide``, the named persons' events
+        in touchpoint-free stand-ins there; then each named person's runs."""
+        marks = [r for _, r in decoded if isinstance(r, IdentityMark)]
+        touched = {m.key for m in marks}
+        ordered = rekeyed(decoded, self._rekey) if self._rekey else decoded
+        records = [(p, r) for p, r in ordered if isinstance(r, Touchpoint | ClockRecord)]
+        before, models_before = dict(clocks), dict(models)
+        others: list[tuple[int, Record]] = [
+            (p, ClockRecord(p, r.occurred_at, "batch"))
+            if type(r) is Touchpoint and r.customer_id in touched
+            else (p, r)
+            for p, r in records
+        ]
+        self._apply(tx, others, clocks, models, result, set(), pending, held=touched)
+        runs_of = person_runs(
+            [(p, r) for p, r in ordered if isinstance(r, Touchpoint | ClockRecord | IdentityMark)],
+            touched,
+            before,
+        )
+        loaded = self._load(tx, list(runs_of))
+        for person, runs in runs_of.items():
+            profile = loaded.get(person)
+            for run in runs:
+                stored = {} if profile is None else {person: profile}
+                start = {} if run.start is None else {run.partition: run.start}
+                due = [] if self.rules is None else [(person, run.partition)]
+                outcome = decide(run.records, stored, due, start, self.rules, models_before)
+                result.events += outcome.events
+                result.triggers.extend(outcome.triggers)
+                self._keep(outcome, pending, batch_wide=False)
+                profile = outcome.profiles.get(person, profile)
+                if run.marks:
+                    self._identity_changes(tx, run.marks, prepared, models_before, pending)
+                    profile = pending.profiles.get(person)
+        result.profiles += len(pending.profiles)
 
     def _identity_changes(
         self,
@@ -258,12 +321,14 @@ class Pipeline:
                 self.timers.arm(person, partition, armed)
                 pending.timers[person] = (partition, armed)
 
-    def _prepare(self, marks: list[IdentityMark]) -> Prepared | None:
+    def _prepare(self, tx: UnitOfWork, marks: list[IdentityMark]) -> Prepared | None:
         """The batch's identity look-ups, once (None: no identity records, or
-        a pipeline built without the identity store)."""
+        a pipeline built without the identity store); the named persons'
+        profiles are loaded into the cache with one query."""
         if not marks or self.identity is None or self.history is None:
             return None
-        return prepare(marks, self.identity, self.history, self.codec, self.keys)
+        known = self._load(tx, sorted({m.key for m in marks}))
+        return prepare(marks, self.identity, self.history, self.codec, self.keys, known)
 
     def _unseal(self, batch: list[tuple[int, Decoded]], keys: KeyRing) -> list[tuple[int, Decoded]]:
         """Open the sealed events the fold and the rules read (``rules.personal``)."""
@@ -392,12 +457,13 @@ class Pipeline:
     ) -> Sequence[Touchpoint | CodecError | None]:
         decoded = self.codec.decode_many(payloads)
         if self.drop_repeated_ids:
-            return _drop_repeats(tx, decoded)
+            return drop_repeats(tx, decoded)
         return decoded
 
-    def _keep(self, outcome: Outcome, pending: Pending) -> None:
+    def _keep(self, outcome: Outcome, pending: Pending, *, batch_wide: bool = True) -> None:
         """A segment's outcome into ``pending``, and into the memory the next
-        segment reads (the profile cache, the timer queue)."""
+        segment reads (the profile cache, the timer queue). ``batch_wide``
+        False: a person's run, whose clocks are the batch's already."""
         changed = outcome.profiles
         pending.keep(changed)
         self.cache.keep(changed)
@@ -416,6 +482,8 @@ class Pipeline:
         kpis = outcome.kpis
         kpis.count_triggers(triggers)
         pending.kpis.merge(kpis.finish())
+        if not batch_wide:
+            return
         pending.clocks.update(outcome.clocks)
         if outcome.models:
             pending.models.update(outcome.models)
@@ -429,30 +497,3 @@ class Pipeline:
             with_timers=self.rules is not None,
             publish_to=self.publish_to,
         )
-
-
-def _drop_erased(outcome: Outcome, erased: set[str]) -> None:
-    """What a run decided about persons erased further on in the batch: their
-    profiles, timers and triggers are dropped (never written, never fired)."""
-    for person in erased:
-        outcome.profiles.pop(person, None)
-        outcome.timers.pop(person, None)
-    outcome.triggers = [t for t in outcome.triggers if t.customer_id not in erased]
-
-
-def _drop_repeats(
-    tx: UnitOfWork, decoded: list[Touchpoint | CodecError]
-) -> list[Touchpoint | CodecError | None]:
-    """None in place of every event whose id was applied before (or earlier
-    in this batch); the first occurrence is the one kept."""
-    fresh = tx.claim_event_ids([i.event_id for i in decoded if not isinstance(i, CodecError)])
-    out: list[Touchpoint | CodecError | None] = []
-    for item in decoded:
-        if isinstance(item, CodecError):
-            out.append(item)
-        elif item.event_id in fresh:
-            fresh.discard(item.event_id)
-            out.append(item)
-        else:
-            out.append(None)
-    return out

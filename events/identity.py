@@ -35,6 +35,9 @@ shares them into one person, so they never link. All-zero values (``000``,
 the nil UUID) are blocked too (``is_blocked``)."""
 
 LINKED_SOURCE: Final = "engine"
+REDERIVED_SOURCE: Final = "engine:unlink"
+"""The ``source`` of an ``identity_linked`` an unlink wrote: a side re-derived
+from its evidence, which the processor folds again from every event."""
 UNLINK_SOURCE: Final = "engage identity unlink"
 
 

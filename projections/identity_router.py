@@ -35,10 +35,18 @@ processor drops as repeats.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from events.control import IDENTITY_TYPE, identity_entry
 from events.errors import EngageError
-from events.identity import EMAIL, Evidence, Identifier, IdentityUnlinked, evidence_of
+from events.identity import (
+    EMAIL,
+    REDERIVED_SOURCE,
+    Evidence,
+    Identifier,
+    IdentityUnlinked,
+    evidence_of,
+)
 from events.log import TOUCHPOINTS
 from events.model import Micros, Touchpoint
 from events.ports import AppendResult, Entry
@@ -114,7 +122,7 @@ class IdentityRouter:
             target = _identifier_of(person, identifier, tx.pseudonym)
             graph = IdentityGraph(tx.load({*person.identifiers, *person.related()}))
             record = IdentityUnlinked(person.person_id, target.kind, target.value, reason, at)
-            out = [identity_entry(record), *_records(graph, record)]
+            out = [identity_entry(record), *_records(graph, record, REDERIVED_SOURCE)]
             self._append(tx, out, append)
             tx.save(graph)
         return out
@@ -144,8 +152,11 @@ def _identifier_of(person: Person, value: str, pseudonym: Pseudonym) -> Identifi
     raise IdentityError(f"person {person.person_id} has no identifier {value!r} (it has {names})")
 
 
-def _records(graph: IdentityGraph, fact: Evidence | IdentityUnlinked) -> list[Entry]:
-    """Fold one fact; the entries for what moved (see the module docstring)."""
+def _records(
+    graph: IdentityGraph, fact: Evidence | IdentityUnlinked, source: str | None = None
+) -> list[Entry]:
+    """Fold one fact; the entries for what moved (see the module docstring).
+    ``source``: set on the records (an unlink's re-derived sides say so)."""
     named = fact.identifiers if isinstance(fact, Evidence) else (fact.identifier,)
     before: dict[Identifier, str] = {}
     for identifier in named:
@@ -162,6 +173,8 @@ def _records(graph: IdentityGraph, fact: Evidence | IdentityUnlinked) -> list[En
         if record.kind == EMAIL:
             continue  # personal, never on the log in clear; and it keys no events
         was = before.get(record.identifier)
+        if source is not None:
+            record = replace(record, source=source)
         if was is None and record.kind != EMAIL and record.value == record.person_id:
             continue  # a new identifier that is its own person: nothing moved
         entry = identity_entry(record)

@@ -132,9 +132,22 @@ def _run(events: list[dict[str, Any]], publish_cuts: list[int], batch: int) -> d
 
 
 def _comparable(state: dict[str, Any]) -> dict[str, Any]:
-    """The profile without ``folded_keys``: which keys were folded is the
-    pipeline's bookkeeping, not part of the fold."""
-    return {k: v for k, v in state.items() if k != "folded_keys"}
+    """The profile without ``folded_keys`` (which keys were folded is the
+    pipeline's bookkeeping, not part of the fold), and with floats to 12
+    significant digits: a merge folds the absorbed events into the person's
+    profile after its own, and a time-decayed sum added in another order
+    differs in the last bits."""
+    return {k: _rounded(v) for k, v in state.items() if k != "folded_keys"}
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
