@@ -28,7 +28,7 @@ re-folds with those too, and the later records then re-fold it again.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from events.codec import CodecError, TouchpointCodec
@@ -105,20 +105,18 @@ def prepare(
     history: CustomerHistory,
     codec: TouchpointCodec,
     keys: KeyRing | None,
-    known: Collection[str] = (),
 ) -> Prepared:
     """One look-up of the persons, one read of their histories, one decode
-    and one key look-up for every identity record of a batch. ``known``:
-    the persons with a profile already, who need only the events of the
-    identifiers the records move in (unless an unlink names them)."""
+    and one key look-up for every identity record of a batch.
+
+    A person that gains identifiers needs only the events appended under
+    those (its own events are in its profile already, or, for a person new
+    at this record, there are none); a person an unlink names needs every
+    event of what it has now."""
     persons = identity.persons(list(touched(marks)))
     refold = _refolded(marks)
     wanted = {
-        person_id: (
-            _gained(marks, person_id)
-            if person_id in known and person_id not in refold
-            else history_keys(p)
-        )
+        person_id: history_keys(p) if person_id in refold else _gained(marks, person_id)
         for person_id, p in persons.items()
     }
     by_key = history.customer_histories(sorted(set().union(*wanted.values())))
@@ -188,7 +186,7 @@ def rederive(
             # the identifiers the records moved here, and what was folded before
             keys = _gained(marks, person_id) | set(before.folded_keys if before else ())
             keys.discard(person_id)
-            new = keys - set(before.folded_keys) if before is not None else keys | {person_id}
+            new = keys - set(before.folded_keys) if before is not None else keys
             start = None if before is None else before.copy()
             found = [x for x in prepared.events.get(person_id, []) if x[2] in new]
         events = _before(found, mark, person_id)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from consumers.identity_changes import IdentityMark
 from events.model import ClockRecord, Micros, Touchpoint
+from projections.predictions import Model
 from rules.decide import Record
 
 
@@ -86,3 +87,45 @@ def person_runs(
 def _close(run: Run, clock: Micros | None) -> None:
     if clock is not None:
         run.records.append((run.partition, ClockRecord(run.partition, clock, "batch")))
+
+
+@dataclass(slots=True)
+class Lane:
+    """The k-th run of every touched person that has one, as one batch for
+    ``decide``: each person on a partition number of its own (negative, so
+    never a real one), so each keeps its own clocks; ``real`` maps a person
+    back to its partition."""
+
+    records: list[tuple[int, Record]] = field(default_factory=list)
+    persons: list[str] = field(default_factory=list)
+    due: list[tuple[str, int]] = field(default_factory=list)
+    start: dict[int, Micros] = field(default_factory=dict)
+    models: dict[int, Model] = field(default_factory=dict)
+    real: dict[str, int] = field(default_factory=dict)
+    marks: list[IdentityMark] = field(default_factory=list)
+
+
+def lanes(runs_of: Mapping[str, list[Run]], models: Mapping[int, Model]) -> list[Lane]:
+    """One ``decide`` per run index instead of one per run: a batch with
+    hundreds of merges then costs a few calls, not hundreds."""
+    lanes_: list[Lane] = []
+    for index, (person, runs) in enumerate(runs_of.items()):
+        lane_partition = -1 - index
+        for k, run in enumerate(runs):
+            if k == len(lanes_):
+                lanes_.append(Lane())
+            lane = lanes_[k]
+            lane.persons.append(person)
+            lane.due.append((person, lane_partition))
+            lane.real[person] = run.partition
+            if run.start is not None:
+                lane.start[lane_partition] = run.start
+            model = models.get(run.partition)
+            if model is not None:
+                lane.models[lane_partition] = model
+            for _, record in run.records:
+                if type(record) is ClockRecord:
+                    record = ClockRecord(lane_partition, record.at, record.source)
+                lane.records.append((lane_partition, record))
+            lane.marks.extend(run.marks)
+    return lanes_

@@ -51,7 +51,7 @@ from consumers.decoding import (
 )
 from consumers.identity_changes import IdentityMark, Prepared, prepare, rederive
 from consumers.pending import Pending
-from consumers.person_runs import person_runs
+from consumers.person_runs import lanes, person_runs
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
 from events.clock import clock_entry
 from events.codec import CodecError, TouchpointCodec, TriggerCodec
@@ -183,7 +183,7 @@ class Pipeline:
             decoded = self._unseal(decoded, self.keys)
         segments = segments_of(decoded)
         partitions = positions.keys()
-        prepared = self._prepare(tx, [m for _, _, marks in segments for m in marks])
+        prepared = self._prepare([m for _, _, marks in segments for m in marks])
         pending = Pending()
         clocks = tx.partition_clocks(self.consumer, stream, partitions)
         models = self._partition_models(tx, partitions, stream)
@@ -259,7 +259,8 @@ class Pipeline:
     ) -> None:
         """A batch with identity records (``consumers.person_runs``): everyone
         the records do not name in one ``decide``, the named persons' events
-        in touchpoint-free stand-ins there; then each named person's runs."""
+        in touchpoint-free stand-ins there; then the named persons' runs, the
+        k-th run of each in one ``decide`` (``consumers.person_runs.lanes``)."""
         marks = [r for _, r in decoded if isinstance(r, IdentityMark)]
         touched = {m.key for m in marks}
         ordered = rekeyed(decoded, self._rekey) if self._rekey else decoded
@@ -277,21 +278,22 @@ class Pipeline:
             touched,
             before,
         )
-        loaded = self._load(tx, list(runs_of))
-        for person, runs in runs_of.items():
-            profile = loaded.get(person)
-            for run in runs:
-                stored = {} if profile is None else {person: profile}
-                start = {} if run.start is None else {run.partition: run.start}
-                due = [] if self.rules is None else [(person, run.partition)]
-                outcome = decide(run.records, stored, due, start, self.rules, models_before)
-                result.events += outcome.events
-                result.triggers.extend(outcome.triggers)
-                self._keep(outcome, pending, batch_wide=False)
-                profile = outcome.profiles.get(person, profile)
-                if run.marks:
-                    self._identity_changes(tx, run.marks, prepared, models_before, pending)
-                    profile = pending.profiles.get(person)
+        profiles: dict[str, Profile | None] = dict(self._load(tx, list(runs_of)))
+        for run_batch in lanes(runs_of, models_before):
+            stored = {p: found for p in run_batch.persons if (found := profiles.get(p))}
+            due = [] if self.rules is None else run_batch.due
+            outcome = decide(
+                run_batch.records, stored, due, run_batch.start, self.rules, run_batch.models
+            )
+            outcome.partition_of = {c: run_batch.real[c] for c in outcome.partition_of}
+            result.events += outcome.events
+            result.triggers.extend(outcome.triggers)
+            self._keep(outcome, pending, batch_wide=False)
+            profiles.update(outcome.profiles)
+            if run_batch.marks:
+                self._identity_changes(tx, run_batch.marks, prepared, models_before, pending)
+                for person in {m.key for m in run_batch.marks}:
+                    profiles[person] = pending.profiles.get(person)
         result.profiles += len(pending.profiles)
 
     def _identity_changes(
@@ -321,14 +323,12 @@ class Pipeline:
                 self.timers.arm(person, partition, armed)
                 pending.timers[person] = (partition, armed)
 
-    def _prepare(self, tx: UnitOfWork, marks: list[IdentityMark]) -> Prepared | None:
+    def _prepare(self, marks: list[IdentityMark]) -> Prepared | None:
         """The batch's identity look-ups, once (None: no identity records, or
-        a pipeline built without the identity store); the named persons'
-        profiles are loaded into the cache with one query."""
+        a pipeline built without the identity store)."""
         if not marks or self.identity is None or self.history is None:
             return None
-        known = self._load(tx, sorted({m.key for m in marks}))
-        return prepare(marks, self.identity, self.history, self.codec, self.keys, known)
+        return prepare(marks, self.identity, self.history, self.codec, self.keys)
 
     def _unseal(self, batch: list[tuple[int, Decoded]], keys: KeyRing) -> list[tuple[int, Decoded]]:
         """Open the sealed events the fold and the rules read (``rules.personal``)."""
