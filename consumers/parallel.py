@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from consumers.ports import EngineFactory
 from consumers.processor import RunStats
@@ -66,6 +66,22 @@ def _work(job: WorkerJob) -> RunStats:
 
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
+
+
+SMALL_BACKLOG: Final = 50_000
+"""Below this many pending records one process finishes first: a spawned worker
+takes about a second to import the engine and open its connections, while one
+process clears some 30k records a second. Measured with ``engage run
+--until-idle`` on 2 cores: 429 records 0.65 s with one worker, 1.79 s with two;
+19k 1.23 s against 2.38 s; 67k 2.20 s against 3.33 s; 133k 3.78 s against
+3.06 s."""
+
+
+def workers_for(backlog: int) -> int:
+    """How many processes clear ``backlog`` pending records soonest, when the
+    user did not say: one for a small backlog (every test, a trickle of new
+    events), else one per core up to 4."""
+    return 1 if backlog < SMALL_BACKLOG else default_workers()
 
 
 def run_parallel(

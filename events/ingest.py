@@ -99,12 +99,19 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _identifier(obj: dict[str, Any], name: str) -> str:
+def _required_text(obj: dict[str, Any], name: str, what: str = "a string") -> str:
+    """A field that must be there and be a string: the one wording of both
+    failures for ids, ``type`` and ``occurred_at``."""
     value = obj.get(name)
     if value is None:
         raise IngestError(name, "required field is missing")
     if not isinstance(value, str):
-        raise IngestError(name, f"must be a string, got {_type_name(value)}")
+        raise IngestError(name, f"must be {what}, got {_type_name(value)}")
+    return value
+
+
+def _identifier(obj: dict[str, Any], name: str) -> str:
+    value = _required_text(obj, name)
     if not 1 <= len(value) <= MAX_ID_LENGTH:
         raise IngestError(name, f"must be 1 to {MAX_ID_LENGTH} characters, got {len(value)}")
     if "\x00" in value:
@@ -255,20 +262,12 @@ def validate(obj: object, window: TimeWindow | None = None) -> Touchpoint:
         raise IngestError("(event)", f"must be a JSON object, got {_type_name(obj)}")
     event_id = _identifier(obj, "event_id")
     customer_id, anonymous_id = _person(obj)
-    event_type = obj.get("type")
-    if event_type is None:
-        raise IngestError("type", "required field is missing")
-    if not isinstance(event_type, str):
-        raise IngestError("type", f"must be a string, got {_type_name(event_type)}")
+    event_type = _required_text(obj, "type")
     if event_type not in EVENT_TYPES:
         raise IngestError(
             "type", f"unknown type {event_type!r}; expected one of {', '.join(EVENT_TYPES)}"
         )
-    occurred = obj.get("occurred_at")
-    if occurred is None:
-        raise IngestError("occurred_at", "required field is missing")
-    if not isinstance(occurred, str):
-        raise IngestError("occurred_at", f"must be an ISO 8601 string, got {_type_name(occurred)}")
+    occurred = _required_text(obj, "occurred_at", "an ISO 8601 string")
     try:
         occurred_at = parse_iso(occurred)
     except ValueError as exc:

@@ -6,6 +6,7 @@ sees integers, the edges (ingest, JSON output, CLI flags) see strings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from events.model import Micros
@@ -31,6 +32,18 @@ def parse_iso(text: str) -> Micros:
     except OverflowError:
         raise ValueError(f"{text!r} is out of range once converted to UTC") from None
     return to_micros(value)
+
+
+def parse_named(value: str | None, name: str, error: Callable[[str], Exception]) -> Micros | None:
+    """An optional instant given as the option or parameter ``name``. A bad one
+    raises ``error("name: reason")``: the CLI (a ``ConfigError``) and the HTTP
+    API (a 422) word it alike from one place."""
+    if value is None:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError as exc:
+        raise error(f"{name}: {exc}") from None
 
 
 def to_micros(value: datetime) -> Micros:

@@ -59,6 +59,13 @@ def profile_as_of(
     return fold(None, events, customer_id) if events else None
 
 
+def unknown_customer(customer_id: str, as_of: str | None = None) -> str:
+    """What the CLI and the HTTP API say when ``customer_view`` (or a timeline)
+    finds nobody, so the two front ends word it alike."""
+    when = "" if as_of is None else f" as of {as_of}"
+    return f"unknown customer {customer_id!r}{when}"
+
+
 def customer_view(
     log: CustomerHistory,
     store: ProjectionStore,

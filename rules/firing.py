@@ -29,27 +29,6 @@ def trigger_id(rule_id: str, version: int, customer_id: str, occurrence: str) ->
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def build_context(
-    needs: Needs,
-    before: Profile,
-    before_at: Micros,
-    after: Profile,
-    after_at: Micros,
-    event: Touchpoint | None,
-) -> cel.Context:
-    """A CEL context with only the needed fields."""
-    variables: dict[str, Any] = {}
-    if needs.before:
-        variables["before"] = profile_view(before, before_at, needs.before)
-    if needs.after:
-        variables["after"] = profile_view(after, after_at, needs.after)
-    if needs.event and event is not None:
-        variables["event"] = event_view(event, needs.event)
-    if needs.now:
-        variables["now"] = after_at
-    return cel.Context(variables)
-
-
 class Scope:
     """One occurrence (an event, or a timer's due instant) as the rules see it.
 
@@ -76,12 +55,26 @@ class Scope:
         self.event = event
         self._context: cel.Context | None = None
 
-    def context(self) -> cel.Context:
+    def context(self, needs: Needs | None = None) -> cel.Context:
+        """A CEL context holding only the fields ``needs`` reads (by default the
+        scope's own needs, whose context is built once and kept)."""
+        if needs is not None and needs is not self.needs:
+            return self._build(needs)
         if self._context is None:
-            self._context = build_context(
-                self.needs, self.before, self.before_at, self.after, self.after_at, self.event
-            )
+            self._context = self._build(self.needs)
         return self._context
+
+    def _build(self, needs: Needs) -> cel.Context:
+        variables: dict[str, Any] = {}
+        if needs.before:
+            variables["before"] = profile_view(self.before, self.before_at, needs.before)
+        if needs.after:
+            variables["after"] = profile_view(self.after, self.after_at, needs.after)
+        if needs.event and self.event is not None:
+            variables["event"] = event_view(self.event, needs.event)
+        if needs.now:
+            variables["now"] = self.after_at
+        return cel.Context(variables)
 
     def holds(self, rule: Rule) -> bool:
         """Guards, then the native fast path, then CEL when still undecided."""
@@ -143,7 +136,7 @@ class Scope:
                     out[name] = value
                     continue
             if context is None:
-                context = build_context(rule.detail_needs, *args)
+                context = self.context(rule.detail_needs)
             try:
                 out[name] = expression.run(context)
             except ValueError:

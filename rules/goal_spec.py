@@ -8,7 +8,7 @@ from typing import Final
 
 from events.model import EVENT_TYPES, Micros
 from rules.expressions import Expression, ExpressionError
-from rules.firing import build_context
+from rules.firing import Scope
 from rules.model import Goal, Needs
 from rules.samples import SAMPLE_AT, sample_event, sample_profile
 
@@ -54,8 +54,8 @@ def goal_of(
         raise GoalError("when", "reads the goal event and the profile after it (event, after)")
     profile = sample_profile()
     for name in names:
-        context = build_context(needs, profile, SAMPLE_AT - 1, profile, SAMPLE_AT,
-                                sample_event(name))  # fmt: skip
+        event = sample_event(name)
+        context = Scope(needs, profile, SAMPLE_AT - 1, profile, SAMPLE_AT, event).context()
         try:
             value = when.run(context)
         except ExpressionError as exc:

@@ -21,7 +21,7 @@ from typing import Any
 
 from events.model import Touchpoint, TriggerConverted, TriggerEvent
 from projections.profile import Profile
-from rules.firing import build_context
+from rules.firing import Scope
 from rules.model import Goal, RuleSet
 
 
@@ -81,7 +81,7 @@ def _meets(goal: Goal, profile: Profile, event: Touchpoint) -> bool:
     if goal.when is None or goal.needs is None:
         return True
     at = event.occurred_at
-    return goal.when.test(build_context(goal.needs, profile, at, profile, at, event))
+    return goal.when.test(Scope(goal.needs, profile, at, profile, at, event).context())
 
 
 def _value(event: Touchpoint) -> float | None:

@@ -41,7 +41,7 @@ from events.model import EVENT_TYPES, Touchpoint
 from projections.customer360 import STAGES
 from rules.durations import parse_duration
 from rules.expressions import Expression, ExpressionError, compile_expression
-from rules.firing import build_context
+from rules.firing import Scope
 from rules.goal_spec import GoalError, goal_of, holdout_of
 from rules.guards import Crossing, Entering, Guard
 from rules.model import Audience, Due, FrequencyCap, Goal, Needs, OncePer, Rule, RuleError, RuleSet
@@ -481,8 +481,8 @@ def _dry_run(rule: Rule, keys: dict[str, _Node]) -> Rule:
         if rule.on == "timer" and "event" in expression.roots:
             node.fail(f"{what}: a timer has no event; use before/after (the profile)")
         for event in events:
-            context = build_context(rule.detail_needs, profile, SAMPLE_AT - 1, profile, SAMPLE_AT,
-                                    event)  # fmt: skip
+            scope = Scope(rule.detail_needs, profile, SAMPLE_AT - 1, profile, SAMPLE_AT, event)
+            context = scope.context()
             sample = "" if event is None else f" (tried on a sample {event.type} event)"
             try:
                 value = expression.run(context)

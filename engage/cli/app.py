@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from engage.cli.safe_text import SafeConsole
 from engage.errors import ConfigError
 from events.model import Micros
-from events.timefmt import parse_iso
+from events.timefmt import parse_named
 
 app = typer.Typer(
     name="engage",
@@ -63,12 +63,7 @@ def instant_option(flag: str, help: str) -> Any:
 
 
 def parse_time_option(value: str | None, option: str) -> Micros | None:
-    if value is None:
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError as exc:
-        raise ConfigError(f"{option}: {exc}") from None
+    return parse_named(value, option, ConfigError)
 
 
 class RateBar:

@@ -14,6 +14,7 @@ from engage.config import describe_database
 from engage.errors import NotFound
 from engage.runtime import Engine
 from projections.queries import timeline as customer_timeline
+from projections.queries import unknown_customer
 
 
 def _where(engine: Engine) -> str:
@@ -56,8 +57,7 @@ def profile(
     with Engine.open() as engine:
         view = engine.customer_view(customer_id, at)
     if view is None:
-        when = "" if at is None else f" as of {as_of}"
-        raise NotFound(f"unknown customer {customer_id!r}{when} {_where(engine)}")
+        raise NotFound(f"{unknown_customer(customer_id, as_of)} {_where(engine)}")
     if json:
         sys.stdout.write(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -73,7 +73,7 @@ def timeline(
     with Engine.open() as engine:
         items = customer_timeline(engine.history, engine.codec, customer_id, engine.keys)
     if not any(i["kind"] == "touchpoint" for i in items):
-        raise NotFound(f"unknown customer {customer_id!r} {_where(engine)}")
+        raise NotFound(f"{unknown_customer(customer_id)} {_where(engine)}")
     if json:
         for item in items:
             sys.stdout.write(orjson.dumps(item).decode() + "\n")

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from consumers.parallel import default_workers
 from consumers.pipeline import DEFAULT_CONSUMER
 from consumers.processor import DEFAULT_BATCH
 from engage.cli.app import RateBar, app, out, plural
@@ -45,8 +44,13 @@ def demo(
     ] = 12,
     rules: RulesOption = None,
     workers: Annotated[
-        int, typer.Option(min=1, help="Processes sharing the partitions while processing.")
-    ] = default_workers(),
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes sharing the partitions while processing (default: as for "
+            "`engage run --until-idle`).",
+        ),
+    ] = None,
 ) -> None:
     """Generate a realistic synthetic history and run the engine on it.
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from consumers.parallel import WorkerJob, default_workers, run_parallel, shares
+from consumers.parallel import SMALL_BACKLOG, WorkerJob, run_parallel, shares, workers_for
 from consumers.pipeline import BatchResult
 from consumers.processor import DEFAULT_BATCH, Processor, RunStats
 from consumers.rule_reload import RuleFileWatcher
@@ -44,13 +44,15 @@ def run(
     ] = DEFAULT_BATCH,
     rules: RulesOption = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             help="With --until-idle: processes sharing the partitions (default: the "
-            "number of cores, at most 4). Each owns a disjoint share of the partitions.",
+            f"number of cores, at most 4; one for a backlog under {SMALL_BACKLOG:,} "
+            "records, which one process clears before more could start). Each owns a "
+            "disjoint share of the partitions.",
         ),
-    ] = default_workers(),
+    ] = None,
 ) -> None:
     """Process the log: fold touchpoints into customer-360 profiles.
 
@@ -108,17 +110,20 @@ def run(
 def process_until_idle(
     engine: Engine,
     rules: str | None,
-    workers: int,
+    workers: int | None,
     now: int | None,
     batch_size: int,
     *,
     transient: bool = True,
 ) -> RunStats:
     """Process everything pending behind a progress bar, in one process or in
-    ``workers`` processes over disjoint partition shares. The processors are
-    live: caught up, they move quiet partitions' clocks to the wall time."""
+    ``workers`` processes over disjoint partition shares (None: as many as clear
+    the backlog soonest). The processors are live: caught up, they move quiet
+    partitions' clocks to the wall time."""
     processor = engine.processor(batch_size, live=True)
     lag = processor.lag()
+    if workers is None:
+        workers = workers_for(lag)
     if workers > 1:
         return _run_shares(engine, processor, rules, workers, now, batch_size, lag, transient)
     with RateBar("processing", lag, transient=transient) as bar:

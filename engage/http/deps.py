@@ -27,7 +27,7 @@ from engage.http.metrics import Metrics
 from engage.http.pool import EnginePool
 from engage.http.serve_config import ServeConfig
 from engage.runtime import Engine
-from events.timefmt import parse_iso
+from events.timefmt import parse_named
 
 
 @dataclass
@@ -134,9 +134,8 @@ AUTH_ERRORS: Final = {
 
 def parse_time(value: str | None, name: str) -> int | None:
     """An optional ISO 8601 query parameter, as microseconds; 422 when bad."""
-    if value is None:
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError as exc:
-        raise HTTPException(422, f"{name}: {exc}") from None
+    return parse_named(value, name, _unprocessable)
+
+
+def _unprocessable(message: str) -> HTTPException:
+    return HTTPException(422, message)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from events.model import Touchpoint
 from projections.profile import Profile
 from rules.expressions import compile_expression
-from rules.firing import build_context
+from rules.firing import Scope
 from rules.model import Needs
 from rules.native import compile_native, compile_native_value
 from rules.rule_fields import field_getter
@@ -78,7 +78,7 @@ def test_native_agrees_with_cel(source: str, before: Profile, after: Profile, ev
     verdict = native.judge(before, T0, after, T0, event)
     if verdict is None:
         return
-    context = build_context(_needs(source), before, T0, after, T0, event)
+    context = Scope(_needs(source), before, T0, after, T0, event).context()
     assert verdict == compile_expression(source).test(context), source
 
 

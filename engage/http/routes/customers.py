@@ -12,7 +12,7 @@ from engage.http import models
 from engage.http.deps import AUTH_ERRORS, Context, ReadKey, errors, json_response, parse_time
 from engage.http.paging import TIMELINE_LIMIT, TIMELINE_MAX, timeline_page
 from events.timefmt import format_optional
-from projections.queries import timeline
+from projections.queries import timeline, unknown_customer
 
 router = APIRouter()
 
@@ -55,8 +55,7 @@ def get_customer(
     with ctx.borrow() as engine:
         view = engine.customer_view(customer_id, at)
     if view is None:
-        when = "" if as_of is None else f" as of {as_of}"
-        raise HTTPException(404, f"unknown customer {customer_id!r}{when}")
+        raise HTTPException(404, unknown_customer(customer_id, as_of))
     return json_response(view)
 
 
@@ -78,6 +77,6 @@ def get_timeline(
     with ctx.borrow() as engine:
         items = timeline(engine.history, engine.codec, customer_id, engine.keys)
     if not items:
-        raise HTTPException(404, f"unknown customer {customer_id!r}")
+        raise HTTPException(404, unknown_customer(customer_id))
     page, next_cursor = timeline_page(items, cursor, limit)
     return json_response({"customer_id": customer_id, "items": page, "next_cursor": next_cursor})
