@@ -1,0 +1,132 @@
+"""The identity store's contract (``projections.identity_ports``), run on
+both adapters: memory and PostgreSQL.
+
+A difference between them is a declared capability, not an override: the
+PostgreSQL store over the PostgreSQL log appends inside its transaction
+(``appends_in_transaction``); the memory store never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from events.identity import ANONYMOUS_ID, CUSTOMER_ID, EMAIL, Evidence, Identifier
+from events.log import TOUCHPOINTS, Entry
+from projections.adapters.memory_identity import MemoryIdentityStore
+from projections.adapters.postgres_identity import PostgresIdentityStore
+from projections.identity import IdentityGraph
+from projections.identity_ports import IdentityStore
+
+
+def _pseudonym(text: str) -> str:
+    return "p:" + text[::-1]
+
+
+def _link(graph: IdentityGraph, event_id: str, at: int, *ids: Identifier) -> None:
+    graph.apply(Evidence(event_id, at, ids))
+
+
+C1 = Identifier(CUSTOMER_ID, "c-1")
+D1 = Identifier(ANONYMOUS_ID, "d-1")
+D2 = Identifier(ANONYMOUS_ID, "d-2")
+
+
+class IdentityStoreContract:
+    appends_in_transaction: bool = False
+
+    @pytest.fixture
+    def store(self) -> Iterator[IdentityStore]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _seed(self, store: IdentityStore) -> None:
+        email = Identifier(EMAIL, store.pseudonym(" Ann@Example.com "))
+        with store.transaction() as tx:
+            graph = IdentityGraph(tx.load({C1, D1, D2, email}))
+            _link(graph, "e1", 10, D1)
+            _link(graph, "e2", 20, C1, D1)
+            _link(graph, "e3", 30, D2, email)
+            _link(graph, "e4", 40, C1, email)
+            tx.save(graph)
+
+    def test_any_identifier_names_the_person(self, store: IdentityStore) -> None:
+        self._seed(store)
+        for name in ("c-1", "d-1", "d-2", "ann@example.com", "  ANN@example.COM"):
+            person = store.find(name)
+            assert person is not None and person.person_id == "c-1", name
+        assert store.find("nobody") is None
+        person = store.find("c-1")
+        assert person is not None
+        emails = [i for i in person.identifiers if i.kind == EMAIL]
+        assert emails == [Identifier(EMAIL, store.pseudonym("ann@example.com"))]
+        assert "example" not in emails[0].value
+        assert person.merged_from == ("d-1", "d-2")
+
+    def test_persons_by_id_and_loads_by_identifier(self, store: IdentityStore) -> None:
+        self._seed(store)
+        assert set(store.persons(["c-1", "d-2", "nobody"])) == {"c-1"}
+        with store.transaction() as tx:
+            loaded = tx.load({D2, Identifier(ANONYMOUS_ID, "unknown")})
+            assert [p.person_id for p in loaded] == ["c-1"]
+            assert tx.find("d-1") == store.find("d-1")
+
+    def test_a_merge_removes_the_absorbed_person(self, store: IdentityStore) -> None:
+        with store.transaction() as tx:
+            graph = IdentityGraph()
+            _link(graph, "e1", 10, D1)
+            _link(graph, "e2", 11, D2)
+            tx.save(graph)
+        assert set(store.persons(["d-1", "d-2"])) == {"d-1", "d-2"}
+        with store.transaction() as tx:
+            graph = IdentityGraph(tx.load({C1, D1, D2}))
+            _link(graph, "e3", 20, C1, D1)
+            _link(graph, "e4", 21, C1, D2)
+            tx.save(graph)
+        assert set(store.persons(["c-1", "d-1", "d-2"])) == {"c-1"}
+
+    def test_a_failed_transaction_changes_nothing(self, store: IdentityStore) -> None:
+        self._seed(store)
+
+        class Boom(Exception):
+            pass
+
+        with pytest.raises(Boom), store.transaction() as tx:
+            graph = IdentityGraph(tx.load({D2}))
+            _link(graph, "e9", 90, Identifier(CUSTOMER_ID, "c-2"), D2)
+            tx.save(graph)
+            raise Boom
+        person = store.find("d-2")
+        assert person is not None and person.person_id == "c-1"
+        assert store.find("c-2") is None
+
+    def test_forget_deletes_the_person_and_its_identifiers(self, store: IdentityStore) -> None:
+        self._seed(store)
+        assert store.forget("c-1") == 1
+        for name in ("c-1", "d-1", "d-2", "ann@example.com"):
+            assert store.find(name) is None
+        assert store.forget("c-1") == 0
+
+    def test_append_in_the_transaction_where_the_log_is_there(self, store: IdentityStore) -> None:
+        with store.transaction() as tx:
+            done = tx.append(TOUCHPOINTS, [Entry("x-1", "c-1", b"payload", 1, "web_visit")], 4)
+        if self.appends_in_transaction:
+            assert done is not None and done.accepted == 1
+        else:
+            assert done is None
+
+
+class TestMemoryIdentityStore(IdentityStoreContract):
+    @pytest.fixture
+    def store(self) -> Iterator[IdentityStore]:
+        yield MemoryIdentityStore(_pseudonym)
+
+
+class TestPostgresIdentityStore(IdentityStoreContract):
+    appends_in_transaction = True
+
+    @pytest.fixture
+    def store(self, database: str) -> Iterator[IdentityStore]:
+        opened = PostgresIdentityStore(database, same_database=True, pseudonym=_pseudonym)
+        yield opened
+        opened.close()
