@@ -4,7 +4,10 @@ re-derives a person when an identity record reaches it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from consumers.replay import replay
 from engage.config import Settings
@@ -13,8 +16,10 @@ from events.codec import TriggerCodec
 from events.log import TRIGGERS, read_stream
 from events.timefmt import parse_iso
 from tests.helpers import lines, profiles_by_id, publish
+from tests.integration.test_privacy import engage_cli
 
 NOW = parse_iso("2026-03-01T00:00:00Z")
+RUN = ("run", "--until-idle", "--now", "2026-03-01T00:00:00Z")
 
 
 def ev(
@@ -208,6 +213,13 @@ def test_http_identity_reads_by_any_identifier_and_unlinks_with_an_admin_key(
         run(engine)
         seen = api.get("/v1/customers/tab").json()
         assert seen["person_id"] == "c-h" and seen["event_count"] == 2
+        found = api.get("/v1/customers", params={"q": "tab"}).json()["items"]
+        assert found[0]["customer_id"] == "c-h"  # the dashboard's search finds the person
+        timeline = api.get("/v1/customers/tab/timeline").json()
+        assert {i["event_id"] for i in timeline["items"] if i["kind"] == "touchpoint"} == {
+            "h1",
+            "h2",
+        }
         links = api.get("/v1/identity/tab").json()
         assert links["person_id"] == "c-h"
         assert {i["value"] for i in links["identifiers"]} == {"c-h", "tab"}
@@ -225,3 +237,58 @@ def test_http_identity_reads_by_any_identifier_and_unlinks_with_an_admin_key(
         run(engine)
         assert api.get("/v1/customers/c-h").json()["event_count"] == 1
         assert api.get("/v1/customers/tab").json()["person_id"] == "tab"
+
+
+def test_the_cli_reads_by_any_identifier_shows_links_and_unlinks(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        "\n".join(
+            lines(
+                ev("t1", "web_visit", "2026-02-01T10:00:00Z", anonymous="cookie", url="https://x"),
+                ev("t2", "identify", "2026-02-01T10:01:00Z", customer="c-t", anonymous="cookie",
+                   email="Tess@Example.com"),
+                ev("t3", "purchase", "2026-02-01T10:02:00Z", customer="c-t", order_id="o",
+                   amount=9.5),
+            )
+        )
+        + "\n"
+    )  # fmt: skip
+    assert engage_cli(cli_env, "publish", str(path)).returncode == 0
+    assert (
+        engage_cli(cli_env, "run", "--until-idle", "--now", "2026-03-01T00:00:00Z").returncode == 0
+    )
+    for name in ("cookie", "tess@example.com", "c-t"):
+        shown = engage_cli(cli_env, "profile", name, "--json")
+        assert shown.returncode == 0, shown.stderr
+        view = orjson.loads(shown.stdout)
+        assert (view["person_id"], view["event_count"]) == ("c-t", 3)
+        assert {"kind": "anonymous_id", "value": "cookie"} in view["identifiers"]
+    past = engage_cli(cli_env, "profile", "cookie", "--as-of", "2026-02-01T10:01:30Z", "--json")
+    assert orjson.loads(past.stdout)["event_count"] == 2
+    timeline = engage_cli(cli_env, "timeline", "cookie", "--json")
+    items = [orjson.loads(x) for x in timeline.stdout.splitlines()]
+    assert [i["event_id"] for i in items if i["kind"] == "touchpoint"] == ["t1", "t2", "t3"]
+    links = engage_cli(cli_env, "identity", "cookie", "--json")
+    assert links.returncode == 0, links.stderr
+    person = orjson.loads(links.stdout)
+    assert person["person_id"] == "c-t"
+    by_value = {i["value"]: i for i in person["identifiers"]}
+    assert by_value["cookie"]["evidence"] == "t2"
+    table = engage_cli(cli_env, "identity", "c-t")
+    assert "cookie" in table.stdout and "t2" in table.stdout
+    missing = engage_cli(cli_env, "identity", "nobody")
+    assert missing.returncode != 0 and "nobody" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    no_reason = engage_cli(cli_env, "identity", "unlink", "c-t", "cookie")
+    assert no_reason.returncode != 0 and "--reason" in no_reason.stderr
+    done = engage_cli(cli_env, "identity", "unlink", "c-t", "cookie", "--reason", "shared")
+    assert done.returncode == 0, done.stderr
+    assert (
+        engage_cli(cli_env, "run", "--until-idle", "--now", "2026-03-01T00:00:00Z").returncode == 0
+    )
+    view = orjson.loads(engage_cli(cli_env, "profile", "cookie", "--json").stdout)
+    assert (view["person_id"], view["event_count"]) == ("cookie", 1)
+    view = orjson.loads(engage_cli(cli_env, "profile", "c-t", "--json").stdout)
+    assert view["event_count"] == 2

@@ -19,7 +19,7 @@ router = APIRouter()
 
 @router.get(
     "/v1/customers",
-    summary="Find customers by id prefix",
+    summary="Find customers by id prefix, or a person by any of its identifiers",
     responses={200: {"model": models.CustomerSearch}, **errors(AUTH_ERRORS)},
 )
 def search_customers(
@@ -30,6 +30,12 @@ def search_customers(
 ) -> Response:
     with ctx.borrow() as engine:
         hits = engine.store.search(q, limit)
+        # an anonymous id or an email names its person: that person comes first
+        person = engine.identity.find(q) if q.strip() else None
+        if person is not None and all(c != person.person_id for c, _ in hits):
+            found = engine.store.get(person.person_id)
+            hits = [(person.person_id, None if found is None else found.last_seen), *hits]
+            hits = hits[:limit]
     return json_response(
         {"items": [{"customer_id": c, "last_seen": format_optional(t)} for c, t in hits]}
     )
