@@ -40,8 +40,8 @@ class _Tx:
         ids = sorted(identifiers)
         rows = self._conn.execute(
             "SELECT p.state FROM identity_persons p WHERE p.person_key IN"
-            " (SELECT i.person_key FROM identity_identifiers i"
-            "  WHERE (i.kind, i.value) IN (SELECT * FROM unnest(%s::text[], %s::text[])))",
+            " (SELECT i.person_key FROM unnest(%s::text[], %s::text[]) AS u(kind, value)"
+            "  JOIN identity_identifiers i ON i.kind = u.kind AND i.value = u.value)",
             ([i.kind for i in ids], [i.value for i in ids]),
         ).fetchall()
         return [person_from_json(_json(r[0])) for r in rows]
@@ -63,17 +63,24 @@ class _Tx:
             conn.execute("DELETE FROM identity_persons WHERE person_key = ANY(%s)", (gone,))
         if not changed:
             return
-        cur = conn.cursor()
-        cur.executemany(
-            "INSERT INTO identity_persons (person_key, person_id, state) VALUES (%s, %s, %s)"
+        # one statement each, arrays in: a batch changes thousands of persons
+        conn.execute(
+            "INSERT INTO identity_persons (person_key, person_id, state)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::json[])"
             " ON CONFLICT (person_key) DO UPDATE"
             " SET person_id = EXCLUDED.person_id, state = EXCLUDED.state",
-            [(person_key(p.key), p.person_id, json.dumps(person_to_json(p))) for p in changed],
+            (
+                [person_key(p.key) for p in changed],
+                [p.person_id for p in changed],
+                [json.dumps(person_to_json(p)) for p in changed],
+            ),
         )
-        cur.executemany(
-            "INSERT INTO identity_identifiers (kind, value, person_key) VALUES (%s, %s, %s)"
+        rows = [(i.kind, i.value, person_key(p.key)) for p in changed for i in p.identifiers]
+        conn.execute(
+            "INSERT INTO identity_identifiers (kind, value, person_key)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
             " ON CONFLICT (kind, value) DO UPDATE SET person_key = EXCLUDED.person_key",
-            [(i.kind, i.value, person_key(p.key)) for p in changed for i in p.identifiers],
+            ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
         )
 
     def append(self, stream: str, entries: Sequence[Entry], partitions: int) -> AppendResult | None:
