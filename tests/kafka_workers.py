@@ -102,6 +102,19 @@ def wait_until_done(
     )
 
 
+def kill_one_mid_stream(
+    engine: Engine, workers: Sequence[WorkerProcess], total: int, timeout: float = 180.0
+) -> None:
+    """Once a quarter of ``total`` records is applied, SIGKILL the first
+    worker; the others must finish the log."""
+    deadline = time.monotonic() + 90
+    while applied(engine) < total // 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert applied(engine) < total, "the kill must land mid-stream"
+    workers[0].kill()
+    wait_until_done(engine, workers[1:], timeout=timeout)
+
+
 def outbox_count(engine: Engine, arm: str = "treatment") -> int:
     """Outbox rows of one arm: the treatment arm's go to the topic; the held-out
     control arm's are recorded there only (never relayed)."""

@@ -45,6 +45,8 @@ def _engine(dsn: str, tmp: str) -> Engine:
     return Engine.open(Settings(dsn, Path(tmp) / ".engage", None, TEST_PARTITIONS))
 
 
+KILL_DELAYS = (0.05, 0.3, 0.11, 0.2, 0.0)
+
 RUN = [sys.executable, "-m", "engage.cli", "run", "--until-idle", "--batch-size", "25"]
 
 
@@ -55,6 +57,40 @@ def _start(env: dict[str, str], now: str = NOW) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def applied(engine: Engine) -> int:
+    return sum(engine.store.offsets("engage-processor", TOUCHPOINTS).values())
+
+
+def kill_repeatedly(
+    engine: Engine, env: dict[str, str], at: str = NOW, delays: tuple[float, ...] = KILL_DELAYS
+) -> int:
+    """Start ``engage run`` again and again, each time waiting until it has
+    committed progress and killing it with SIGKILL a moment later; stops when
+    the log is done or the delays are used up. At least two kills must land."""
+    total = sum(engine.log.heads(TOUCHPOINTS).values())
+    kills = 0
+    for delay in delays:
+        before = applied(engine)
+        proc = _start(env, at)
+        deadline = time.monotonic() + 60
+        # wait until this run has committed progress, then kill it at an arbitrary moment
+        while time.monotonic() < deadline and proc.poll() is None:
+            if applied(engine) > before:
+                break
+            time.sleep(0.01)
+        time.sleep(delay)
+        if proc.poll() is not None:
+            assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
+            break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        if applied(engine) >= total:
+            break
+    assert kills >= 2, "the processor finished before it could be killed twice"
+    return kills
 
 
 @pytest.mark.slow
@@ -77,28 +113,7 @@ def test_kill_9_mid_batch_then_restart_equals_a_clean_run(
         clean.publisher().publish_lines(history, "clean")
         total = sum(crashed.log.heads(TOUCHPOINTS).values())
 
-        kills = 0
-        for delay in (0.05, 0.3, 0.11, 0.2, 0.0):
-            before = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
-            proc = _start(cli_env, at)
-            deadline = time.monotonic() + 60
-            # wait until this run has committed progress, then kill it at an arbitrary moment
-            while time.monotonic() < deadline and proc.poll() is None:
-                now = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
-                if now > before:
-                    break
-                time.sleep(0.01)
-            time.sleep(delay)
-            if proc.poll() is not None:
-                assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
-                break
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            done = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
-            if done >= total:
-                break
-        assert kills >= 2, "the processor finished before it could be killed twice"
+        kill_repeatedly(crashed, cli_env, at)
         interrupted = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
         assert 0 < interrupted < total, "kills should land mid-run"
 

@@ -5,8 +5,6 @@ triggers of a clean, uninterrupted run: nothing lost, nothing doubled."""
 from __future__ import annotations
 
 import os
-import signal
-import time
 from collections.abc import Callable
 
 import pytest
@@ -15,11 +13,10 @@ from engage.synthetic import HistorySpec, generate_lines
 from engage.synthetic.identities import with_identities
 from events.control import IDENTITY_TYPE
 from events.ingest import parse_line
-from events.log import TOUCHPOINTS
 from events.model import Touchpoint
 from events.timefmt import parse_iso
 from tests.helpers import profiles_by_id
-from tests.integration.test_crash import NOW, _engine, _start
+from tests.integration.test_crash import NOW, _engine, _start, kill_repeatedly
 
 SPEC = HistorySpec(customers=200, days=120, seed=13)
 
@@ -54,28 +51,7 @@ def test_kill_9_during_merges_then_restart_equals_a_clean_run(
                 assert publisher.publish_events(events[i : i + 1_000], [], "t").rejected == 0
         merges = crashed.log.clock_records(IDENTITY_TYPE)
         assert merges > 100, "the history should merge many persons"
-        total = sum(crashed.log.heads(TOUCHPOINTS).values())
-
-        kills = 0
-        for delay in (0.05, 0.3, 0.11, 0.2, 0.0, 0.15):
-            before = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
-            proc = _start(cli_env)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                now = sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values())
-                if now > before:
-                    break
-                time.sleep(0.01)
-            time.sleep(delay)
-            if proc.poll() is not None:
-                assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
-                break
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            if sum(crashed.store.offsets("engage-processor", TOUCHPOINTS).values()) >= total:
-                break
-        assert kills >= 2, "the processor finished before it could be killed twice"
+        kill_repeatedly(crashed, cli_env, delays=(0.05, 0.3, 0.11, 0.2, 0.0, 0.15))
 
         final = _start(cli_env)
         _, stderr = final.communicate(timeout=300)

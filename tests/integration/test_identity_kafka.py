@@ -9,7 +9,6 @@ records sit on one partition, read by one worker, as in the embedded mode.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from tests.helpers import lines, profiles_by_id
 from tests.integration.test_identity import ev
 from tests.integration.test_identity_crash import identity_history
 from tests.integration.test_kafka_mode import NOW, _run_workers
-from tests.kafka_workers import applied, topic_triggers, wait_until_done
+from tests.kafka_workers import kill_one_mid_stream, topic_triggers, wait_until_done
 
 
 @pytest.fixture
@@ -74,6 +73,13 @@ def _triggers(engine: Engine) -> list[TriggerEvent]:
     return sorted((t for t in decoded if not isinstance(t, CodecError)), key=lambda t: t.trigger_id)
 
 
+def _same(engine: Engine, profiles: dict[str, Any], triggers: list[TriggerEvent]) -> None:
+    """The Kafka run ended with the embedded run's profiles and triggers."""
+    assert profiles_by_id(engine) == profiles
+    found, _ = topic_triggers(engine)
+    assert sorted(found, key=lambda t: t.trigger_id) == triggers
+
+
 def _embedded(settings: Settings, events: list[Touchpoint], unlink: bool) -> tuple[Any, Any]:
     with Engine.open(settings) as engine:
         _publish(engine, events)
@@ -107,9 +113,7 @@ def test_identity_on_the_broker_equals_the_embedded_mode(
         finally:
             for w in workers:
                 w.stop()
-        assert profiles_by_id(engine) == want_profiles
-        found, _ = topic_triggers(engine)
-        assert sorted(found, key=lambda t: t.trigger_id) == want_triggers
+        _same(engine, want_profiles, want_triggers)
         # unlinked from c-a, the kiosk joins c-b, whose claim had been refused
         kiosk = engine.identity.find("kiosk")
         assert kiosk is not None and kiosk.person_id == "c-b"
@@ -132,15 +136,8 @@ def test_a_worker_killed_during_merges_loses_and_doubles_nothing(
         total = sum(engine.kafka.heads("touchpoints").values())
         workers = _run_workers(kafka_settings, tmp_path, 2, "--batch-size", "50")
         try:
-            deadline = time.monotonic() + 90
-            while applied(engine) < total // 4 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert applied(engine) < total, "the kill must land mid-stream"
-            workers[0].kill()
-            wait_until_done(engine, workers[1:], timeout=180)
+            kill_one_mid_stream(engine, workers, total)
         finally:
             for w in workers:
                 w.stop()
-        assert profiles_by_id(engine) == want_profiles
-        found, _ = topic_triggers(engine)
-        assert sorted(found, key=lambda t: t.trigger_id) == want_triggers
+        _same(engine, want_profiles, want_triggers)

@@ -29,6 +29,7 @@ from tests.helpers import profiles_by_id
 from tests.kafka_workers import (
     WorkerProcess,
     applied,
+    kill_one_mid_stream,
     outbox_count,
     topic_triggers,
     wait_until_done,
@@ -263,12 +264,7 @@ def test_a_worker_killed_mid_stream_is_replaced_by_the_survivor(
         total = len(events) + 1
         workers = _run_workers(kafka_settings, tmp_path, 2, "--batch-size", "100")
         try:
-            deadline = time.monotonic() + 90
-            while applied(engine) < total // 4 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert applied(engine) < total, "the kill must land mid-stream"
-            workers[0].kill()
-            wait_until_done(engine, workers[1:])
+            kill_one_mid_stream(engine, workers, total, timeout=120.0)
         finally:
             for w in workers:
                 w.stop()
