@@ -54,8 +54,8 @@ from consumers.pending import Pending
 from consumers.person_runs import lanes, person_runs
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
 from events.clock import clock_entry
-from events.codec import CodecError, TouchpointCodec, TriggerCodec
-from events.control import is_control, is_identity
+from events.codec import HEADER_SIZE, CodecError, TouchpointCodec, TriggerCodec
+from events.control import not_touchpoint_headers
 from events.dead_letters import DeadLetterRow
 from events.keyring import KeyRing
 from events.log import TOUCHPOINTS, Entry, LogRecord
@@ -400,16 +400,15 @@ class Pipeline:
     ) -> tuple[list[tuple[int, Decoded]], list[DeadLetterRow], dict[int, int]]:
         """(partition, record) in log order, the poison rows, the next offsets."""
         self._rekey = {}
-        control_at = [
-            i for i, r in enumerate(records) if is_control(r.payload) or is_identity(r.payload)
-        ]
+        heads = not_touchpoint_headers()
+        control_at = [i for i, r in enumerate(records) if r.payload[:HEADER_SIZE] in heads]
         if control_at:
-            controls = {i: decode_control(records[i]) for i in control_at}
-            plain = [r.payload for i, r in enumerate(records) if i not in controls]
-            touchpoints = iter(self._decode_touchpoints(tx, plain))
-            decoded: list[Decoded | CodecError | None] = [
-                controls[i] if i in controls else next(touchpoints) for i in range(len(records))
-            ]
+            plain = [r.payload for r in records]
+            for i in reversed(control_at):
+                del plain[i]
+            decoded: list[Decoded | CodecError | None] = list(self._decode_touchpoints(tx, plain))
+            for i in control_at:  # ascending: each lands where it was
+                decoded.insert(i, decode_control(records[i]))
         else:
             decoded = list(self._decode_touchpoints(tx, [r.payload for r in records]))
         batch: list[tuple[int, Decoded]] = []

@@ -41,6 +41,7 @@ from events.codec import CodecError, TriggerCodec
 from events.model import SubjectErased
 from events.partitioning import partition_for
 from events.subject_erased import erased_entry
+from projections.person_history import history_keys
 
 if TYPE_CHECKING:
     from engage.runtime import Engine
@@ -97,9 +98,21 @@ def erase(engine: Engine, person: str, reason: str) -> Receipt:
         raise EngageError("the id to erase must be 1 to 128 characters")
     if not reason.strip():
         raise EngageError("--reason is required: say why (the request, its reference)")
-    with connect(engine.dsn, autocommit=True) as conn, _person_lock(conn, person, wait=True):
-        receipt = _open(conn, person, reason)
-        _run(engine, conn, receipt)
+    # a merged person's events sit under every key they were appended under,
+    # each sealed with that key's own person key: erase them all
+    found = engine.identity.find(person)
+    linked = [] if found is None else sorted(history_keys(found) - {person})
+    with connect(engine.dsn, autocommit=True) as conn:
+        with _person_lock(conn, person, wait=True):
+            receipt = _open(conn, person, reason)
+            _run(engine, conn, receipt)
+        for other in linked:
+            with _person_lock(conn, other, wait=True):
+                _run(engine, conn, _open(conn, other, f"{reason} (linked to {person})"))
+    if linked:
+        receipt.note(
+            "identity: linked identifiers", "erased too: " + ", ".join(linked), len(linked)
+        )
     return receipt
 
 

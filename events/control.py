@@ -93,6 +93,14 @@ def is_identity(payload: bytes) -> bool:
     return payload[:HEADER_SIZE] in _identity_headers()
 
 
+@cache
+def not_touchpoint_headers() -> frozenset[bytes]:
+    """The headers of every record on the touchpoints log that is not a
+    touchpoint (clock, model_fitted, subject_erased, identity): one set
+    look-up per record tells the processor which to decode apart."""
+    return frozenset(_headers() + _identity_headers())
+
+
 def without_control(records: Sequence[LogRecord]) -> list[LogRecord]:
     """The touchpoints among ``records``: what every reader but the processor wants."""
     heads = _headers() + _identity_headers()

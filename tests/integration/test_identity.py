@@ -292,3 +292,24 @@ def test_the_cli_reads_by_any_identifier_shows_links_and_unlinks(
     assert (view["person_id"], view["event_count"]) == ("cookie", 1)
     view = orjson.loads(engage_cli(cli_env, "profile", "c-t", "--json").stdout)
     assert view["event_count"] == 2
+
+
+def test_erasing_a_merged_person_erases_every_key_of_it(engine: Engine) -> None:
+    from engage.erasure import erase
+
+    publish(
+        engine,
+        lines(
+            ev("x1", "web_visit", "2026-02-01T10:00:00Z", anonymous="dev-x", url="https://x/me"),
+            ev("x2", "identify", "2026-02-01T10:05:00Z", customer="c-x", anonymous="dev-x",
+               email="x@example.com"),
+        ),
+    )  # fmt: skip
+    run(engine)
+    assert engine.keys.key_info("dev-x") is not None
+    receipt = erase(engine, "c-x", "ticket 1")
+    assert any(s["store"] == "identity: linked identifiers" for s in receipt.stores)
+    assert engine.keys.key_info("dev-x") is None and engine.keys.key_info("c-x") is None
+    assert engine.identity.find("dev-x") is None and engine.identity.find("x@example.com") is None
+    run(engine)
+    assert engine.customer_view("c-x") is None
