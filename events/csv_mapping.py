@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from events.csv_shipped import SHIPPED
 from events.errors import EngageError
 from events.ingest import IngestError
 
@@ -154,10 +155,6 @@ def _branch(part: object) -> bool:
     """Whether an error location's part names one alternative of a field
     (pydantic's ``str``, ``function-after[..., Column]``), not a place in the file."""
     return part in ("str", "int", "float", "bool") or "Column" in str(part)
-
-
-SHIPPED: Final = ("orders", "nps-survey", "support-cases", "contacts")
-"""Example mappings shipped in events/mappings/ (``--map orders``)."""
 
 
 def load_mapping(spec: str) -> CsvMapping:

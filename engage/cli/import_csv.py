@@ -11,8 +11,7 @@ from engage.cli.app import app, parse_time_option
 from engage.cli.ingest import NowOption, print_report, with_progress
 from engage.errors import ConfigError
 from engage.runtime import Engine
-from events.csv_import import csv_items
-from events.csv_mapping import SHIPPED, load_mapping
+from events.csv_shipped import SHIPPED
 
 import_app = typer.Typer(help="Import touchpoints from the exports of other tools.")
 app.add_typer(import_app, name="import")
@@ -45,6 +44,11 @@ def import_csv(
     mapping's event_id makes a re-import store nothing twice. Exits 0 when
     nothing was rejected, 1 otherwise.
     """
+    # here, not at the top: the mapping models import pydantic, about 50 ms of
+    # every engage command's start
+    from events.csv_import import csv_items
+    from events.csv_mapping import load_mapping
+
     at = parse_time_option(now, "--now")
     spec = load_mapping(mapping)  # a bad mapping stops here, before anything is stored
     file = Path(path)
