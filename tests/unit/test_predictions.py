@@ -266,9 +266,12 @@ def test_the_crossing_instant_is_exact(
     # below at the answer, not a microsecond before (or it is the last purchase itself)
     assert p_alive_at(*_key(stats), at, params) < threshold
     assert at == stats.last_at or p_alive_at(*_key(stats), at - 1, params) >= threshold
-    # p_alive is a double: its rounding moves the float crossing by about
-    # 2**-52 of the instant's distance from the first purchase
-    assert abs(at - max(instant, stats.last_at)) <= 2 + 2**-50 * float(
+    # p_alive is a double: its rounding moves the float crossing by a few
+    # 2**-52 of the instant's distance from the first purchase (the power
+    # 1/(r+x) and the logs amplify it; a case off by 7 us at a bound of 2**-50,
+    # 6.8 us, was seen), so the bound is 2**-48; the exactness that matters is
+    # the microsecond check against p_alive_at itself, above
+    assert abs(at - max(instant, stats.last_at)) <= 2 + 2**-48 * float(
         abs(instant - stats.first_at)
     )
     if instant > stats.last_at:
