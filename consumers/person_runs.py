@@ -58,34 +58,34 @@ def person_runs(
     lane_of = {person: -1 - i for i, person in enumerate(out)}
     others: list[tuple[int, Record]] = []
     add = others.append
+    rekey_get = rekey.get
     for partition, item in decoded:
         kind = type(item)
         if kind is Touchpoint:
             event: Touchpoint = item  # type: ignore[assignment]
             if rekey:
-                key = rekey.get(event.event_id)
+                key = rekey_get(event.event_id)
                 if key is not None:
                     event = replace(event, customer_id=key)
-            prev = running.get(partition)
+            person = event.customer_id
             at = event.occurred_at
-            run = open_runs.get(event.customer_id) if event.customer_id in out else None
-            if event.customer_id in out:
-                if run is None:
-                    run = open_runs[event.customer_id] = Run(
-                        partition, prev, lane_of[event.customer_id], last=prev
-                    )
-                lane = run.lane
-                if prev is not None and prev != run.last:
-                    run.records.append((lane, ClockRecord(lane, prev, "batch")))
-                run.records.append((lane, event))
-                if prev is None or at > prev:
-                    add((partition, ClockRecord(partition, at, "batch")))
-            else:
+            prev = running.get(partition)
+            if person not in out:  # the common case: decided with everyone else
                 add((partition, event))
+                if prev is None or at > prev:
+                    running[partition] = at
+                continue
+            run = open_runs.get(person)
+            if run is None:
+                run = open_runs[person] = Run(partition, prev, lane_of[person], last=prev)
+            lane = run.lane
+            if prev is not None and prev != run.last:
+                run.records.append((lane, ClockRecord(lane, prev, "batch")))
+            run.records.append((lane, event))
             if prev is None or at > prev:
+                add((partition, ClockRecord(partition, at, "batch")))
                 running[partition] = prev = at
-            if run is not None:
-                run.last = prev
+            run.last = prev
         elif kind is ClockRecord:
             at = item.at  # type: ignore[union-attr]
             add((partition, item))  # type: ignore[arg-type]
