@@ -207,6 +207,11 @@ class IdentityGraph:
             self._evidence(fact)
         return self._moves(before)
 
+    def knows(self, evidence: Evidence) -> bool:
+        """Whether ``apply`` would change nothing for this evidence (the hot
+        path a caller can take before any bookkeeping of its own)."""
+        return self._known(evidence)
+
     def _known(self, evidence: Evidence) -> bool:
         """The hot path: nothing new (every identifier already in one person,
         none seen earlier than before, this set of them already on record

@@ -157,6 +157,8 @@ def _records(
 ) -> list[Entry]:
     """Fold one fact; the entries for what moved (see the module docstring).
     ``source``: set on the records (an unlink's re-derived sides say so)."""
+    if isinstance(fact, Evidence) and graph.knows(fact):
+        return []  # most evidence: nothing new
     named = fact.identifiers if isinstance(fact, Evidence) else (fact.identifier,)
     before: dict[Identifier, str] = {}
     for identifier in named:
