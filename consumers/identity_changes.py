@@ -94,7 +94,10 @@ class Prepared:
     batch: the persons they name, and every event of their identifiers on
     the log (decoded, opened), with its position."""
 
+    identifiers: dict[str, frozenset[Identifier]]
+    """Every named person that exists, with its identifiers."""
     persons: dict[str, Person]
+    """The whole person, for those an unlink names (folded from every key)."""
     events: dict[str, list[tuple[int, int, str, Touchpoint]]]
     """person -> (partition, offset, key, event) in log order."""
 
@@ -113,11 +116,15 @@ def prepare(
     those (its own events are in its profile already, or, for a person new
     at this record, there are none); a person an unlink names needs every
     event of what it has now."""
-    persons = identity.persons(list(touched(marks)))
+    named = list(touched(marks))
+    identifiers = identity.identifiers(named)
     refold = _refolded(marks)
+    persons = identity.persons([p for p in named if p in refold]) if refold else {}
     wanted = {
-        person_id: history_keys(p) if person_id in refold else _gained(marks, person_id)
-        for person_id, p in persons.items()
+        person_id: history_keys(persons[person_id])
+        if person_id in persons
+        else _gained(marks, person_id)
+        for person_id in identifiers
     }
     by_key = history.customer_histories(sorted(set().union(*wanted.values())))
     records = {
@@ -135,20 +142,19 @@ def prepare(
     for (r, _), e in zip(located, opened, strict=True):
         by_record_key.setdefault(r.key, []).append((r, e))
     events: dict[str, list[tuple[int, int, str, Touchpoint]]] = {}
-    for person_id, person in persons.items():
-        mine = set(person.identifiers)
+    for person_id, mine in identifiers.items():
         found = [pair for k in wanted[person_id] for pair in by_record_key.get(k, ())]
         found.sort(key=lambda pair: (pair[0].partition, pair[0].offset))
         events[person_id] = [
-            (r.partition, r.offset, r.key, e) for r, e in found if _belongs(e, person, mine)
+            (r.partition, r.offset, r.key, e) for r, e in found if _belongs(e, person_id, mine)
         ]
-    return Prepared(persons, events)
+    return Prepared(identifiers, persons, events)
 
 
-def _belongs(event: Touchpoint, person: Person, mine: set[Identifier]) -> bool:
+def _belongs(event: Touchpoint, person_id: str, mine: frozenset[Identifier]) -> bool:
     evidence = evidence_of(event)
     if evidence is None:
-        return event.customer_id == person.person_id
+        return event.customer_id == person_id
     return evidence.primary in mine
 
 
@@ -171,17 +177,16 @@ def rederive(
     unlink is folded again from every event of the identifiers it has
     now."""
     out = Rederived({}, {}, [])
-    unlinked = _refolded(marks)
     batch: list[tuple[int, Record]] = []
     starts: dict[str, Profile] = {}
     plans: list[tuple[str, Profile | None, Profile | None, set[str], bool]] = []
     for lane, (person_id, mark) in enumerate(touched(marks).items()):
-        person = prepared.persons.get(person_id)
-        if person is None:
+        if person_id not in prepared.identifiers:
             out.dropped.append(person_id)
             continue
         before = stored.get(person_id)
-        if person_id in unlinked:
+        person = prepared.persons.get(person_id)
+        if person is not None:
             # what the person kept is known only from the store: fold it all
             keys, start = history_keys(person) - {person_id}, None
             found = prepared.events.get(person_id, [])

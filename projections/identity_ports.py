@@ -40,6 +40,11 @@ class IdentityReads(Protocol):
         """Persons by their person id (missing ones are left out)."""
         ...
 
+    def identifiers(self, person_ids: Collection[str]) -> dict[str, frozenset[Identifier]]:
+        """Each existing person's identifiers, without reading the whole
+        person: what the processor needs for most identity records."""
+        ...
+
 
 class IdentityTx(IdentityReads, Protocol):
     def load(self, identifiers: Collection[Identifier]) -> list[Person]:

@@ -41,6 +41,9 @@ class _Tx:
         wanted = set(person_ids)
         return {p.person_id: p for p in self.by_key.values() if p.person_id in wanted}
 
+    def identifiers(self, person_ids: Collection[str]) -> dict[str, frozenset[Identifier]]:
+        return {k: frozenset(p.identifiers) for k, p in self.persons(person_ids).items()}
+
     def save(self, graph: IdentityGraph) -> None:
         for key in graph.removed:
             self._drop(person_key(key))
@@ -87,6 +90,10 @@ class MemoryIdentityStore:
     def persons(self, person_ids: Collection[str]) -> dict[str, Person]:
         with self._lock:
             return _Tx(self._persons, self._index, self._pseudonym).persons(person_ids)
+
+    def identifiers(self, person_ids: Collection[str]) -> dict[str, frozenset[Identifier]]:
+        with self._lock:
+            return _Tx(self._persons, self._index, self._pseudonym).identifiers(person_ids)
 
     def forget(self, person_id: str) -> int:
         with self._lock:

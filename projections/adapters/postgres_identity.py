@@ -52,6 +52,9 @@ class _Tx:
     def persons(self, person_ids: Collection[str]) -> dict[str, Person]:
         return _persons(self._conn, person_ids)
 
+    def identifiers(self, person_ids: Collection[str]) -> dict[str, frozenset[Identifier]]:
+        return _identifiers(self._conn, person_ids)
+
     def save(self, graph: IdentityGraph) -> None:
         conn = self._conn
         gone = [person_key(k) for k in graph.removed]
@@ -127,6 +130,11 @@ class PostgresIdentityStore:
         with conn.transaction():
             return _persons(conn, person_ids)
 
+    def identifiers(self, person_ids: Collection[str]) -> dict[str, frozenset[Identifier]]:
+        conn = self._db()
+        with conn.transaction():
+            return _identifiers(conn, person_ids)
+
     def forget(self, person_id: str) -> int:
         conn = self._db()
         with conn.transaction():
@@ -162,6 +170,21 @@ def _find(conn: Conn, value: str, pseudonym: Pseudonym) -> Person | None:
         if row is not None:
             return person_from_json(_json(row[0]))
     return None
+
+
+def _identifiers(conn: Conn, person_ids: Collection[str]) -> dict[str, frozenset[Identifier]]:
+    if not person_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT p.person_id, i.kind, i.value FROM identity_persons p"
+        " JOIN identity_identifiers i ON i.person_key = p.person_key"
+        " WHERE p.person_id = ANY(%s)",
+        (list(person_ids),),
+    ).fetchall()
+    found: dict[str, set[Identifier]] = {}
+    for person_id, kind, value in rows:
+        found.setdefault(str(person_id), set()).add(Identifier(str(kind), str(value)))
+    return {p: frozenset(ids) for p, ids in found.items()}
 
 
 def _persons(conn: Conn, person_ids: Collection[str]) -> dict[str, Person]:

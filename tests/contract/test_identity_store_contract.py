@@ -66,6 +66,8 @@ class IdentityStoreContract:
     def test_persons_by_id_and_loads_by_identifier(self, store: IdentityStore) -> None:
         self._seed(store)
         assert set(store.persons(["c-1", "d-2", "nobody"])) == {"c-1"}
+        email = Identifier(EMAIL, store.pseudonym("ann@example.com"))
+        assert store.identifiers(["c-1", "nobody"]) == {"c-1": frozenset({C1, D1, D2, email})}
         with store.transaction() as tx:
             loaded = tx.load({D2, Identifier(ANONYMOUS_ID, "unknown")})
             assert [p.person_id for p in loaded] == ["c-1"]
