@@ -13,8 +13,15 @@ merged person from the log.
 
     python bench/identity_pipeline.py --events 200000 [--shapes short,long] [--rounds 2]
 
-Prints one JSON object; ``process_ratio`` (identity over baseline) is the
-figure the target reads. Runs against a fresh database: on the server named
+A third run takes the same mixed history through the engine with identity
+resolution off (every event keyed by its own id, so a device is a customer of
+its own, as before identity): ``*_ratio_same_input`` is the cost of
+resolving identities on the same input, ``*_ratio`` the cost against the
+history without any identifiers (which also has fewer persons and fewer
+triggers: a device that buys anonymously is thanked as a person of its own
+until it is linked).
+
+Prints one JSON object. Runs against a fresh database: on the server named
 by ENGAGE_DATABASE_URL when set, otherwise on a throwaway embedded server.
 """
 
@@ -42,9 +49,14 @@ from events.model import Touchpoint
 from events.publisher import BATCH
 
 
-def _publish(engine: Engine, events: list[Touchpoint]) -> float:
-    """Events per second through the publish step, in its own batch size."""
+def _publish(engine: Engine, events: list[Touchpoint], identity: bool = True) -> float:
+    """Events per second through the publish step, in its own batch size;
+    ``identity`` False: without its identity stage (every event keyed by its
+    customer id, an anonymous-only one by its anonymous id: the engine
+    before identity resolution)."""
     publisher = engine.publisher()
+    if not identity:
+        publisher.router = None
     started = time.perf_counter()
     for i in range(0, len(events), BATCH):
         publisher.publish_events(events[i : i + BATCH], [], "bench")
@@ -79,17 +91,17 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
     plain = [e for e in parsed if isinstance(e, Touchpoint)]
     mixed = with_identities(plain)
     del lines, parsed
-    names = {"plain": database_name(), "identity": database_name()}
+    names = {"plain": database_name(), "identity": database_name(), "off": database_name()}
     dsns = {label: create_database(admin, name) for label, name in names.items()}
     try:
         publish: dict[str, float] = {}
-        for label, events in (("plain", plain), ("identity", mixed)):
+        for label, events in (("plain", plain), ("identity", mixed), ("off", mixed)):
             migrate(dsns[label], args.partitions)
             with Engine.open(Settings(dsns[label], Path(tmp), None, args.partitions)) as engine:
-                publish[label] = _publish(engine, events)
+                publish[label] = _publish(engine, events, identity=label != "off")
         rates: dict[str, float] = {}
         for round_no in range(args.rounds):
-            for label in ("plain", "identity"):
+            for label in ("plain", "identity", "off"):
                 if round_no:
                     _restart(dsns[label])
                 rate = _process(dsns[label], tmp, args.partitions, args.batch_size)
@@ -107,6 +119,10 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
             "process_events_per_s": round(rates["plain"]),
             "process_events_per_s_identity": round(rates["identity"]),
             "process_ratio": round(rates["identity"] / rates["plain"], 3),
+            "publish_events_per_s_mix_unresolved": round(publish["off"]),
+            "process_events_per_s_mix_unresolved": round(rates["off"]),
+            "publish_ratio_same_input": round(publish["identity"] / publish["off"], 3),
+            "process_ratio_same_input": round(rates["identity"] / rates["off"], 3),
             "rounds": args.rounds,
             **_facts(dsns["identity"]),
         }
