@@ -1,16 +1,19 @@
 """A batch with identity records, cut per person instead of as a whole.
 
-An identity record changes only the persons it names (``touched``), so only
-their events need to stop at it: everyone else is decided in one ``decide``
-over the whole batch, as without identity. Each touched person's events are
-cut into **runs** at its own identity records, and each run is decided on
-its own, with the partition clock each event met in the batch rebuilt by a
-clock record before it (``decide`` reads the clock from the records it is
-given), and a last clock record at the run's end: the clock at the identity
-record, or the batch's final clock. So a touched person meets exactly the
-clocks it would have met had the batch been cut at every identity record,
-at the cost of a few small ``decide`` calls per merge instead of one over
-the whole batch per identity record.
+An identity record changes only the persons it names, so only their events
+need to stop at it. Everything up to each named person's first identity
+record is decided in one ``decide`` over the whole batch, as without
+identity, the named persons' part ending at the clock of that record
+(``decide``'s ``until``). Their events after it are cut into **runs** at
+their later identity records, and the k-th run of every named person is
+decided in one more call, each person on a lane partition of its own, with
+the partition clock each event met in the batch rebuilt by a clock record
+before it (``decide`` reads the clock from the records it is given) and a
+last clock record at the run's end: the clock at the next identity record,
+or the batch's final clock. So a named person meets exactly the clocks it
+would have met had the batch been cut at every identity record, at the cost
+of a few small ``decide`` calls per batch instead of one over the whole
+batch per identity record.
 """
 
 from __future__ import annotations
@@ -39,16 +42,30 @@ class Run:
     """The clock its records have reached."""
 
 
+@dataclass(slots=True)
+class Split:
+    """A batch split at its identity records (``person_runs``)."""
+
+    others: list[tuple[int, Record]]
+    """The one big call: every event but the named persons' after their first
+    identity record (those as clock stand-ins, where they move the clock)."""
+    until: dict[str, Micros]
+    """Named person -> the clock at its first identity record: its part of
+    the big call ends there (``decide``'s ``until``)."""
+    first: list[IdentityMark]
+    """The identity records the big call stops at (each person's first run)."""
+    runs: dict[str, list[Run]]
+    """Each named person's runs after its first identity records, on its lane."""
+
+
 def person_runs(
     decoded: Sequence[tuple[int, Decoded]],
     rekey: Mapping[str, str],
     before: Mapping[int, Micros],
-) -> tuple[list[tuple[int, Record]], dict[str, list[Run]]]:
-    """One pass over a batch (touchpoints, clock and identity records only):
-    what everyone else is decided on (the touched persons' events as clock
-    stand-ins, where they move the clock), and every touched person's runs,
-    in log order, on its lane. ``rekey``: event_id -> the person it was
-    appended under (``consumers.decoding``)."""
+) -> Split:
+    """One pass over a batch (touchpoints, clock and identity records only).
+    ``rekey``: event_id -> the person it was appended under
+    (``consumers.decoding``)."""
     running = dict(before)
     open_runs: dict[str, Run] = {}
     out: dict[str, list[Run]] = {}
@@ -56,6 +73,8 @@ def person_runs(
         if type(item) is IdentityMark:
             out.setdefault(item.key, [])
     lane_of = {person: -1 - i for i, person in enumerate(out)}
+    until: dict[str, Micros] = {}
+    first: dict[str, list[IdentityMark]] = {}
     others: list[tuple[int, Record]] = []
     add = others.append
     rekey_get = rekey.get
@@ -70,7 +89,7 @@ def person_runs(
             person = event.customer_id
             at = event.occurred_at
             prev = running.get(partition)
-            if person not in out:  # the common case: decided with everyone else
+            if person not in first:  # the common case: decided with everyone else
                 add((partition, event))
                 if prev is None or at > prev:
                     running[partition] = at
@@ -93,12 +112,19 @@ def person_runs(
                 running[partition] = at
         elif kind is IdentityMark:
             mark: IdentityMark = item  # type: ignore[assignment]
+            marks_so_far = first.get(mark.key)
+            if marks_so_far is None:  # its first: the big call stops here for it
+                first[mark.key] = [mark]
+                here = running.get(partition)
+                if here is not None:
+                    until[mark.key] = here
+                continue
             runs = out[mark.key]
             run = open_runs.pop(mark.key, None)
-            if run is None and runs:
-                runs[-1].marks.append(mark)  # nothing of theirs since the last one
+            if run is None:  # nothing of theirs since the last one
+                (runs[-1].marks if runs else marks_so_far).append(mark)
                 continue
-            if run is None:
+            if run is None:  # pragma: no cover - a run is open after the first
                 here = running.get(partition)
                 run = Run(partition, here, lane_of[mark.key], last=here)
             _close(run, running.get(partition))
@@ -107,12 +133,12 @@ def person_runs(
     for person, runs in out.items():
         last = open_runs.pop(person, None)
         if last is None:
-            partition = runs[-1].partition if runs else 0
+            partition = runs[-1].partition if runs else first[person][0].partition
             here = running.get(partition)
             last = Run(partition, here, lane_of[person], last=here)
         _close(last, running.get(last.partition))
         runs.append(last)
-    return others, out
+    return Split(others, until, [m for marks in first.values() for m in marks], out)
 
 
 def _close(run: Run, clock: Micros | None) -> None:

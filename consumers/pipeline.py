@@ -215,15 +215,15 @@ class Pipeline:
         result: BatchResult,
         erased: set[str],
         pending: Pending,
-        held: Collection[str] = (),
         rekey: bool = True,
+        until: Mapping[str, Micros] | None = None,
     ) -> None:
         """Decide one run of records (a whole batch, unless identity or
         ``subject_erased`` records cut it) into ``pending``; ``clocks`` and
         ``models`` move on with it. ``erased``: persons erased further on in
         this batch, whose profiles and triggers are dropped (their events
-        still count in the KPIs). ``held``: persons decided apart
-        (``_apply_per_person``), left out of the timers due here."""
+        still count in the KPIs). ``until``: persons whose part of the run ends
+        at an identity record (``decide``)."""
         before = dict(clocks)
         rules = self.rules
         due: list[tuple[str, int]] = []
@@ -232,13 +232,11 @@ class Pipeline:
                 due.extend((c, partition) for c in self.timers.pop_due(partition, clock))
             if rules.uses_model:
                 due.extend(self._rearm(tx, batch, due))
-            if held:
-                due = [d for d in due if d[0] not in held]
         if rekey and self._rekey:
             batch = rekeyed(batch, self._rekey)
         wanted = {r.customer_id for _, r in batch if type(r) is Touchpoint}
         wanted.update(c for c, _ in due)
-        outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules, models)
+        outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules, models, until)
         if erased:
             drop_erased(outcome, erased)
         result.events += outcome.events
@@ -258,15 +256,21 @@ class Pipeline:
         pending: Pending,
         prepared: Prepared,
     ) -> None:
-        """A batch with identity records (``consumers.person_runs``): everyone
-        the records do not name in one ``decide``, the named persons' events
-        in touchpoint-free stand-ins there; then the named persons' runs, the
-        k-th run of each in one ``decide`` (``consumers.person_runs.lanes``)."""
+        """A batch with identity records (``consumers.person_runs``): one
+        ``decide`` for everything up to each named person's first identity
+        record (their part ends at its clock), the re-derivations there, then
+        the named persons' later runs, the k-th run of each in one ``decide``
+        (``consumers.person_runs.lanes``)."""
         before, models_before = dict(clocks), dict(models)
-        others, runs_of = person_runs(decoded, self._rekey, before)
-        touched = set(runs_of)
-        self._apply(tx, others, clocks, models, result, set(), pending, held=touched, rekey=False)
+        split = person_runs(decoded, self._rekey, before)
+        self._apply(
+            tx, split.others, clocks, models, result, set(), pending, rekey=False, until=split.until
+        )
+        self._identity_changes(tx, split.first, prepared, models_before, pending)
+        runs_of = split.runs
         profiles: dict[str, Profile | None] = dict(self._load(tx, list(runs_of)))
+        for person in pending.dropped & runs_of.keys():
+            profiles[person] = None  # absorbed: its stored row is deleted with the batch
         for run_batch in lanes(runs_of, models_before):
             stored = {p: found for p in run_batch.persons if (found := profiles.get(p))}
             due = [] if self.rules is None else run_batch.due

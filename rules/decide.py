@@ -119,6 +119,7 @@ def decide(
     clocks: Mapping[int, Micros],
     rules: RuleSet | None,
     models: Mapping[int, Model] | None = None,
+    until: Mapping[str, Micros] | None = None,
 ) -> Outcome:
     """Decide one batch of (partition, record) in log order.
 
@@ -126,7 +127,10 @@ def decide(
     has one and of every customer in ``due`` ((customer_id, partition) whose
     timers are due before the partition's final clock, or who must re-arm
     for a model adopted in the batch). ``clocks`` are the partition clocks
-    and ``models`` the models in effect before the batch.
+    and ``models`` the models in effect before the batch. ``until``: customers
+    whose part of the batch ends earlier than their partition's (a person
+    whose identity record comes before the end, ``consumers.person_runs``):
+    their timers fire up to that clock, not the partition's final one.
     """
     out = Outcome()
     running = dict(clocks)
@@ -208,7 +212,12 @@ def decide(
                 conversions.extend(convert(rules, profile, event))
             if fired:
                 _fired(rules, profile, fired, triggers)
-        _finish(rules, profile, model, chain, step, running.get(partition), triggers, timers)
+        end = (
+            running.get(partition)
+            if until is None
+            else until.get(customer_id, running.get(partition))
+        )
+        _finish(rules, profile, model, chain, step, end, triggers, timers)
     out.events = events_seen
 
     if rules is None:
@@ -226,7 +235,9 @@ def decide(
                 before_models.get(partition),
                 adopted.get(partition),
                 0,
-                running.get(partition),
+                running.get(partition)
+                if until is None
+                else until.get(customer_id, running.get(partition)),
                 triggers,
                 timers,
             )

@@ -29,6 +29,7 @@ from projections.adapters.memory import MemoryProjectionStore
 from projections.adapters.memory_identity import MemoryIdentityStore
 from projections.evolve import fold
 from projections.identity_router import IdentityRouter
+from rules import RuleSet, default_rules
 
 PARTITIONS = 3
 START = 1_767_225_600_000_000  # 2026-01-01
@@ -110,7 +111,9 @@ def _as(event: Touchpoint, person: str) -> Touchpoint:
     return replace(event, customer_id=person)
 
 
-def _run(events: list[dict[str, Any]], publish_cuts: list[int], batch: int) -> dict[str, Any]:
+def _run(
+    events: list[dict[str, Any]], publish_cuts: list[int], batch: int, rules: RuleSet | None = None
+) -> dict[str, Any]:
     log = MemoryLog(PARTITIONS)
     codec = TouchpointCodec()
     identity = MemoryIdentityStore()
@@ -124,7 +127,7 @@ def _run(events: list[dict[str, Any]], publish_cuts: list[int], batch: int) -> d
             assert publisher.publish_lines(lines[start:cut], "test").rejected == 0
             start = cut
     store = MemoryProjectionStore(log)
-    pipeline = Pipeline(codec, rules=None, identity=identity, history=log)
+    pipeline = Pipeline(codec, rules=rules, identity=identity, history=log)
     Processor(log, store, pipeline, batch).run(until_idle=True)
     with store.transaction() as tx:
         found = tx.load_profiles(store.sample_ids(10**6))
@@ -133,11 +136,14 @@ def _run(events: list[dict[str, Any]], publish_cuts: list[int], batch: int) -> d
 
 def _comparable(state: dict[str, Any]) -> dict[str, Any]:
     """The profile without ``folded_keys`` (which keys were folded is the
-    pipeline's bookkeeping, not part of the fold), and with floats to 12
-    significant digits: a merge folds the absorbed events into the person's
-    profile after its own, and a time-decayed sum added in another order
-    differs in the last bits."""
-    return {k: _rounded(v) for k, v in state.items() if k != "folded_keys"}
+    pipeline's bookkeeping, not part of the fold) and the rules' memory (the
+    fold's oracle runs no rules), and with floats to 12 significant digits: a
+    merge folds the absorbed events into the person's profile after its own,
+    and a time-decayed sum added in another order differs in the last bits."""
+    return {k: _rounded(v) for k, v in state.items() if k not in BOOKKEEPING}
+
+
+BOOKKEEPING = frozenset({"folded_keys", "rule_state", "open_goals"})
 
 
 def _rounded(value: Any) -> Any:
@@ -160,4 +166,19 @@ def test_persons_and_profiles_do_not_depend_on_the_cuts(
     history: list[dict[str, Any]], publish_cuts: list[int], batch: int
 ) -> None:
     got = _run(history, publish_cuts, batch)
+    assert got == _oracle(history)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    history=histories(),
+    publish_cuts=st.lists(st.integers(1, 17), max_size=4).map(sorted),
+    batch=st.integers(1, 8),
+)
+def test_with_the_default_rules_too(
+    history: list[dict[str, Any]], publish_cuts: list[int], batch: int
+) -> None:
+    """The rules arm and fire timers: a person absorbed in a batch must still
+    be gone, and nobody's fold may change."""
+    got = _run(history, publish_cuts, batch, default_rules())
     assert got == _oracle(history)
