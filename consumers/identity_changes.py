@@ -120,10 +120,11 @@ def prepare(
     identifiers = identity.identifiers(named)
     refold = _refolded(marks)
     persons = identity.persons([p for p in named if p in refold]) if refold else {}
+    gained = _gained(marks)
     wanted = {
         person_id: history_keys(persons[person_id])
         if person_id in persons
-        else _gained(marks, person_id)
+        else gained.get(person_id, set())
         for person_id in identifiers
     }
     by_key = history.customer_histories(sorted(set().union(*wanted.values())))
@@ -177,6 +178,7 @@ def rederive(
     unlink is folded again from every event of the identifiers it has
     now."""
     out = Rederived({}, {}, [])
+    gained = _gained(marks)
     batch: list[tuple[int, Record]] = []
     starts: dict[str, Profile] = {}
     plans: list[tuple[str, Profile | None, Profile | None, set[str], bool]] = []
@@ -192,7 +194,7 @@ def rederive(
             found = prepared.events.get(person_id, [])
         else:
             # the identifiers the records moved here, and what was folded before
-            keys = _gained(marks, person_id) | set(before.folded_keys if before else ())
+            keys = gained.get(person_id, set()) | set(before.folded_keys if before else ())
             keys.discard(person_id)
             new = keys - set(before.folded_keys) if before is not None else keys
             start = None if before is None else before.copy()
@@ -240,18 +242,21 @@ def _refolded(marks: Sequence[IdentityMark]) -> set[str]:
     }
 
 
-def _gained(marks: Sequence[IdentityMark], person_id: str) -> set[str]:
-    """The keys of the identifiers the records moved into the person: each
-    one's events were appended under its own value while it was a person of
-    its own, or under the id of a person whose identifiers all move with it."""
-    return {
-        m.record.value
-        for m in marks
-        if m.key == person_id
-        and m.record.person_id == person_id
-        and isinstance(m.record, IdentityLinked)
-        and m.record.kind != EMAIL
-    }
+def _gained(marks: Sequence[IdentityMark]) -> dict[str, set[str]]:
+    """Per person, the keys of the identifiers the records moved into it:
+    each one's events were appended under its own value while it was a
+    person of its own, or under the id of a person whose identifiers all
+    move with it."""
+    out: dict[str, set[str]] = {}
+    for m in marks:
+        record = m.record
+        if (
+            m.key == record.person_id
+            and isinstance(record, IdentityLinked)
+            and record.kind != EMAIL
+        ):
+            out.setdefault(m.key, set()).add(record.value)
+    return out
 
 
 def _before(
