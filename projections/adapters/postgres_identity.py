@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
+import orjson
 import psycopg
 
 from events.adapters.connection import connect
@@ -37,12 +38,12 @@ class _Tx:
     def load(self, identifiers: Collection[Identifier]) -> list[Person]:
         if not identifiers:
             return []
-        ids = sorted(identifiers)
+        wanted = orjson.dumps([{"kind": i.kind, "value": i.value} for i in identifiers]).decode()
         rows = self._conn.execute(
             "SELECT p.state FROM identity_persons p WHERE p.person_key IN"
-            " (SELECT i.person_key FROM unnest(%s::text[], %s::text[]) AS u(kind, value)"
+            " (SELECT i.person_key FROM json_to_recordset(%s::json) AS u(kind text, value text)"
             "  JOIN identity_identifiers i ON i.kind = u.kind AND i.value = u.value)",
-            ([i.kind for i in ids], [i.value for i in ids]),
+            (wanted,),
         ).fetchall()
         return [person_from_json(_json(r[0])) for r in rows]
 
@@ -66,24 +67,29 @@ class _Tx:
             conn.execute("DELETE FROM identity_persons WHERE person_key = ANY(%s)", (gone,))
         if not changed:
             return
-        # one statement each, arrays in: a batch changes thousands of persons
+        # one statement each, one JSON document in (not arrays, whose every
+        # element psycopg would quote): a batch changes thousands of persons
+        persons = [
+            {"k": person_key(p.key), "id": p.person_id, "s": person_to_json(p)} for p in changed
+        ]
         conn.execute(
             "INSERT INTO identity_persons (person_key, person_id, state)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::json[])"
+            " SELECT x.k, x.id, x.s FROM json_to_recordset(%s::json) AS x(k text, id text, s json)"
             " ON CONFLICT (person_key) DO UPDATE"
             " SET person_id = EXCLUDED.person_id, state = EXCLUDED.state",
-            (
-                [person_key(p.key) for p in changed],
-                [p.person_id for p in changed],
-                [json.dumps(person_to_json(p)) for p in changed],
-            ),
+            (orjson.dumps(persons).decode(),),
         )
-        rows = [(i.kind, i.value, person_key(p.key)) for p in changed for i in p.identifiers]
+        index = [
+            {"kind": i.kind, "value": i.value, "k": person_key(p.key)}
+            for p in changed
+            for i in p.identifiers
+        ]
         conn.execute(
             "INSERT INTO identity_identifiers (kind, value, person_key)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+            " SELECT x.kind, x.value, x.k"
+            " FROM json_to_recordset(%s::json) AS x(kind text, value text, k text)"
             " ON CONFLICT (kind, value) DO UPDATE SET person_key = EXCLUDED.person_key",
-            ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
+            (orjson.dumps(index).decode(),),
         )
 
     def append(self, stream: str, entries: Sequence[Entry], partitions: int) -> AppendResult | None:
