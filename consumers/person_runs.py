@@ -124,9 +124,6 @@ def person_runs(
             if run is None:  # nothing of theirs since the last one
                 (runs[-1].marks if runs else marks_so_far).append(mark)
                 continue
-            if run is None:  # pragma: no cover - a run is open after the first
-                here = running.get(partition)
-                run = Run(partition, here, lane_of[mark.key], last=here)
             _close(run, running.get(partition))
             run.marks.append(mark)
             runs.append(run)
