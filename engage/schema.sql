@@ -368,3 +368,11 @@ CREATE TABLE IF NOT EXISTS identity_identifiers (
     PRIMARY KEY (kind, value)
 );
 CREATE INDEX IF NOT EXISTS identity_identifiers_person ON identity_identifiers (person_key);
+-- Bumped by every write to the two tables above, in the same transaction: a
+-- publisher keeps the persons it has read or written in memory while the
+-- number is the one it last saw (projections.adapters.postgres_identity).
+CREATE TABLE IF NOT EXISTS identity_generation (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    n        bigint  NOT NULL
+);
+INSERT INTO identity_generation (only_row, n) VALUES (true, 0) ON CONFLICT DO NOTHING;

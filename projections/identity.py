@@ -306,7 +306,20 @@ class IdentityGraph:
 
     def _merge(self, anchor: Person, group: Person, evidence: Evidence, single: bool) -> Person:
         """``group`` joins ``anchor``; its identifiers are linked by ``evidence``."""
-        joined = [replace(link, evidence=evidence.event_id, at=evidence.at) for link in group.links]
+        seen = set(evidence.identifiers)
+        joined = [
+            replace(
+                link,
+                evidence=evidence.event_id,
+                at=evidence.at,
+                # seen by this evidence too: an earlier time names the person
+                # whichever order the log brought the two in (as ``_seen``)
+                first_seen=min(link.first_seen, evidence.at)
+                if link.identifier in seen and link.identifier.kind != CUSTOMER_ID
+                else link.first_seen,
+            )
+            for link in group.links
+        ]
         merged_from = [*anchor.merged_from, *group.merged_from]
         if not single:
             merged_from += [anchor.person_id, group.person_id]

@@ -1,5 +1,14 @@
 """The identity store on PostgreSQL: ``identity_persons`` (one JSON row per
-person) and ``identity_identifiers`` (every identifier to its person)."""
+person) and ``identity_identifiers`` (every identifier to its person).
+
+A publisher keeps the persons it has read or written in memory (``_Cache``)
+and reads from the tables only the identifiers it has not met: most events
+with an anonymous id come from a device the publisher has already routed.
+The cache is right only while nobody else writes, so every write bumps
+``identity_generation`` in its own transaction, and a transaction that finds
+another number there than the one this store last saw starts from an empty
+cache. What a transaction read or wrote joins the cache only once it has
+committed."""
 
 from __future__ import annotations
 
@@ -23,29 +32,67 @@ from projections.identity_ports import Pseudonym, person_key
 IDENTITY_LOCK: Final = 0x1D_E7_17_1
 """The advisory lock routed publishes take, so identity folds never interleave."""
 
+CACHE_LIMIT: Final = 500_000
+"""Identifiers kept in memory at most; past it the cache starts again empty
+(a long-running server must not grow without bound)."""
+
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
+class _Cache:
+    """Persons by each of their identifiers, as of generation ``seen``."""
+
+    def __init__(self) -> None:
+        self.seen: int | None = None
+        self.persons: dict[Identifier, Person] = {}
+
+    def reset(self, generation: int | None = None) -> None:
+        self.seen = generation
+        self.persons = {}
+
+
 class _Tx:
-    def __init__(self, conn: Conn, same_database: bool, pseudonym: Pseudonym) -> None:
+    def __init__(
+        self, conn: Conn, same_database: bool, pseudonym: Pseudonym, cache: _Cache
+    ) -> None:
         self._conn = conn
         self._same = same_database
         self._pseudonym = pseudonym
+        self._cache = cache
+        self.staged: dict[Identifier, Person] = {}
+        """Persons this transaction read or wrote: cached once it commits."""
+        self.dropped: set[Identifier] = set()
+        """Identifiers of persons it deleted: uncached once it commits."""
+        self.wrote = False
+        self._loaded: dict[Identifier, Person] = {}
 
     def pseudonym(self, email: str) -> str:
         return self._pseudonym(email.strip().lower())
 
     def load(self, identifiers: Collection[Identifier]) -> list[Person]:
-        if not identifiers:
-            return []
-        wanted = orjson.dumps([{"kind": i.kind, "value": i.value} for i in identifiers]).decode()
-        rows = self._conn.execute(
-            "SELECT p.state FROM identity_persons p WHERE p.person_key IN"
-            " (SELECT i.person_key FROM json_to_recordset(%s::json) AS u(kind text, value text)"
-            "  JOIN identity_identifiers i ON i.kind = u.kind AND i.value = u.value)",
-            (wanted,),
-        ).fetchall()
-        return [person_from_json(_json(r[0])) for r in rows]
+        cached = self._cache.persons
+        found: dict[Identifier, Person] = {}
+        missing = []
+        for identifier in identifiers:
+            person = cached.get(identifier)
+            if person is None:
+                missing.append(identifier)
+            else:
+                found[person.key] = person
+        if missing:
+            wanted = orjson.dumps([{"kind": i.kind, "value": i.value} for i in missing]).decode()
+            rows = self._conn.execute(
+                "SELECT p.state FROM identity_persons p WHERE p.person_key IN"
+                " (SELECT i.person_key FROM json_to_recordset(%s::json) AS u(kind text, value text)"
+                "  JOIN identity_identifiers i ON i.kind = u.kind AND i.value = u.value)",
+                (wanted,),
+            ).fetchall()
+            for row in rows:
+                person = person_from_json(_json(row[0]))
+                found[person.key] = person
+                self.staged.update((i, person) for i in person.identifiers)
+        self._loaded.update(found)
+        return list(found.values())
 
     def find(self, value: str) -> Person | None:
         return _find(self._conn, value, self.pseudonym)
@@ -60,11 +107,29 @@ class _Tx:
         conn = self._conn
         gone = [person_key(k) for k in graph.removed]
         changed = [graph.persons[k] for k in sorted(graph.changed) if k in graph.persons]
-        keys = gone + [person_key(p.key) for p in changed]
-        if keys:
-            conn.execute("DELETE FROM identity_identifiers WHERE person_key = ANY(%s)", (keys,))
+        if not gone and not changed:
+            return
+        self.wrote = True
+        for key in graph.removed:
+            old = self._loaded.get(key)
+            self.dropped.update(old.identifiers if old is not None else (key,))
+        for person in changed:
+            self.staged.update((i, person) for i in person.identifiers)
+        # index rows to clear: only a person that was stored has any (one
+        # first built by this batch was not, or ``load`` would have found it)
+        stored = gone + [person_key(p.key) for p in changed if p.key in self._loaded]
+        if stored:
+            conn.execute(
+                "DELETE FROM identity_identifiers WHERE person_key ="
+                " ANY(ARRAY(SELECT json_array_elements_text(%s::json)))",
+                (orjson.dumps(stored).decode(),),
+            )
         if gone:
-            conn.execute("DELETE FROM identity_persons WHERE person_key = ANY(%s)", (gone,))
+            conn.execute(
+                "DELETE FROM identity_persons WHERE person_key ="
+                " ANY(ARRAY(SELECT json_array_elements_text(%s::json)))",
+                (orjson.dumps(gone).decode(),),
+            )
         if not changed:
             return
         # one statement each, one JSON document in (not arrays, whose every
@@ -107,6 +172,7 @@ class PostgresIdentityStore:
         self._same = same_database
         self._pseudonym = pseudonym
         self._conn: Conn | None = None
+        self._cache = _Cache()
 
     def _db(self) -> Conn:
         if self._conn is None or self._conn.closed:
@@ -116,12 +182,34 @@ class PostgresIdentityStore:
     @contextmanager
     def transaction(self) -> Iterator[_Tx]:
         conn = self._db()
+        cache = self._cache
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (IDENTITY_LOCK,))
-                yield _Tx(conn, self._same, self._pseudonym)
+                # a statement of its own: one statement's snapshot is taken
+                # before it waits for the lock, and would miss the last writer
+                row = conn.execute("SELECT n FROM identity_generation").fetchone()
+                generation = None if row is None else int(row[0])
+                if generation is None or generation != cache.seen:
+                    cache.reset(generation)
+                tx = _Tx(conn, self._same, self._pseudonym, cache)
+                yield tx
+                if tx.wrote:
+                    bumped = conn.execute(
+                        "UPDATE identity_generation SET n = n + 1 RETURNING n"
+                    ).fetchone()
+                    generation = None if bumped is None else bumped[0]
         except psycopg.Error as exc:
             raise StorageError(f"resolving identities failed: {exc}") from None
+        # committed: what it read or wrote is now what the tables hold (a
+        # transaction that raised never gets here, so its staging is dropped)
+        if len(cache.persons) + len(tx.staged) > CACHE_LIMIT:
+            cache.reset()
+        cache.seen = generation
+        if generation is not None:
+            for identifier in tx.dropped - tx.staged.keys():
+                cache.persons.pop(identifier, None)
+            cache.persons.update(tx.staged)
 
     def pseudonym(self, email: str) -> str:
         return self._pseudonym(email.strip().lower())
@@ -153,6 +241,8 @@ class PostgresIdentityStore:
             ]
             conn.execute("DELETE FROM identity_identifiers WHERE person_key = ANY(%s)", (keys,))
             conn.execute("DELETE FROM identity_persons WHERE person_key = ANY(%s)", (keys,))
+            conn.execute("UPDATE identity_generation SET n = n + 1")
+        self._cache.reset()
         return len(keys)
 
     def close(self) -> None:

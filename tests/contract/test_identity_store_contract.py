@@ -8,6 +8,8 @@ PostgreSQL store over the PostgreSQL log appends inside its transaction
 
 from __future__ import annotations
 
+import random
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -38,6 +40,11 @@ class IdentityStoreContract:
 
     @pytest.fixture
     def store(self) -> Iterator[IdentityStore]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @pytest.fixture
+    def other(self, store: IdentityStore) -> Iterator[IdentityStore]:  # pragma: no cover
+        """A second handle on the same store (another publisher process)."""
         raise NotImplementedError
 
     def _seed(self, store: IdentityStore) -> None:
@@ -102,6 +109,114 @@ class IdentityStoreContract:
         assert person is not None and person.person_id == "c-1"
         assert store.find("c-2") is None
 
+    def test_loads_see_what_earlier_transactions_wrote(self, store: IdentityStore) -> None:
+        """A store may keep what it read or wrote between transactions (the
+        PostgreSQL one does): what it loads must still be what was committed,
+        merges and absorbed persons included, and never what a failed
+        transaction staged."""
+        with store.transaction() as tx:
+            graph = IdentityGraph(tx.load({D1, D2}))
+            _link(graph, "e1", 10, D1)
+            _link(graph, "e2", 11, D2)
+            tx.save(graph)
+        with store.transaction() as tx:
+            graph = IdentityGraph(tx.load({C1, D1}))
+            _link(graph, "e3", 20, C1, D1)
+            tx.save(graph)
+
+        class Boom(Exception):
+            pass
+
+        c2 = Identifier(CUSTOMER_ID, "c-2")
+        with pytest.raises(Boom), store.transaction() as tx:
+            graph = IdentityGraph(tx.load({c2, D2}))
+            _link(graph, "e4", 30, c2, D2)
+            tx.save(graph)
+            raise Boom
+        with store.transaction() as tx:
+            persons = tx.load({C1, D1, D2, c2})
+        loaded = {i.value: p.person_id for p in persons for i in p.identifiers}
+        assert loaded == {"c-1": "c-1", "d-1": "c-1", "d-2": "d-2"}
+
+    def test_another_handle_sees_each_write(
+        self, store: IdentityStore, other: IdentityStore
+    ) -> None:
+        """Two publishers on one store: each loads what the other committed
+        since its own last transaction (a merge, then an erasure)."""
+        with store.transaction() as tx:
+            graph = IdentityGraph(tx.load({D1, D2}))
+            _link(graph, "e1", 10, D1)
+            _link(graph, "e2", 11, D2)
+            tx.save(graph)
+        with other.transaction() as tx:
+            graph = IdentityGraph(tx.load({C1, D1, D2}))
+            _link(graph, "e3", 20, C1, D1)
+            _link(graph, "e4", 21, C1, D2)
+            tx.save(graph)
+        with store.transaction() as tx:
+            assert {p.person_id for p in tx.load({D1, D2})} == {"c-1"}
+        assert other.forget("c-1") == 1
+        with store.transaction() as tx:
+            assert tx.load({C1, D1, D2}) == []
+
+    def test_two_publishers_at_once_give_the_persons_of_one(
+        self, store: IdentityStore, other: IdentityStore
+    ) -> None:
+        """Two handles publish conflict-free evidence at once, in many small
+        transactions: the persons are those of one fold of all of it (a
+        handle that reused what it read before the other's commit would
+        overwrite a merge with a stale person)."""
+        rng = random.Random(5)
+        facts = []
+        for c in range(12):
+            customer = Identifier(CUSTOMER_ID, f"c-{c}")
+            for d in range(2):
+                device = Identifier(ANONYMOUS_ID, f"d-{c}-{d}")
+                facts += [(device,), (device,), (customer, device), (device,)]
+        rng.shuffle(facts)
+        evidence = [Evidence(f"e{n}", 1000 + n, ids) for n, ids in enumerate(facts)]
+
+        def publish(handle: IdentityStore, mine: list[Evidence]) -> None:
+            for start in range(0, len(mine), 3):
+                with handle.transaction() as tx:
+                    part = mine[start : start + 3]
+                    graph = IdentityGraph(tx.load({i for e in part for i in e.identifiers}))
+                    for item in part:
+                        graph.apply(item)
+                    tx.save(graph)
+
+        threads = [
+            threading.Thread(target=publish, args=(handle, evidence[n::2]))
+            for n, handle in enumerate((store, other))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        alone = MemoryIdentityStore()
+        publish(alone, evidence)
+        names = [f"c-{c}" for c in range(12)] + [f"d-{c}-{d}" for c in range(12) for d in (0, 1)]
+
+        def shape(found: IdentityStore) -> set[tuple[str, frozenset[tuple[str, int]]]]:
+            """Each person's identifiers, with when each device was first seen
+            (a customer id's time names nothing and is not kept up to date)."""
+            return {
+                (
+                    p.person_id,
+                    frozenset(
+                        (
+                            x.identifier.value,
+                            x.first_seen if x.identifier.kind == ANONYMOUS_ID else 0,
+                        )
+                        for x in p.links
+                    ),
+                )
+                for p in found.persons(names).values()
+            }
+
+        assert shape(store) == shape(alone) == shape(other)
+        assert len(shape(alone)) == 12
+
     def test_forget_deletes_the_person_and_its_identifiers(self, store: IdentityStore) -> None:
         self._seed(store)
         assert store.forget("c-1") == 1
@@ -123,12 +238,22 @@ class TestMemoryIdentityStore(IdentityStoreContract):
     def store(self) -> Iterator[IdentityStore]:
         yield MemoryIdentityStore(_pseudonym)
 
+    @pytest.fixture
+    def other(self, store: IdentityStore) -> Iterator[IdentityStore]:
+        yield store  # one process, one store
+
 
 class TestPostgresIdentityStore(IdentityStoreContract):
     appends_in_transaction = True
 
     @pytest.fixture
     def store(self, database: str) -> Iterator[IdentityStore]:
+        opened = PostgresIdentityStore(database, same_database=True, pseudonym=_pseudonym)
+        yield opened
+        opened.close()
+
+    @pytest.fixture
+    def other(self, database: str) -> Iterator[IdentityStore]:
         opened = PostgresIdentityStore(database, same_database=True, pseudonym=_pseudonym)
         yield opened
         opened.close()

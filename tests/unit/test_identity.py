@@ -111,6 +111,32 @@ def test_two_devices_joined_by_an_email_and_the_first_device_names_them() -> Non
     assert graph.find("ADA@x.test ") is graph.find("phone")
 
 
+def test_a_device_joining_by_an_earlier_event_is_first_seen_then() -> None:
+    """The log brought the device alone (t=50) before the email event that
+    also saw it earlier (t=10): the earlier time names the person, as it
+    would in the other order."""
+    orders = [
+        [
+            ev("e1", 50, a("phone")),
+            ev("e2", 30, a("laptop")),
+            ev("e3", 10, e("m"), a("phone")),
+            ev("e4", 40, e("m"), a("laptop")),
+        ],
+        [
+            ev("e3", 10, e("m"), a("phone")),
+            ev("e1", 50, a("phone")),
+            ev("e2", 30, a("laptop")),
+            ev("e4", 40, e("m"), a("laptop")),
+        ],
+    ]
+    for order in orders:
+        graph = fold(order)
+        person = graph.find("phone")
+        assert person is not None and person.person_id == "phone", order
+        link = person.link(a("phone"))
+        assert link is not None and link.first_seen == 10
+
+
 def test_a_second_customer_id_is_a_conflict_not_a_merge() -> None:
     graph = fold([ev("e1", 10, c("cust-1"), a("d1")), ev("e2", 20, c("cust-2"), a("d1"))])
     assert persons(graph) == {
