@@ -27,7 +27,7 @@ Pure: no I/O, no clock. Times are the events' own.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 
 from events.identity import (
@@ -85,14 +85,16 @@ class Person:
     seen together: what an unlink folds again to re-derive the person."""
     apart: tuple[Pair, ...] = ()
     """Unlinked pairs with an identifier of this person: never to join."""
+    identifiers: tuple[Identifier, ...] = field(init=False, repr=False, compare=False)
+    """The links' identifiers, in order: computed once, as the fold and the
+    publish step ask for them many times per person."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identifiers", tuple(link.identifier for link in self.links))
 
     @property
     def person_id(self) -> str:
         return self.key.value
-
-    @property
-    def identifiers(self) -> tuple[Identifier, ...]:
-        return tuple(link.identifier for link in self.links)
 
     def link(self, identifier: Identifier) -> Link | None:
         for link in self.links:

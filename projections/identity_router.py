@@ -75,7 +75,8 @@ class IdentityRouter:
     ) -> AppendResult:
         """Append ``entries`` (one per event, keyed by customer id) keyed by
         person, with the identity records; ``accepted`` counts events only."""
-        at = [i for i, e in enumerate(events) if needs_identity(e)]
+        # needs_identity, inlined: this runs over every event published
+        at = [i for i, e in enumerate(events) if e.anonymous_id is not None or e.type == "identify"]
         if not at:
             return append(entries)
         with self.store.transaction() as tx:
@@ -84,21 +85,27 @@ class IdentityRouter:
             graph = IdentityGraph(tx.load(named))
             out: list[Entry] = []
             records = 0
-            for i, entry in enumerate(entries):
-                evidence = found.get(i)
-                if evidence is None:
-                    out.append(entry)
-                    continue
-                linked = _records(graph, evidence)
-                records += len(linked)
-                out.extend(linked)
-                person = graph.person_of(evidence.primary)
-                key = entry.key if person is None else person.person_id
-                if key != entry.key:
-                    entry = Entry(
-                        entry.record_id, key, entry.payload, entry.occurred_at, entry.type
-                    )
+            done = 0  # entries before this index are in ``out``
+            for i in at:
+                out += entries[done:i]  # most of a batch: no identity, as it came
+                done = i + 1
+                entry = entries[i]
+                evidence = found[i]
+                if evidence is not None:
+                    linked = _records(graph, evidence)
+                    records += len(linked)
+                    out += linked
+                    person = graph.person_of(evidence.primary)
+                    if person is not None and person.person_id != entry.key:
+                        entry = Entry(
+                            entry.record_id,
+                            person.person_id,
+                            entry.payload,
+                            entry.occurred_at,
+                            entry.type,
+                        )
                 out.append(entry)
+            out += entries[done:]
             result = self._append(tx, out, append)
             tx.save(graph)
         identity_dups = sum(1 for d in result.duplicates if d.startswith("~"))
