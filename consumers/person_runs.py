@@ -19,7 +19,7 @@ batch per identity record.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from consumers.decoding import Decoded
 from consumers.identity_changes import IdentityMark
@@ -60,37 +60,31 @@ class Split:
 
 def person_runs(
     decoded: Sequence[tuple[int, Decoded]],
-    rekey: Mapping[str, str],
     before: Mapping[int, Micros],
+    marks: Sequence[IdentityMark],
 ) -> Split:
-    """One pass over a batch (touchpoints, clock and identity records only).
-    ``rekey``: event_id -> the person it was appended under
-    (``consumers.decoding``)."""
+    """One pass over a batch (touchpoints, clock and identity records only;
+    events already keyed by their person: ``consumers.decoding.rekey``).
+    ``marks``: the batch's identity records."""
     running = dict(before)
     open_runs: dict[str, Run] = {}
-    out: dict[str, list[Run]] = {}
-    for _, item in decoded:
-        if type(item) is IdentityMark:
-            out.setdefault(item.key, [])
+    out: dict[str, list[Run]] = {m.key: [] for m in marks}
     lane_of = {person: -1 - i for i, person in enumerate(out)}
     until: dict[str, Micros] = {}
     first: dict[str, list[IdentityMark]] = {}
     others: list[tuple[int, Record]] = []
     add = others.append
-    rekey_get = rekey.get
-    for partition, item in decoded:
+    clock_at = running.get
+    for pair in decoded:
+        partition, item = pair
         kind = type(item)
         if kind is Touchpoint:
             event: Touchpoint = item  # type: ignore[assignment]
-            if rekey:
-                key = rekey_get(event.event_id)
-                if key is not None:
-                    event = replace(event, customer_id=key)
             person = event.customer_id
             at = event.occurred_at
-            prev = running.get(partition)
+            prev = clock_at(partition)
             if person not in first:  # the common case: decided with everyone else
-                add((partition, event))
+                add(pair)  # type: ignore[arg-type]
                 if prev is None or at > prev:
                     running[partition] = at
                 continue
@@ -107,7 +101,7 @@ def person_runs(
             run.last = prev
         elif kind is ClockRecord:
             at = item.at  # type: ignore[union-attr]
-            add((partition, item))  # type: ignore[arg-type]
+            add(pair)  # type: ignore[arg-type]
             if at > running.get(partition, at - 1):
                 running[partition] = at
         elif kind is IdentityMark:
@@ -135,7 +129,7 @@ def person_runs(
             last = Run(partition, here, lane_of[person], last=here)
         _close(last, running.get(last.partition))
         runs.append(last)
-    return Split(others, until, [m for marks in first.values() for m in marks], out)
+    return Split(others, until, [m for taken in first.values() for m in taken], out)
 
 
 def _close(run: Run, clock: Micros | None) -> None:

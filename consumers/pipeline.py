@@ -39,14 +39,16 @@ import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 from consumers.decoding import (
     Decoded,
-    decode_control,
+    DecodedBatch,
+    Segment,
+    decode_batch,
     drop_erased,
     drop_repeats,
-    per_person,
-    rekeyed,
+    rekey,
     segments_of,
 )
 from consumers.identity_changes import IdentityMark, Prepared, prepare, rederive
@@ -54,9 +56,7 @@ from consumers.pending import Pending
 from consumers.person_runs import lanes, person_runs
 from consumers.profile_cache import DEFAULT_CAPACITY, ProfileCache
 from events.clock import clock_entry
-from events.codec import HEADER_SIZE, CodecError, TouchpointCodec, TriggerCodec
-from events.control import not_touchpoint_headers
-from events.dead_letters import DeadLetterRow
+from events.codec import CodecError, TouchpointCodec, TriggerCodec
 from events.keyring import KeyRing
 from events.log import TOUCHPOINTS, Entry, LogRecord
 from events.model import Micros, ModelFitted, Touchpoint, TriggerEvent
@@ -111,8 +111,6 @@ class Pipeline:
         # read back by key, to re-derive a person an identity record changes
         self.identity = identity
         self.history = history
-        self._rekey: dict[str, str] = {}
-        """event_id -> the person it was appended under, where that is not its customer id."""
         self._opened: tuple[RuleSet | None, frozenset[str]] = (None, opened_types(None))
         self.consumer = consumer
         self.rules = rules
@@ -176,20 +174,27 @@ class Pipeline:
         del now, caught_up
         result = BatchResult(records=len(records))
         self._claim(tx, positions.keys(), stream)
-        decoded, poison, next_offsets = self._decode(tx, records, positions, stream)
-        result.poison = len(poison)
-        tx.dead_letter(poison)
+        found = self._decode(tx, records, positions, stream)
+        decoded, next_offsets = found.records, found.next_offsets
+        result.poison = len(found.poison)
+        tx.dead_letter(found.poison)
         if self.keys is not None:
             decoded = self._unseal(decoded, self.keys)
-        segments = segments_of(decoded)
+        rekey(decoded, found.rekey_at)
         partitions = positions.keys()
-        prepared = self._prepare([m for _, _, marks in segments for m in marks])
+        prepared = self._prepare(found.marks)
         pending = Pending()
         clocks = tx.partition_clocks(self.consumer, stream, partitions)
         models = self._partition_models(tx, partitions, stream)
-        if prepared is not None and per_person(decoded):
-            self._apply_per_person(tx, decoded, clocks, models, result, pending, prepared)
+        segments: list[Segment]
+        if prepared is not None and not found.erasures and not found.fitted:
+            # per person (an erasure or a fitted model, rare, cuts the whole batch)
+            self._apply_per_person(tx, found, decoded, clocks, models, result, pending, prepared)
             segments = []
+        elif found.marks or found.erasures:
+            segments = segments_of(decoded)
+        else:  # nearly every batch: nothing cuts it
+            segments = [(cast(list[tuple[int, Record]], decoded), [], [])]
         for i, (batch, erased, marks) in enumerate(segments):
             if batch or len(segments) == 1:
                 later = {person for _, gone, _ in segments[i:] for person in gone}
@@ -215,7 +220,6 @@ class Pipeline:
         result: BatchResult,
         erased: set[str],
         pending: Pending,
-        rekey: bool = True,
         until: Mapping[str, Micros] | None = None,
     ) -> None:
         """Decide one run of records (a whole batch, unless identity or
@@ -232,8 +236,6 @@ class Pipeline:
                 due.extend((c, partition) for c in self.timers.pop_due(partition, clock))
             if rules.uses_model:
                 due.extend(self._rearm(tx, batch, due))
-        if rekey and self._rekey:
-            batch = rekeyed(batch, self._rekey)
         wanted = {r.customer_id for _, r in batch if type(r) is Touchpoint}
         wanted.update(c for c, _ in due)
         outcome = decide(batch, self._load(tx, list(wanted)), due, before, rules, models, until)
@@ -249,6 +251,7 @@ class Pipeline:
     def _apply_per_person(
         self,
         tx: UnitOfWork,
+        found: DecodedBatch,
         decoded: list[tuple[int, Decoded]],
         clocks: dict[int, Micros],
         models: dict[int, Model],
@@ -262,17 +265,15 @@ class Pipeline:
         the named persons' later runs, the k-th run of each in one ``decide``
         (``consumers.person_runs.lanes``)."""
         before, models_before = dict(clocks), dict(models)
-        split = person_runs(decoded, self._rekey, before)
-        self._apply(
-            tx, split.others, clocks, models, result, set(), pending, rekey=False, until=split.until
-        )
+        split = person_runs(decoded, before, found.marks)
+        self._apply(tx, split.others, clocks, models, result, set(), pending, until=split.until)
         self._identity_changes(tx, split.first, prepared, models_before, pending)
         runs_of = split.runs
         profiles: dict[str, Profile | None] = dict(self._load(tx, list(runs_of)))
         for person in pending.dropped & runs_of.keys():
             profiles[person] = None  # absorbed: its stored row is deleted with the batch
         for run_batch in lanes(runs_of, models_before):
-            stored = {p: found for p in run_batch.persons if (found := profiles.get(p))}
+            stored = {p: kept for p in run_batch.persons if (kept := profiles.get(p))}
             due = [] if self.rules is None else run_batch.due
             outcome = decide(
                 run_batch.records, stored, due, run_batch.start, self.rules, run_batch.models
@@ -401,47 +402,8 @@ class Pipeline:
         records: Sequence[LogRecord],
         positions: Mapping[int, int],
         stream: str,
-    ) -> tuple[list[tuple[int, Decoded]], list[DeadLetterRow], dict[int, int]]:
-        """(partition, record) in log order, the poison rows, the next offsets."""
-        self._rekey = {}
-        heads = not_touchpoint_headers()
-        control_at = [i for i, r in enumerate(records) if r.payload[:HEADER_SIZE] in heads]
-        if control_at:
-            plain = [r.payload for r in records]
-            for i in reversed(control_at):
-                del plain[i]
-            decoded: list[Decoded | CodecError | None] = list(self._decode_touchpoints(tx, plain))
-            for i in control_at:  # ascending: each lands where it was
-                decoded.insert(i, decode_control(records[i]))
-        else:
-            decoded = list(self._decode_touchpoints(tx, [r.payload for r in records]))
-        batch: list[tuple[int, Decoded]] = []
-        rekey = self._rekey
-        next_offsets = dict(positions)
-        poison: list[DeadLetterRow] = []
-        for record, item in zip(records, decoded, strict=True):
-            partition = record.partition
-            if record.offset >= next_offsets.get(partition, 0):
-                next_offsets[partition] = record.offset + 1
-            if item is None:  # a repeated event_id (drop_repeated_ids)
-                continue
-            if isinstance(item, CodecError):
-                poison.append(
-                    (
-                        "process",
-                        f"{stream}[{partition}]@{record.offset}",
-                        None,
-                        None,
-                        "(payload)",
-                        str(item),
-                        record.payload.hex(),
-                    )
-                )
-                continue
-            if type(item) is Touchpoint and record.key and record.key != item.customer_id:
-                rekey[item.event_id] = record.key
-            batch.append((partition, item))
-        return batch, poison, next_offsets
+    ) -> DecodedBatch:
+        return decode_batch(records, positions, stream, lambda p: self._decode_touchpoints(tx, p))
 
     def _decode_touchpoints(
         self, tx: UnitOfWork, payloads: list[bytes]
