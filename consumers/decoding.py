@@ -12,7 +12,13 @@ from consumers.identity_changes import IdentityMark
 from events.clock import clock_codec
 from events.codec import HEADER_SIZE, CodecError
 from events.codec.identity import linked_codec, unlinked_codec
-from events.control import is_identity, is_model_fitted, model_codec, not_touchpoint_headers
+from events.control import (
+    is_identity,
+    is_linked,
+    is_model_fitted,
+    model_codec,
+    not_touchpoint_headers,
+)
 from events.dead_letters import DeadLetterRow
 from events.log import LogRecord
 from events.model import ModelFitted, SubjectErased, Touchpoint
@@ -157,10 +163,9 @@ def decode_control(record: LogRecord) -> Decoded | CodecError:
     payload = record.payload
     try:
         if is_identity(payload):
-            linked = linked_codec()
             found = (
-                linked.decode(payload)
-                if payload.startswith(linked._header)
+                linked_codec().decode(payload)
+                if is_linked(payload)
                 else unlinked_codec().decode(payload)
             )
             return IdentityMark(record.key, record.partition, record.offset, found)

@@ -93,6 +93,11 @@ def is_identity(payload: bytes) -> bool:
     return payload[:HEADER_SIZE] in _identity_headers()
 
 
+def is_linked(payload: bytes) -> bool:
+    """True for an identity_linked payload (else, of the two, an unlink)."""
+    return payload[:HEADER_SIZE] == _identity_headers()[0]
+
+
 @cache
 def not_touchpoint_headers() -> frozenset[bytes]:
     """The headers of every record on the touchpoints log that is not a
