@@ -28,6 +28,7 @@ by ENGAGE_DATABASE_URL when set, otherwise on a throwaway embedded server.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import sys
@@ -91,6 +92,10 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
     plain = [e for e in parsed if isinstance(e, Touchpoint)]
     mixed = with_identities(plain)
     del lines, parsed
+    # the inputs live for the whole run: out of the collector's sight, as
+    # ``history`` does with its lines, so a full collection does not rescan
+    # them inside whichever run happens to allocate more
+    gc.freeze()
     names = {"plain": database_name(), "identity": database_name(), "off": database_name()}
     dsns = {label: create_database(admin, name) for label, name in names.items()}
     try:
