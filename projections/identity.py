@@ -156,6 +156,11 @@ class IdentityGraph:
     ``changed`` and ``removed`` name the person keys to write back and to
     delete, so a caller persists only what a batch touched."""
 
+    shortcuts = True
+    """Take the short paths for evidence whose identifiers are all new
+    (``_first``, ``_fresh``); off only in the property that checks they
+    build what the full fold builds."""
+
     def __init__(self, persons: Iterable[Person] = ()) -> None:
         self.persons: dict[Identifier, Person] = {}
         self.owner: dict[Identifier, Identifier] = {}
@@ -193,8 +198,8 @@ class IdentityGraph:
         if isinstance(fact, Evidence):
             if self._known(fact):
                 return []
-            if len(fact.identifiers) == 1 and fact.primary not in self.owner:
-                return self._first(fact)
+            if self.shortcuts and not any(i in self.owner for i in fact.identifiers):
+                return self._first(fact) if len(fact.identifiers) == 1 else self._fresh(fact)
         named = set(fact.identifiers if isinstance(fact, Evidence) else (fact.identifier,))
         if isinstance(fact, IdentityUnlinked):
             unlinked = self.person_of(fact.identifier)
@@ -244,6 +249,21 @@ class IdentityGraph:
             frozenset(e.identifiers) == wanted and (e.at, e.event_id) <= order
             for e in person.evidence
         )
+
+    def _fresh(self, evidence: Evidence) -> list[IdentityLinked]:
+        """Identifiers none of which has a person yet (a sign-up's customer
+        id and email, a device's first purchase): one new person of them
+        all, as ``_evidence`` builds it, without its person-by-person joins
+        (at most one identifier per kind, none unlinked: nothing to refuse)."""
+        at, event_id = evidence.at, evidence.event_id
+        person = _person(
+            [Link(i, event_id, at, at) for i in evidence.identifiers], evidence=[evidence]
+        )
+        self._put(person)
+        return [
+            IdentityLinked(person.person_id, i.kind, i.value, event_id, at)
+            for i in person.identifiers
+        ]
 
     def _first(self, evidence: Evidence) -> list[IdentityLinked]:
         """An identifier seen for the first time, alone: a new person of one

@@ -6,7 +6,8 @@
   which the evidence arrives (the person id is chosen in event time).
 - The merge limits are never broken, whatever the history.
 - An unlink, folded, equals a fresh fold of the log without that link.
-- ``resolve``'s shortcut for events with only a customer id changes nothing.
+- ``resolve``'s shortcut for events with only a customer id changes nothing,
+  and the fold's own short paths for new identifiers build what it would.
 """
 
 from __future__ import annotations
@@ -137,6 +138,22 @@ def test_persons_kept_per_person_do_not_depend_on_the_batches(
 ) -> None:
     whole = fold(facts)
     assert _fold_in_batches(facts, [c for c in cuts if c < len(facts)]) == whole.persons
+
+
+class _FullFold(IdentityGraph):
+    shortcuts = False
+
+
+@given(any_history())
+def test_the_short_paths_build_what_the_full_fold_builds(facts: list[IdentityFact]) -> None:
+    """Evidence whose identifiers are all new skips the person-by-person
+    joins (``IdentityGraph._first``, ``_fresh``): the same records, persons
+    and index as the full fold, fact by fact."""
+    short, full = IdentityGraph(), _FullFold()
+    for fact in facts:
+        assert short.apply(fact) == full.apply(fact), fact
+        assert short.persons == full.persons
+        assert short.owner == full.owner
 
 
 @given(conflict_free(), st.randoms(use_true_random=False))
