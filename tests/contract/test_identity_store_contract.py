@@ -30,6 +30,16 @@ def _link(graph: IdentityGraph, event_id: str, at: int, *ids: Identifier) -> Non
     graph.apply(Evidence(event_id, at, ids))
 
 
+def _fold_in(store: IdentityStore, *evidence: Evidence) -> None:
+    """One publish's identity transaction: load what the evidence names,
+    fold it, save what changed."""
+    with store.transaction() as tx:
+        graph = IdentityGraph(tx.load({i for e in evidence for i in e.identifiers}))
+        for item in evidence:
+            graph.apply(item)
+        tx.save(graph)
+
+
 C1 = Identifier(CUSTOMER_ID, "c-1")
 D1 = Identifier(ANONYMOUS_ID, "d-1")
 D2 = Identifier(ANONYMOUS_ID, "d-2")
@@ -114,15 +124,8 @@ class IdentityStoreContract:
         PostgreSQL one does): what it loads must still be what was committed,
         merges and absorbed persons included, and never what a failed
         transaction staged."""
-        with store.transaction() as tx:
-            graph = IdentityGraph(tx.load({D1, D2}))
-            _link(graph, "e1", 10, D1)
-            _link(graph, "e2", 11, D2)
-            tx.save(graph)
-        with store.transaction() as tx:
-            graph = IdentityGraph(tx.load({C1, D1}))
-            _link(graph, "e3", 20, C1, D1)
-            tx.save(graph)
+        _fold_in(store, Evidence("e1", 10, (D1,)), Evidence("e2", 11, (D2,)))
+        _fold_in(store, Evidence("e3", 20, (C1, D1)))
 
         class Boom(Exception):
             pass
@@ -143,16 +146,8 @@ class IdentityStoreContract:
     ) -> None:
         """Two publishers on one store: each loads what the other committed
         since its own last transaction (a merge, then an erasure)."""
-        with store.transaction() as tx:
-            graph = IdentityGraph(tx.load({D1, D2}))
-            _link(graph, "e1", 10, D1)
-            _link(graph, "e2", 11, D2)
-            tx.save(graph)
-        with other.transaction() as tx:
-            graph = IdentityGraph(tx.load({C1, D1, D2}))
-            _link(graph, "e3", 20, C1, D1)
-            _link(graph, "e4", 21, C1, D2)
-            tx.save(graph)
+        _fold_in(store, Evidence("e1", 10, (D1,)), Evidence("e2", 11, (D2,)))
+        _fold_in(other, Evidence("e3", 20, (C1, D1)), Evidence("e4", 21, (C1, D2)))
         with store.transaction() as tx:
             assert {p.person_id for p in tx.load({D1, D2})} == {"c-1"}
         assert other.forget("c-1") == 1
@@ -178,12 +173,7 @@ class IdentityStoreContract:
 
         def publish(handle: IdentityStore, mine: list[Evidence]) -> None:
             for start in range(0, len(mine), 3):
-                with handle.transaction() as tx:
-                    part = mine[start : start + 3]
-                    graph = IdentityGraph(tx.load({i for e in part for i in e.identifiers}))
-                    for item in part:
-                        graph.apply(item)
-                    tx.save(graph)
+                _fold_in(handle, *mine[start : start + 3])
 
         threads = [
             threading.Thread(target=publish, args=(handle, evidence[n::2]))
