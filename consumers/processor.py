@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
-from consumers.gc_pacing import GcPacer
 from consumers.pipeline import BatchResult, Pipeline
 from consumers.relay import OutboxRelay
+from events.gc_pacing import GcPacer
 from events.log import TOUCHPOINTS, Entry, Log, lag
 from events.model import Micros
 from projections.ports import ProjectionStore

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from events.codec import CodecError, TouchpointCodec
 from events.dead_letters import DeadLetterRow, DeadLetterSink
+from events.gc_pacing import GcPacer
 from events.ingest import Rejection, parse_line
 from events.keyring import KeyRing, PersonKey
 from events.limits import TimeWindow, dumps_any
@@ -87,6 +88,10 @@ class Publisher:
         self.keys = keys
         self._known: dict[str, PersonKey] = {}
         """Person keys unwrapped during the current publish call (never longer)."""
+        self._gc = GcPacer()
+        """Each batch runs with the collector paused and what survives it
+        frozen: the identity stage's cache of persons grows with every new
+        device, and rescanning it cost a tenth of publishing on a long history."""
 
     def publish_events(
         self,
@@ -185,6 +190,18 @@ class Publisher:
             on_progress(report.lines, consumed)
 
     def _flush(
+        self,
+        events: list[Touchpoint],
+        rejections: list[Rejection],
+        source: str | None,
+        report: PublishReport,
+        origins: Sequence[Origin] | None = None,
+    ) -> None:
+        with self._gc.paused():
+            self._flush_batch(events, rejections, source, report, origins)
+        self._gc.count(len(events))
+
+    def _flush_batch(
         self,
         events: list[Touchpoint],
         rejections: list[Rejection],

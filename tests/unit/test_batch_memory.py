@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import weakref
 
-from consumers.gc_pacing import GcPacer
 from consumers.profile_cache import ProfileCache
+from events.gc_pacing import GcPacer
 from projections.profile import Profile
 
 

@@ -1,4 +1,6 @@
-"""Pacing Python's cyclic garbage collector around batches.
+"""Pacing Python's cyclic garbage collector around batches: the processor's
+and the publisher's (whose identity stage keeps the persons it has met in
+memory, ``projections.adapters.postgres_identity``).
 
 A batch allocates millions of container objects (decoded events, their
 property dicts, profile lists and tuples) and keeps hundreds of thousands of
