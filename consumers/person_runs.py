@@ -8,17 +8,21 @@ identity, the named persons' part ending at the clock of that record
 their later identity records, and the k-th run of every named person is
 decided in one more call, each person on a lane partition of its own, with
 the partition clock each event met in the batch rebuilt by a clock record
-before it (``decide`` reads the clock from the records it is given) and a
-last clock record at the run's end: the clock at the next identity record,
-or the batch's final clock. So a named person meets exactly the clocks it
-would have met had the batch been cut at every identity record, at the cost
-of a few small ``decide`` calls per batch instead of one over the whole
-batch per identity record.
+before it where the event is late (``decide`` reads the clock from the
+records it is given; an event no earlier than the clock moves it there by
+itself) and a last clock record at the run's end: the clock at the next
+identity record, or the batch's final clock. Where the named persons' events
+moved their partition's clock, the big call gets a clock record in their
+place, again only before a late record of that partition and at the end. So
+every person meets exactly the clocks it would have met had the batch been
+cut at every identity record (``tests/unit/test_identity_pipeline_properties.py``),
+at the cost of a few small ``decide`` calls per batch instead of one over the
+whole batch per identity record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from consumers.decoding import Decoded
@@ -75,6 +79,11 @@ def person_runs(
     others: list[tuple[int, Record]] = []
     add = others.append
     clock_at = running.get
+    # stand-ins not yet added, per partition (the latest: they only rise): the
+    # next record of the partition in ``others`` meets the same clock without
+    # one when it is no earlier, so a stand-in goes in only before an earlier
+    # (late) record, and at the end
+    owed: dict[int, Micros] = {}
     for pair in decoded:
         partition, item = pair
         kind = type(item)
@@ -84,6 +93,8 @@ def person_runs(
             at = event.occurred_at
             prev = clock_at(partition)
             if person not in first:  # the common case: decided with everyone else
+                if owed:
+                    _settle(owed, partition, at, add)
                 add(pair)  # type: ignore[arg-type]
                 if prev is None or at > prev:
                     running[partition] = at
@@ -92,15 +103,19 @@ def person_runs(
             if run is None:
                 run = open_runs[person] = Run(partition, prev, lane_of[person], last=prev)
             lane = run.lane
-            if prev is not None and prev != run.last:
+            if prev is not None and prev != run.last and at < prev:
+                # a late event meets the clock the others moved it to; one
+                # no earlier moves its lane's clock there by itself
                 run.records.append((lane, ClockRecord(lane, prev, "batch")))
             run.records.append((lane, event))
             if prev is None or at > prev:
-                add((partition, ClockRecord(partition, at, "batch")))
+                owed[partition] = at
                 running[partition] = prev = at
             run.last = prev
         elif kind is ClockRecord:
             at = item.at  # type: ignore[union-attr]
+            if owed:
+                _settle(owed, partition, at, add)
             add(pair)  # type: ignore[arg-type]
             if at > running.get(partition, at - 1):
                 running[partition] = at
@@ -121,6 +136,7 @@ def person_runs(
             _close(run, running.get(partition))
             run.marks.append(mark)
             runs.append(run)
+    others.extend((p, ClockRecord(p, at, "batch")) for p, at in owed.items())
     for person, runs in out.items():
         last = open_runs.pop(person, None)
         if last is None:
@@ -130,6 +146,19 @@ def person_runs(
         _close(last, running.get(last.partition))
         runs.append(last)
     return Split(others, until, [m for taken in first.values() for m in taken], out)
+
+
+def _settle(
+    owed: dict[int, Micros],
+    partition: int,
+    at: Micros,
+    add: Callable[[tuple[int, Record]], None],
+) -> None:
+    """Before a record of ``partition`` at ``at``: the stand-in it is owed,
+    if the record is earlier (else the record moves the clock as far)."""
+    clock = owed.pop(partition, None)
+    if clock is not None and at < clock:
+        add((partition, ClockRecord(partition, clock, "batch")))
 
 
 def _close(run: Run, clock: Micros | None) -> None:
