@@ -60,11 +60,6 @@ class IdentityError(EngageError):
     """An unlink that names no person, or an identifier the person lacks."""
 
 
-def needs_identity(event: Touchpoint) -> bool:
-    """Only events with an anonymous id or an identify can link anything."""
-    return event.anonymous_id is not None or event.type == "identify"
-
-
 class IdentityRouter:
     def __init__(self, store: IdentityStore, partitions: int) -> None:
         self.store = store
@@ -75,7 +70,7 @@ class IdentityRouter:
     ) -> AppendResult:
         """Append ``entries`` (one per event, keyed by customer id) keyed by
         person, with the identity records; ``accepted`` counts events only."""
-        # needs_identity, inlined: this runs over every event published
+        # only events with an anonymous id or an identify can link anything
         at = [i for i, e in enumerate(events) if e.anonymous_id is not None or e.type == "identify"]
         if not at:
             return append(entries)
