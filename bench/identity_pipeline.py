@@ -29,18 +29,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-import orjson
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pipeline import _restart, history
-from bench.support import admin_server, database_name
+from bench.support import database_name, run_shapes, shape_parser
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
 from engage.runtime import Engine
@@ -137,26 +133,9 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=200_000, help="about how many per shape")
-    parser.add_argument("--shapes", default="short,long", help="history shapes, comma-separated")
-    parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser = shape_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=2, help="best of N, alternating")
-    args = parser.parse_args()
-    with admin_server() as (admin, workdir):
-        results = [run_shape(admin, str(workdir), s, args) for s in args.shapes.split(",")]
-    print(
-        orjson.dumps(
-            {
-                "shapes": results,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-                f"{platform.python_version()}",
-            }
-        ).decode()
-    )
+    run_shapes(parser.parse_args(), run_shape)
 
 
 if __name__ == "__main__":

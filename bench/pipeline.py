@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import random
 import sys
 import time
@@ -41,13 +39,12 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-import orjson
 import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import admin_server, database_name
+from bench.support import database_name, run_shapes, shape_parser
 from consumers.parallel import WorkerJob, run_parallel, shares
 from consumers.purchase_history import purchase_stats
 from engage.config import Settings
@@ -310,14 +307,8 @@ def _prediction_facts(engine: Engine, triggers: int) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=200_000, help="about how many per shape")
-    parser.add_argument("--shapes", default="short,long", help="history shapes, comma-separated")
-    parser.add_argument("--partitions", type=int, default=8)
+    parser = shape_parser(__doc__)
     parser.add_argument("--lookups", type=int, default=5_000)
-    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2, help="for the parallel run")
     parser.add_argument(
         "--predictions",
@@ -332,18 +323,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=2, help="with --predictions or --goals: best of N"
     )
-    args = parser.parse_args()
-    with admin_server() as (admin, workdir):
-        results = [run_shape(admin, str(workdir), shape, args) for shape in args.shapes.split(",")]
-    print(
-        orjson.dumps(
-            {
-                "shapes": results,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-                f"{platform.python_version()}",
-            }
-        ).decode()
-    )
+    run_shapes(parser.parse_args(), run_shape)
 
 
 if __name__ == "__main__":

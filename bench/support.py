@@ -8,13 +8,18 @@ data and leaves nothing behind.
 
 from __future__ import annotations
 
+import argparse
 import os
+import platform
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from engage.database import create_database, drop_database
 
@@ -52,3 +57,29 @@ def fresh_database(admin: str, label: str = "engage_bench") -> Iterator[str]:
         yield dsn
     finally:
         drop_database(admin, name)
+
+
+def machine() -> str:
+    """What every benchmark's JSON says it ran on."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def shape_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every per-shape pipeline benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="about how many per shape")
+    parser.add_argument("--shapes", default="short,long", help="history shapes, comma-separated")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=None)
+    return parser
+
+
+def run_shapes(
+    args: argparse.Namespace,
+    run_shape: Callable[[str, str, str, argparse.Namespace], dict[str, Any]],
+) -> None:
+    """``run_shape(admin, workdir, shape, args)`` for each of ``--shapes`` on
+    one server; prints one JSON object."""
+    with admin_server() as (admin, workdir):
+        results = [run_shape(admin, str(workdir), s, args) for s in args.shapes.split(",")]
+    print(orjson.dumps({"shapes": results, "machine": machine()}).decode())
