@@ -137,6 +137,19 @@ def test_demo_runs_small(cli_env: dict[str, str]) -> None:
     assert "lag 0" in status.stdout
 
 
+def test_demo_takes_its_size_from_the_environment(cli_env: dict[str, str]) -> None:
+    """``ENGAGE_DEMO_CUSTOMERS`` (what tests/e2e/test_readme.py sets to walk the
+    README on a smaller demo) sizes the demo; ``--customers`` still wins."""
+    result = engage({**cli_env, "ENGAGE_DEMO_CUSTOMERS": "20"}, "demo", "--days", "30")
+    assert result.returncode == 0, result.stderr
+    assert "into 20 profiles" in result.stdout
+    again = engage(
+        {**cli_env, "ENGAGE_DEMO_CUSTOMERS": "20"}, "demo", "--customers", "30", "--days", "30"
+    )
+    assert again.returncode == 0, again.stderr
+    assert "into 30 profiles" in again.stdout
+
+
 def test_triggers_table_is_paged_and_an_unknown_rule_gets_a_hint(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
