@@ -22,6 +22,22 @@ from engage.database import create_database, drop_database, migrate
 from engage.runtime import Engine
 
 TEST_PARTITIONS = 4
+# pytest-xdist's ``-n auto`` (pyproject's addopts): one worker per core, at most this
+# many; each worker starts its own embedded server and broker (session fixtures)
+MAX_WORKERS = 4
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Past a few workers the embedded servers and brokers cost more than they win."""
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The ``slow`` tests first (a stable sort: otherwise in file order), so that
+    the workers share them out at the start instead of one worker running a
+    minute-long test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
