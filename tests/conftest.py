@@ -51,8 +51,9 @@ MAX_WORKERS = 4
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """Much of the suite waits (consumer-group joins, session timeouts, servers
     starting, subprocesses), so one worker more than the cores keeps them busy:
-    on 2 cores, 3 workers took the suite from 6m47s to 5m52s. Past a few
-    workers the embedded servers and brokers cost more than they win."""
+    on 2 cores the suite took 4m06s with 3 workers, 4m39s with 2 (10m40s in
+    one process before xdist). Past a few workers the embedded servers and
+    brokers cost more than they win."""
     return max(1, min((os.cpu_count() or 1) + 1, MAX_WORKERS))
 
 
