@@ -36,7 +36,15 @@ def _showcase(engine: Engine, clock: int) -> list[dict[str, Any]]:
 
 @app.command()
 def demo(
-    customers: Annotated[int, typer.Option(min=1, help="How many synthetic customers.")] = 10_000,
+    customers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="ENGAGE_DEMO_CUSTOMERS",
+            help="How many synthetic customers (a smaller demo for a quick look, or for "
+            "tests that walk the guide).",
+        ),
+    ] = 10_000,
     days: Annotated[int, typer.Option(min=1, help="How many days of history.")] = 180,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same history.")] = 7,
     bad_lines: Annotated[

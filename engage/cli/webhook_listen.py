@@ -2,7 +2,7 @@
 
 Trying webhooks used to need an endpoint of your own first. This one prints
 each delivery (the trigger JSON) and whether its signature verifies, and
-answers 200 (or 401 when it does not verify), so the README's walk-through
+answers 200 (or 401 when it does not verify), so the HTTP walk-through (docs/http.md)
 works on one machine with nothing else installed.
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -135,6 +136,21 @@ def test_demo_runs_small(cli_env: dict[str, str]) -> None:
     assert "profiles" in result.stdout
     status = engage(cli_env, "status")
     assert "lag 0" in status.stdout
+
+
+def test_demo_takes_its_size_from_the_environment(
+    cli_env: dict[str, str], fresh_database: Callable[[], str]
+) -> None:
+    """``ENGAGE_DEMO_CUSTOMERS`` (what tests/e2e/test_readme.py sets to walk the
+    README on a smaller demo) sizes the demo; ``--customers`` still wins."""
+    env = {**cli_env, "ENGAGE_DEMO_CUSTOMERS": "20"}
+    result = engage(env, "demo", "--days", "30")
+    assert result.returncode == 0, result.stderr
+    assert "into 20 profiles" in result.stdout
+    env["ENGAGE_DATABASE_URL"] = fresh_database()
+    again = engage(env, "demo", "--customers", "30", "--days", "30")
+    assert again.returncode == 0, again.stderr
+    assert "into 30 profiles" in again.stdout
 
 
 def test_triggers_table_is_paged_and_an_unknown_rule_gets_a_hint(

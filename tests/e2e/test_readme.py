@@ -1,6 +1,8 @@
 """The README, walked as a new user walks it: every command, rule file and
 HTTP call in its code blocks, as written, from a fresh ENGAGE_HOME, after
-``engage demo``.
+``engage demo``; then the guides it hands the reader on to with commands that
+continue its session (``GUIDES``: the HTTP walk-through, Kafka mode), in the
+same directory and environment.
 
 The commands are read from the README itself, so the guide and this test
 cannot drift apart: a fenced block tagged ``bash`` is run line by line (a
@@ -13,6 +15,10 @@ What differs from a person at a terminal, and why:
 
 * lines that install or develop (``pip``, ``pytest``, ``ruff``, ``docker``...)
   are skipped: the test runs inside the installed checkout;
+* ``ENGAGE_DEMO_CUSTOMERS`` makes ``engage demo`` generate a tenth of its
+  default history (1,000 customers): every later command runs on it the same
+  way, and the demo's size is not what the walk checks (``test_demo_*`` in
+  tests/e2e/test_cli.py run the demo itself);
 * the ports the README names (8000 for ``engage serve``, 9000 for the webhook
   receiver, 9092 for the broker) are swapped for free ones, so two runs on one
   machine cannot collide;
@@ -61,6 +67,9 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+# in the order a reader meets them: each continues the README's session
+GUIDES = (ROOT / "docs" / "http.md", ROOT / "docs" / "kafka.md")
+DEMO_CUSTOMERS = 1_000
 FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 SKIPPED = ("pip ", "pytest", "python3 -m venv", ". .venv", "bash .ci/run", "ruff", "mypy")
 SKIPPED += ("docker", "python bench/")
@@ -239,7 +248,9 @@ class Walk:
         """Run a command that keeps running until it shows it works, then SIGTERM it."""
         bg = self._popen(command)
         try:
-            if "--follow" in words and "--json" in words:  # a trigger, not just a warning
+            if words[:2] == ["engage", "serve"]:
+                shown = lambda: _healthy(self.ports[8000])  # noqa: E731
+            elif "--follow" in words and "--json" in words:  # a trigger, not just a warning
                 shown = lambda: "\n{" in "\n" + bg.output()  # noqa: E731
             elif "--follow" in words:
                 shown = lambda: bool(bg.output().strip())  # noqa: E731
@@ -334,6 +345,9 @@ def test_the_parser_reads_whole_commands_and_files() -> None:
     files = {b.info.removeprefix("file=") for b in blocks if b.info.startswith("file=")}
     assert {"events.jsonl", "my-rules.yaml"} <= files
     assert sum(1 for b in blocks if b.lang == "bash") >= 8
+    for guide in GUIDES:  # each is linked from the README, and has commands to walk
+        assert f"](docs/{guide.name})" in README.read_text(), guide
+        assert any(b.lang == "bash" for b in readme_blocks(guide.read_text())), guide
 
 
 @pytest.fixture
@@ -351,19 +365,21 @@ def test_walk_the_readme(workdir: Path) -> None:
     env["ENGAGE_HOME"] = str(tmp_path / ".engage")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)  # `python -m tests.kafka_broker` is run from a checkout
+    env["ENGAGE_DEMO_CUSTOMERS"] = str(DEMO_CUSTOMERS)
     walk = Walk(tmp_path, env, {port: _free_port() for port in PORTS})
     try:
-        for block in readme_blocks(README.read_text()):
-            if block.info.startswith("file="):
-                (tmp_path / block.info.removeprefix("file=")).write_text(block.body)
-            elif block.lang == "bash":
-                for command in commands(block.body):
-                    walk.run(command)
-                    if command.startswith("curl") and "POST" in command:
-                        _check_the_dashboard(walk)
+        for page in (README, *GUIDES):
+            for block in readme_blocks(page.read_text()):
+                if block.info.startswith("file="):
+                    (tmp_path / block.info.removeprefix("file=")).write_text(block.body)
+                elif block.lang == "bash":
+                    for command in commands(block.body):
+                        walk.run(command)
+                        if command.startswith("curl") and "POST" in command:
+                            _check_the_dashboard(walk)
         ran = "\n".join(walk.ran)
         for needed in ("engage demo", "engage serve", "engage worker", "engage backtest"):
-            assert needed in ran, f"the README no longer runs {needed}?"
+            assert needed in ran, f"the README and its guides no longer run {needed}?"
         outputs = walk.stop_all()
         receiver = next(o for o in outputs if "signature" in o)
         assert "first-purchase-thank-you for cust-grace; signature ok" in receiver
