@@ -158,7 +158,7 @@ class IdentityGraph:
 
     shortcuts = True
     """Take the short paths for evidence whose identifiers are all new
-    (``_first``, ``_fresh``); off only in the property that checks they
+    (``_fresh``); off only in the property that checks they
     build what the full fold builds."""
 
     def __init__(self, persons: Iterable[Person] = ()) -> None:
@@ -199,7 +199,7 @@ class IdentityGraph:
             if self._known(fact):
                 return []
             if self.shortcuts and not any(i in self.owner for i in fact.identifiers):
-                return self._first(fact) if len(fact.identifiers) == 1 else self._fresh(fact)
+                return self._fresh(fact)
         named = set(fact.identifiers if isinstance(fact, Evidence) else (fact.identifier,))
         if isinstance(fact, IdentityUnlinked):
             unlinked = self.person_of(fact.identifier)
@@ -251,26 +251,23 @@ class IdentityGraph:
         )
 
     def _fresh(self, evidence: Evidence) -> list[IdentityLinked]:
-        """Identifiers none of which has a person yet (a sign-up's customer
-        id and email, a device's first purchase): one new person of them
-        all, as ``_evidence`` builds it, without its person-by-person joins
-        (at most one identifier per kind, none unlinked: nothing to refuse)."""
+        """Identifiers none of which has a person yet (a new device; a
+        sign-up's customer id and email; a device's first purchase): one new
+        person of them all, as ``_evidence`` builds it, without its
+        person-by-person joins (at most one identifier per kind, none
+        unlinked: nothing to refuse). A person of one keeps no evidence."""
         at, event_id = evidence.at, evidence.event_id
-        person = _person(
-            [Link(i, event_id, at, at) for i in evidence.identifiers], evidence=[evidence]
+        links = [Link(i, event_id, at, at) for i in evidence.identifiers]
+        person = (
+            _person(links, evidence=[evidence])
+            if len(links) > 1
+            else Person(evidence.primary, tuple(links))
         )
         self._put(person)
         return [
             IdentityLinked(person.person_id, i.kind, i.value, event_id, at)
             for i in person.identifiers
         ]
-
-    def _first(self, evidence: Evidence) -> list[IdentityLinked]:
-        """An identifier seen for the first time, alone: a new person of one
-        (what ``_evidence`` would build, without its bookkeeping)."""
-        only = evidence.primary
-        self._put(Person(only, (Link(only, evidence.event_id, evidence.at, evidence.at),)))
-        return [IdentityLinked(only.value, only.kind, only.value, evidence.event_id, evidence.at)]
 
     def _evidence(self, evidence: Evidence) -> None:
         """The evidence's identifiers join its primary's person; those refused
@@ -321,24 +318,21 @@ class IdentityGraph:
         """An identifier seen again: only an earlier time changes anything,
         and only for the kinds whose time can name a person."""
         link = person.link(identifier)
-        if link is None or link.first_seen <= evidence.at or identifier.kind == CUSTOMER_ID:
+        if link is None or _first_seen(link, evidence) == link.first_seen:
             return person
         links = [replace(x, first_seen=evidence.at) if x is link else x for x in person.links]
         return self._replace(person, _rebuilt(person, links=links))
 
     def _merge(self, anchor: Person, group: Person, evidence: Evidence, single: bool) -> Person:
         """``group`` joins ``anchor``; its identifiers are linked by ``evidence``."""
-        seen = set(evidence.identifiers)
+        # the evidence saw its own identifiers too: an earlier time names the
+        # person whichever order the log brought the two in
         joined = [
             replace(
                 link,
                 evidence=evidence.event_id,
                 at=evidence.at,
-                # seen by this evidence too: an earlier time names the person
-                # whichever order the log brought the two in (as ``_seen``)
-                first_seen=min(link.first_seen, evidence.at)
-                if link.identifier in seen and link.identifier.kind != CUSTOMER_ID
-                else link.first_seen,
+                first_seen=_first_seen(link, evidence),
             )
             for link in group.links
         ]
@@ -424,6 +418,15 @@ class IdentityGraph:
                     )
                 )
         return out
+
+
+def _first_seen(link: Link, evidence: Evidence) -> Micros:
+    """When ``link``'s identifier was first seen, counting ``evidence``: only
+    an identifier the evidence names, and only of a kind whose time can name
+    a person (not a customer id, which names its person whatever its time)."""
+    if link.identifier.kind == CUSTOMER_ID or link.identifier not in evidence.identifiers:
+        return link.first_seen
+    return min(link.first_seen, evidence.at)
 
 
 def _pair(a: Identifier, b: Identifier) -> Pair:

@@ -147,7 +147,7 @@ class _FullFold(IdentityGraph):
 @given(any_history())
 def test_the_short_paths_build_what_the_full_fold_builds(facts: list[IdentityFact]) -> None:
     """Evidence whose identifiers are all new skips the person-by-person
-    joins (``IdentityGraph._first``, ``_fresh``): the same records, persons
+    joins (``IdentityGraph._fresh``): the same records, persons
     and index as the full fold, fact by fact."""
     short, full = IdentityGraph(), _FullFold()
     for fact in facts:
