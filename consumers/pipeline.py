@@ -189,7 +189,9 @@ class Pipeline:
         segments: list[Segment]
         if prepared is not None and not found.erasures and not found.fitted:
             # per person (an erasure or a fitted model, rare, cuts the whole batch)
-            self._apply_per_person(tx, found, decoded, clocks, models, result, pending, prepared)
+            self._apply_per_person(
+                tx, decoded, found.marks, clocks, models, result, pending, prepared
+            )
             segments = []
         elif found.marks or found.erasures:
             segments = segments_of(decoded)
@@ -251,8 +253,8 @@ class Pipeline:
     def _apply_per_person(
         self,
         tx: UnitOfWork,
-        found: DecodedBatch,
         decoded: list[tuple[int, Decoded]],
+        marks: list[IdentityMark],
         clocks: dict[int, Micros],
         models: dict[int, Model],
         result: BatchResult,
@@ -265,7 +267,7 @@ class Pipeline:
         the named persons' later runs, the k-th run of each in one ``decide``
         (``consumers.person_runs.lanes``)."""
         before, models_before = dict(clocks), dict(models)
-        split = person_runs(decoded, before, found.marks)
+        split = person_runs(decoded, before, marks)
         self._apply(tx, split.others, clocks, models, result, set(), pending, until=split.until)
         self._identity_changes(tx, split.first, prepared, models_before, pending)
         runs_of = split.runs

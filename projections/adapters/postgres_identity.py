@@ -38,6 +38,10 @@ CACHE_LIMIT: Final = 500_000
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
+_ANY_KEY: Final = "ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+"""Any of the person keys in one JSON array: one text parameter, not an array
+whose every element psycopg would quote (a batch names thousands)."""
+
 
 class _Cache:
     """Persons by each of their identifiers, as of generation ``seen``."""
@@ -120,14 +124,12 @@ class _Tx:
         stored = gone + [person_key(p.key) for p in changed if p.key in self._loaded]
         if stored:
             conn.execute(
-                "DELETE FROM identity_identifiers WHERE person_key ="
-                " ANY(ARRAY(SELECT json_array_elements_text(%s::json)))",
+                "DELETE FROM identity_identifiers WHERE person_key = " + _ANY_KEY,
                 (orjson.dumps(stored).decode(),),
             )
         if gone:
             conn.execute(
-                "DELETE FROM identity_persons WHERE person_key ="
-                " ANY(ARRAY(SELECT json_array_elements_text(%s::json)))",
+                "DELETE FROM identity_persons WHERE person_key = " + _ANY_KEY,
                 (orjson.dumps(gone).decode(),),
             )
         if not changed:
