@@ -189,6 +189,7 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+@pytest.mark.parametrize("rules", [None, default_rules()], ids=["no rules", "default rules"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     history=histories(),
@@ -196,24 +197,11 @@ def _rounded(value: Any) -> Any:
     batch=st.integers(1, 8),
 )
 def test_persons_and_profiles_do_not_depend_on_the_cuts(
-    history: list[dict[str, Any]], publish_cuts: list[int], batch: int
+    rules: RuleSet | None, history: list[dict[str, Any]], publish_cuts: list[int], batch: int
 ) -> None:
-    got = _run(history, publish_cuts, batch)
-    assert got == _oracle(history)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    history=histories(),
-    publish_cuts=st.lists(st.integers(1, 17), max_size=4).map(sorted),
-    batch=st.integers(1, 8),
-)
-def test_with_the_default_rules_too(
-    history: list[dict[str, Any]], publish_cuts: list[int], batch: int
-) -> None:
-    """The rules arm and fire timers: a person absorbed in a batch must still
-    be gone, and nobody's fold may change."""
-    got = _run(history, publish_cuts, batch, default_rules())
+    """With the default rules too, which arm and fire timers: a person
+    absorbed in a batch must still be gone, and nobody's fold may change."""
+    got = _run(history, publish_cuts, batch, rules)
     assert got == _oracle(history)
 
 
