@@ -367,7 +367,10 @@ CREATE TABLE IF NOT EXISTS identity_identifiers (
     person_key text NOT NULL,
     PRIMARY KEY (kind, value)
 );
-CREATE INDEX IF NOT EXISTS identity_identifiers_person ON identity_identifiers (person_key);
+-- No index by person: every write and delete of the index is by identifier
+-- (a changed person's old identifiers are known), and a person's identifiers
+-- are read from its row; one index fewer to keep on the busiest write.
+DROP INDEX IF EXISTS identity_identifiers_person;
 -- Bumped by every write to the two tables above, in the same transaction: a
 -- publisher keeps the persons it has read or written in memory while the
 -- number is the one it last saw (projections.adapters.postgres_identity).

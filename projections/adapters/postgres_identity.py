@@ -13,7 +13,7 @@ committed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -41,6 +41,16 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 _ANY_KEY: Final = "ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
 """Any of the person keys in one JSON array: one text parameter, not an array
 whose every element psycopg would quote (a batch names thousands)."""
+
+
+_IDENTIFIERS: Final = "json_to_recordset(%s::json) AS u(kind text, value text)"
+"""Identifiers as one JSON parameter (``_identifiers_json``): rows ``u``."""
+
+
+_LINKS: Final = "json_array_elements(p.state->'links') AS l"
+"""A stored person's links (``projections.identity_json``: kind and value
+first): its identifiers, read from the person (the index has no person column
+index: every write to it is by identifier)."""
 
 
 class _Cache:
@@ -84,12 +94,11 @@ class _Tx:
             else:
                 found[person.key] = person
         if missing:
-            wanted = orjson.dumps([{"kind": i.kind, "value": i.value} for i in missing]).decode()
             rows = self._conn.execute(
                 "SELECT p.state FROM identity_persons p WHERE p.person_key IN"
-                " (SELECT i.person_key FROM json_to_recordset(%s::json) AS u(kind text, value text)"
-                "  JOIN identity_identifiers i ON i.kind = u.kind AND i.value = u.value)",
-                (wanted,),
+                " (SELECT i.person_key FROM " + _IDENTIFIERS + " JOIN identity_identifiers i"
+                "  ON i.kind = u.kind AND i.value = u.value)",
+                (_identifiers_json(missing),),
             ).fetchall()
             for row in rows:
                 person = person_from_json(_json(row[0]))
@@ -109,9 +118,8 @@ class _Tx:
 
     def save(self, graph: IdentityGraph) -> None:
         conn = self._conn
-        gone = [person_key(k) for k in graph.removed]
         changed = [graph.persons[k] for k in sorted(graph.changed) if k in graph.persons]
-        if not gone and not changed:
+        if not graph.removed and not changed:
             return
         self.wrote = True
         for key in graph.removed:
@@ -119,45 +127,35 @@ class _Tx:
             self.dropped.update(old.identifiers if old is not None else (key,))
         for person in changed:
             self.staged.update((i, person) for i in person.identifiers)
-        # index rows to clear: only a person that was stored has any (one
-        # first built by this batch was not, or ``load`` would have found it)
-        stored = gone + [person_key(p.key) for p in changed if p.key in self._loaded]
+        # rows to clear first: only a person that was stored has any (one
+        # first built by this batch was not, or ``load`` would have found it),
+        # its index rows by their own key (it was loaded: its identifiers are
+        # known); then every changed person and its index rows are new rows,
+        # copied in (no upsert: nothing else can hold their keys or identifiers)
+        stored = [self._loaded[k] for k in graph.removed if k in self._loaded]
+        stored += [self._loaded[p.key] for p in changed if p.key in self._loaded]
         if stored:
             conn.execute(
-                "DELETE FROM identity_identifiers WHERE person_key = " + _ANY_KEY,
-                (orjson.dumps(stored).decode(),),
+                "DELETE FROM identity_identifiers i USING "
+                + _IDENTIFIERS
+                + " WHERE i.kind = u.kind AND i.value = u.value",
+                (_identifiers_json(i for p in stored for i in p.identifiers),),
             )
-        if gone:
             conn.execute(
                 "DELETE FROM identity_persons WHERE person_key = " + _ANY_KEY,
-                (orjson.dumps(gone).decode(),),
+                (_dumps([person_key(p.key) for p in stored]),),
             )
         if not changed:
             return
-        # one statement each, one JSON document in (not arrays, whose every
-        # element psycopg would quote): a batch changes thousands of persons
-        persons = [
-            {"k": person_key(p.key), "id": p.person_id, "s": person_to_json(p)} for p in changed
-        ]
-        conn.execute(
-            "INSERT INTO identity_persons (person_key, person_id, state)"
-            " SELECT x.k, x.id, x.s FROM json_to_recordset(%s::json) AS x(k text, id text, s json)"
-            " ON CONFLICT (person_key) DO UPDATE"
-            " SET person_id = EXCLUDED.person_id, state = EXCLUDED.state",
-            (orjson.dumps(persons).decode(),),
-        )
-        index = [
-            {"kind": i.kind, "value": i.value, "k": person_key(p.key)}
-            for p in changed
-            for i in p.identifiers
-        ]
-        conn.execute(
-            "INSERT INTO identity_identifiers (kind, value, person_key)"
-            " SELECT x.kind, x.value, x.k"
-            " FROM json_to_recordset(%s::json) AS x(kind text, value text, k text)"
-            " ON CONFLICT (kind, value) DO UPDATE SET person_key = EXCLUDED.person_key",
-            (orjson.dumps(index).decode(),),
-        )
+        cur = conn.cursor()
+        with cur.copy("COPY identity_persons (person_key, person_id, state) FROM STDIN") as copy:
+            for p in changed:
+                copy.write_row((person_key(p.key), p.person_id, _dumps(person_to_json(p))))
+        with cur.copy("COPY identity_identifiers (kind, value, person_key) FROM STDIN") as copy:
+            for p in changed:
+                named = person_key(p.key)
+                for i in p.identifiers:
+                    copy.write_row((i.kind, i.value, named))
 
     def append(self, stream: str, entries: Sequence[Entry], partitions: int) -> AppendResult | None:
         if not self._same:
@@ -241,7 +239,12 @@ class PostgresIdentityStore:
                     "SELECT person_key FROM identity_persons WHERE person_id = %s", (person_id,)
                 )
             ]
-            conn.execute("DELETE FROM identity_identifiers WHERE person_key = ANY(%s)", (keys,))
+            conn.execute(
+                "DELETE FROM identity_identifiers i USING identity_persons p, "
+                + _LINKS
+                + " WHERE p.person_id = %s AND i.kind = l->>0 AND i.value = l->>1",
+                (person_id,),
+            )
             conn.execute("DELETE FROM identity_persons WHERE person_key = ANY(%s)", (keys,))
             conn.execute("UPDATE identity_generation SET n = n + 1")
         self._cache.reset()
@@ -274,9 +277,9 @@ def _identifiers(conn: Conn, person_ids: Collection[str]) -> dict[str, frozenset
     if not person_ids:
         return {}
     rows = conn.execute(
-        "SELECT p.person_id, i.kind, i.value FROM identity_persons p"
-        " JOIN identity_identifiers i ON i.person_key = p.person_key"
-        " WHERE p.person_id = ANY(%s)",
+        "SELECT p.person_id, l->>0, l->>1 FROM identity_persons p, "
+        + _LINKS
+        + " WHERE p.person_id = ANY(%s)",
         (list(person_ids),),
     ).fetchall()
     found: dict[str, set[Identifier]] = {}
@@ -293,3 +296,11 @@ def _persons(conn: Conn, person_ids: Collection[str]) -> dict[str, Person]:
     ).fetchall()
     found = [person_from_json(_json(r[0])) for r in rows]
     return {p.person_id: p for p in found}
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _identifiers_json(identifiers: Iterable[Identifier]) -> str:
+    return _dumps([{"kind": i.kind, "value": i.value} for i in identifiers])
