@@ -9,6 +9,8 @@ append round trip are amortised.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from events.codec import CodecError, TouchpointCodec
@@ -92,6 +94,10 @@ class Publisher:
         """Each batch runs with the collector paused and what survives it
         frozen: the identity stage's cache of persons grows with every new
         device, and rescanning it cost a tenth of publishing on a long history."""
+        self._writer: ThreadPoolExecutor | None = None
+        """Set during ``publish_parsed``: where its batches are appended."""
+        self._appending: Future[None] | None = None
+        """The batch being appended there (one at a time)."""
 
     def publish_events(
         self,
@@ -152,10 +158,32 @@ class Publisher:
         report = PublishReport()
         self._known = {}
         try:
-            self._publish_parsed(items, source, on_progress, report)
+            with self._overlapped():
+                self._publish_parsed(items, source, on_progress, report)
         finally:
             self._known = {}
         return report
+
+    @contextmanager
+    def _overlapped(self) -> Iterator[None]:
+        """Append each batch on a thread of its own while the next one is
+        validated, sealed and encoded: an append mostly waits on the database
+        or the broker, and encoding no longer waits with it (publishing ran
+        15-21% faster, ``docs/performance.md``). One batch is in flight at a
+        time, in input order, each in its own transaction as before, so a
+        crash leaves the same state a one-thread publish would. Every append
+        has finished, or raised here, when the call returns; if the call
+        itself fails, the batch in flight still finishes first."""
+        with ThreadPoolExecutor(1, thread_name_prefix="engage-append") as writer:
+            self._writer = writer
+            try:
+                yield
+                self._settle()
+            finally:
+                self._writer = None
+                pending, self._appending = self._appending, None
+                if pending is not None:
+                    pending.exception()  # waited for; the error being raised wins
 
     def _publish_parsed(
         self,
@@ -225,14 +253,28 @@ class Publisher:
                 Entry(e.event_id, e.customer_id, payload, e.occurred_at, e.type)
                 for e, payload in zip(events, payloads, strict=True)
             ]
-            if self.router is None:
-                result = self.log.append(TOUCHPOINTS, entries)
+            if self._writer is None:
+                self._route(events, entries, report)
             else:
-                result = self.router.route(events, entries, self._append)
-            report.accepted += result.accepted
-            report.duplicates += len(result.duplicates)
-            room = PublishReport.KEEP - len(report.duplicate_ids)
-            report.duplicate_ids.extend(result.duplicates[: max(0, room)])
+                self._settle()  # the batch before must land first: input order
+                self._appending = self._writer.submit(self._route, events, entries, report)
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight; its error is raised here."""
+        pending, self._appending = self._appending, None
+        if pending is not None:
+            pending.result()
+
+    def _route(self, events: list[Touchpoint], entries: list[Entry], report: PublishReport) -> None:
+        """Append one encoded batch (keyed by person when routed) and count it."""
+        if self.router is None:
+            result = self.log.append(TOUCHPOINTS, entries)
+        else:
+            result = self.router.route(events, entries, self._append)
+        report.accepted += result.accepted
+        report.duplicates += len(result.duplicates)
+        room = PublishReport.KEEP - len(report.duplicate_ids)
+        report.duplicate_ids.extend(result.duplicates[: max(0, room)])
 
     def _append(self, entries: Sequence[Entry]) -> AppendResult:
         return self.log.append(TOUCHPOINTS, entries)
