@@ -49,8 +49,8 @@ _IDENTIFIERS: Final = "json_to_recordset(%s::json) AS u(kind text, value text)"
 
 _LINKS: Final = "json_array_elements(p.state->'links') AS l"
 """A stored person's links (``projections.identity_json``: kind and value
-first): its identifiers, read from the person (the index has no person column
-index: every write to it is by identifier)."""
+first): its identifiers, read from its own row. ``identity_identifiers`` has
+no index by person to find them with: every write to it is by identifier."""
 
 
 class _Cache:
