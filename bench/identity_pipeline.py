@@ -12,7 +12,7 @@ Then both logs are processed with the default rule pack, alternating, best
 of ``--rounds`` each; the processing of the mix includes re-deriving every
 merged person from the log.
 
-    python bench/identity_pipeline.py --events 200000 [--shapes short,long] [--rounds 2]
+    python bench/identity_pipeline.py --events 200000 [--shapes short,long] [--rounds 5]
 
 A third run takes the same mixed history through the engine with identity
 resolution off (every event keyed by its own id, so a device is a customer of
@@ -20,7 +20,9 @@ its own, as before identity): ``*_ratio_same_input`` is the cost of
 resolving identities on the same input, ``*_ratio`` the cost against the
 history without any identifiers (which also has fewer persons and fewer
 triggers: a device that buys anonymously is thanked as a person of its own
-until it is linked).
+until it is linked). ``*_ratio_same_input_paired`` is the median over rounds
+of the ratio within each round, whose runs are back to back: best over best
+swung by up to 0.1 between runs when the machine's speed drifted.
 
 Prints one JSON object. Runs against a fresh database: on the server named
 by ENGAGE_DATABASE_URL when set, otherwise on a throwaway embedded server.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -85,6 +88,12 @@ def _facts(dsn: str) -> dict[str, int]:
     }
 
 
+def _paired(rounds: dict[str, list[float]]) -> float:
+    """Median over rounds of identity / unresolved, each from one round."""
+    pairs = zip(rounds["identity"], rounds["off"], strict=True)
+    return round(statistics.median([i / o for i, o in pairs]), 3)
+
+
 def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dict[str, object]:
     lines, _ = history(shape, args.events)
     parsed = [parse_line(line, n) for n, line in enumerate(lines, 1)]
@@ -99,6 +108,7 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
     dsns = {label: create_database(admin, name) for label, name in names.items()}
     try:
         publish: dict[str, float] = {}
+        publish_rounds: dict[str, list[float]] = {"plain": [], "identity": [], "off": []}
         inputs = (("plain", plain), ("identity", mixed), ("off", mixed))
         for round_no in range(args.rounds):  # alternating, each into a fresh database
             for label, events in inputs:
@@ -109,16 +119,19 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
                     with Engine.open(Settings(dsn, Path(tmp), None, args.partitions)) as engine:
                         rate = _publish(engine, events, identity=label != "off")
                     publish[label] = max(publish.get(label, 0.0), rate)
+                    publish_rounds[label].append(rate)
                 finally:
                     if round_no:  # the first round's logs are the ones processed
                         drop_database(admin, name)
         rates: dict[str, float] = {}
+        process_rounds: dict[str, list[float]] = {"plain": [], "identity": [], "off": []}
         for round_no in range(args.rounds):
             for label in ("plain", "identity", "off"):
                 if round_no:
                     _restart(dsns[label])
                 rate = _process(dsns[label], tmp, args.partitions, args.batch_size)
                 rates[label] = max(rates.get(label, 0.0), rate)
+                process_rounds[label].append(rate)
         return {
             "shape": shape,
             "events": len(plain),
@@ -136,6 +149,10 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
             "process_events_per_s_mix_unresolved": round(rates["off"]),
             "publish_ratio_same_input": round(publish["identity"] / publish["off"], 3),
             "process_ratio_same_input": round(rates["identity"] / rates["off"], 3),
+            # the ratio within each round (its runs back to back), median over
+            # rounds: steadier than best over best when the machine drifts
+            "publish_ratio_same_input_paired": _paired(publish_rounds),
+            "process_ratio_same_input_paired": _paired(process_rounds),
             "rounds": args.rounds,
             **_facts(dsns["identity"]),
         }
@@ -146,7 +163,9 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
 
 def main() -> None:
     parser = shape_parser(__doc__)
-    parser.add_argument("--rounds", type=int, default=2, help="best of N, alternating")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="best of N, alternating (and the median paired ratio)"
+    )
     run_shapes(parser.parse_args(), run_shape)
 
 
