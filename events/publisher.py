@@ -226,39 +226,31 @@ class Publisher:
         report: PublishReport,
         origins: Sequence[Origin] | None = None,
     ) -> None:
+        """One batch, with the collector paused (``self._gc``)."""
+        count = len(events)
         with self._gc.paused():
-            self._flush_batch(events, rejections, source, report, origins)
-        self._gc.count(len(events))
-
-    def _flush_batch(
-        self,
-        events: list[Touchpoint],
-        rejections: list[Rejection],
-        source: str | None,
-        report: PublishReport,
-        origins: Sequence[Origin] | None = None,
-    ) -> None:
-        if events and self.keys is not None:
-            events, origins, refused = self._refuse_suppressed(events, origins, self.keys)
-            rejections = rejections + refused
-        if events:
-            events, payloads, failed = self._encode(events, origins)
-            rejections = rejections + failed
-        if rejections:
-            self.dead_letters.add([rejection_row(r, source) for r in rejections])
-            report.rejected += len(rejections)
-            room = PublishReport.KEEP - len(report.rejections)
-            report.rejections.extend(rejections[: max(0, room)])
-        if events:
-            entries = [
-                Entry(e.event_id, e.customer_id, payload, e.occurred_at, e.type)
-                for e, payload in zip(events, payloads, strict=True)
-            ]
-            if self._writer is None:
-                self._route(events, entries, report)
-            else:
-                self._settle()  # the batch before must land first: input order
-                self._appending = self._writer.submit(self._route, events, entries, report)
+            if events and self.keys is not None:
+                events, origins, refused = self._refuse_suppressed(events, origins, self.keys)
+                rejections = rejections + refused
+            if events:
+                events, payloads, failed = self._encode(events, origins)
+                rejections = rejections + failed
+            if rejections:
+                self.dead_letters.add([rejection_row(r, source) for r in rejections])
+                report.rejected += len(rejections)
+                room = PublishReport.KEEP - len(report.rejections)
+                report.rejections.extend(rejections[: max(0, room)])
+            if events:
+                entries = [
+                    Entry(e.event_id, e.customer_id, payload, e.occurred_at, e.type)
+                    for e, payload in zip(events, payloads, strict=True)
+                ]
+                if self._writer is None:
+                    self._route(events, entries, report)
+                else:
+                    self._settle()  # the batch before must land first: input order
+                    self._appending = self._writer.submit(self._route, events, entries, report)
+        self._gc.count(count)
 
     def _settle(self) -> None:
         """Wait for the batch in flight; its error is raised here."""
