@@ -94,6 +94,13 @@ class Evidence:
         return self.identifiers[0]
 
 
+def may_link(event: Touchpoint) -> bool:
+    """Only an event with an anonymous id, or an identify (its email), can
+    link anything: the rest carry one customer id, which names its own
+    person, and are skipped before any identity work."""
+    return event.anonymous_id is not None or event.type == "identify"
+
+
 def evidence_of(event: Touchpoint) -> Evidence | None:
     """The identity claim of a touchpoint, or None when it names no linkable
     id (every id blocked): then it stays its ``customer_id``'s own, as before

@@ -42,6 +42,7 @@ from events.identity import (
     IdentityLinked,
     IdentityUnlinked,
     evidence_of,
+    may_link,
 )
 from events.model import Micros, Touchpoint
 
@@ -484,7 +485,7 @@ def resolve(graph: IdentityGraph, event: Touchpoint) -> list[IdentityLinked]:
     is one customer id, which the fold ignores (``IdentityGraph._known``), so
     they are skipped before any work. The same result as
     ``graph.apply(evidence_of(event))``, faster."""
-    if event.anonymous_id is None and event.type != "identify":
+    if not may_link(event):
         return []
     evidence = evidence_of(event)
     return [] if evidence is None else graph.apply(evidence)

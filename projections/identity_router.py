@@ -46,6 +46,7 @@ from events.identity import (
     Identifier,
     IdentityUnlinked,
     evidence_of,
+    may_link,
 )
 from events.log import TOUCHPOINTS
 from events.model import Micros, Touchpoint
@@ -70,8 +71,7 @@ class IdentityRouter:
     ) -> AppendResult:
         """Append ``entries`` (one per event, keyed by customer id) keyed by
         person, with the identity records; ``accepted`` counts events only."""
-        # only events with an anonymous id or an identify can link anything
-        at = [i for i, e in enumerate(events) if e.anonymous_id is not None or e.type == "identify"]
+        at = [i for i, e in enumerate(events) if may_link(e)]
         if not at:
             return append(entries)
         with self.store.transaction() as tx:
