@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
-from typing import Final
 
 from events.identity import (
     ANONYMOUS_ID,
@@ -147,14 +146,6 @@ def _person(
 
 
 _by_identifier = attrgetter("identifier")
-_RANK: Final = {CUSTOMER_ID: 0, ANONYMOUS_ID: 1, EMAIL: 2}
-
-
-def _kind_rank(identifier: Identifier) -> int:
-    """``name_of``'s order of kinds, for identifiers of one kind each."""
-    return _RANK[identifier.kind]
-
-
 _in_time = attrgetter("at", "event_id")
 
 
@@ -267,13 +258,12 @@ class IdentityGraph:
         person-by-person joins (at most one identifier per kind, none
         unlinked: nothing to refuse). A person of one keeps no evidence."""
         at, event_id = evidence.at, evidence.event_id
-        ids = evidence.identifiers
-        if len(ids) == 1:
-            person = Person(ids[0], (Link(ids[0], event_id, at, at),))
-        else:  # as ``_person`` builds it: one evidence, one identifier per kind
-            links = tuple(sorted([Link(i, event_id, at, at) for i in ids], key=_by_identifier))
-            key = min(ids, key=_kind_rank)
-            person = Person(key, links, evidence=(evidence,))
+        links = [Link(i, event_id, at, at) for i in evidence.identifiers]
+        person = (
+            _person(links, evidence=[evidence])
+            if len(links) > 1
+            else Person(evidence.primary, tuple(links))
+        )
         self._put(person)
         return [
             IdentityLinked(person.person_id, i.kind, i.value, event_id, at)
