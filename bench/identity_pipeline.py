@@ -23,6 +23,10 @@ triggers: a device that buys anonymously is thanked as a person of its own
 until it is linked). ``*_ratio_same_input_paired`` is the median over rounds
 of the ratio within each round, whose runs are back to back: best over best
 swung by up to 0.1 between runs when the machine's speed drifted.
+``publish_cpu_s`` is this process's CPU per publish (all threads, median over
+rounds), and ``publish_cpu_ratio_same_input_paired`` the unresolved run's
+CPU over the identity run's: publishing with identity is CPU-bound, so this
+ratio is close to the rate's (``docs/performance.md``, fourth pass).
 
 Prints one JSON object. Runs against a fresh database: on the server named
 by ENGAGE_DATABASE_URL when set, otherwise on a throwaway embedded server.
@@ -49,9 +53,12 @@ from events.ingest import parse_line
 from events.model import Touchpoint
 
 
-def _publish(engine: Engine, events: list[Touchpoint], identity: bool = True) -> float:
+def _publish(
+    engine: Engine, events: list[Touchpoint], identity: bool = True
+) -> tuple[float, float]:
     """Events per second through the publish step, in its own batch size
-    (``events.publisher.BATCH``);
+    (``events.publisher.BATCH``), and the CPU seconds this process spent on
+    it (all threads: with the appends overlapped, the rate follows CPU);
     ``identity`` False: without its identity stage (every event keyed by its
     customer id, an anonymous-only one by its anonymous id: the engine
     before identity resolution)."""
@@ -59,11 +66,12 @@ def _publish(engine: Engine, events: list[Touchpoint], identity: bool = True) ->
     if not identity:
         publisher.router = None
     started = time.perf_counter()
+    cpu = time.process_time()
     # the path of ``engage publish`` after parsing: batches of BATCH, each
     # appended while the next is encoded
     report = publisher.publish_parsed(((n, e, "", 0) for n, e in enumerate(events, 1)), "bench")
     assert report.accepted == len(events), report
-    return len(events) / (time.perf_counter() - started)
+    return len(events) / (time.perf_counter() - started), time.process_time() - cpu
 
 
 def _process(dsn: str, tmp: str, partitions: int, batch_size: int | None) -> float:
@@ -109,6 +117,7 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
     try:
         publish: dict[str, float] = {}
         publish_rounds: dict[str, list[float]] = {"plain": [], "identity": [], "off": []}
+        publish_cpu: dict[str, list[float]] = {"plain": [], "identity": [], "off": []}
         inputs = (("plain", plain), ("identity", mixed), ("off", mixed))
         for round_no in range(args.rounds):  # alternating, each into a fresh database
             for label, events in inputs:
@@ -117,9 +126,10 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
                 try:
                     migrate(dsn, args.partitions)
                     with Engine.open(Settings(dsn, Path(tmp), None, args.partitions)) as engine:
-                        rate = _publish(engine, events, identity=label != "off")
+                        rate, cpu = _publish(engine, events, identity=label != "off")
                     publish[label] = max(publish.get(label, 0.0), rate)
                     publish_rounds[label].append(rate)
+                    publish_cpu[label].append(cpu)
                 finally:
                     if round_no:  # the first round's logs are the ones processed
                         drop_database(admin, name)
@@ -153,6 +163,13 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
             # rounds: steadier than best over best when the machine drifts
             "publish_ratio_same_input_paired": _paired(publish_rounds),
             "process_ratio_same_input_paired": _paired(process_rounds),
+            # this process's CPU seconds per publish (median over rounds):
+            # publishing with identity is CPU-bound (docs/performance.md,
+            # fourth pass), so its ratio is close to the paired rate ratio
+            "publish_cpu_s": {k: round(statistics.median(v), 2) for k, v in publish_cpu.items()},
+            "publish_cpu_ratio_same_input_paired": _paired(
+                {"identity": publish_cpu["off"], "off": publish_cpu["identity"]}
+            ),
             "rounds": args.rounds,
             **_facts(dsns["identity"]),
         }
