@@ -50,6 +50,13 @@ if TYPE_CHECKING:  # kafka-python loads only in Kafka mode: it slows every CLI s
 
 @dataclass
 class Engine:
+    """The composition root: the adapters every command and server uses.
+
+    One thread at a time: the adapters' connections (the keyring's, the
+    identity store's) are not shared safely between threads that publish or
+    read at once. A threaded caller opens one engine per thread, as the HTTP
+    server keeps a pool of them (``engage.http.pool``)."""
+
     settings: Settings
     dsn: str
     partitions: int
