@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,8 +51,19 @@ def _servers(pgdata: Path) -> list[psutil.Process]:
 
 
 def _handles(env: dict[str, str]) -> list[int]:
+    """The processes holding the embedded server (the wheel's handle list).
+    The wheel rewrites the file in place, so a read can land mid-write and
+    see it empty or cut: read again until it parses (a CI run once failed on
+    an empty read while ``engage serve`` was starting)."""
     path = Path(env["ENGAGE_HOME"]) / "pgdata" / ".handle_pids.json"
-    return [int(p) for p in json.loads(path.read_text())] if path.exists() else []
+    for _ in range(100):
+        if not path.exists():
+            return []
+        try:
+            return [int(p) for p in json.loads(path.read_text())]
+        except ValueError:  # mid-write
+            time.sleep(0.01)
+    raise AssertionError(f"{path} never held a JSON list: {path.read_text()!r}")
 
 
 def _engage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
