@@ -96,10 +96,9 @@ def _facts(dsn: str) -> dict[str, int]:
     }
 
 
-def _paired(rounds: dict[str, list[float]]) -> float:
-    """Median over rounds of identity / unresolved, each from one round."""
-    pairs = zip(rounds["identity"], rounds["off"], strict=True)
-    return round(statistics.median([i / o for i, o in pairs]), 3)
+def _paired(over: list[float], under: list[float]) -> float:
+    """Median over rounds of ``over / under``, both from the same round."""
+    return round(statistics.median([a / b for a, b in zip(over, under, strict=True)]), 3)
 
 
 def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dict[str, object]:
@@ -161,14 +160,18 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
             "process_ratio_same_input": round(rates["identity"] / rates["off"], 3),
             # the ratio within each round (its runs back to back), median over
             # rounds: steadier than best over best when the machine drifts
-            "publish_ratio_same_input_paired": _paired(publish_rounds),
-            "process_ratio_same_input_paired": _paired(process_rounds),
+            "publish_ratio_same_input_paired": _paired(
+                publish_rounds["identity"], publish_rounds["off"]
+            ),
+            "process_ratio_same_input_paired": _paired(
+                process_rounds["identity"], process_rounds["off"]
+            ),
             # this process's CPU seconds per publish (median over rounds):
             # publishing with identity is CPU-bound (docs/performance.md,
             # fourth pass), so its ratio is close to the paired rate ratio
             "publish_cpu_s": {k: round(statistics.median(v), 2) for k, v in publish_cpu.items()},
             "publish_cpu_ratio_same_input_paired": _paired(
-                {"identity": publish_cpu["off"], "off": publish_cpu["identity"]}
+                publish_cpu["off"], publish_cpu["identity"]
             ),
             "rounds": args.rounds,
             **_facts(dsns["identity"]),
