@@ -14,6 +14,7 @@ id": that is the only way the envelope can say it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -101,10 +102,14 @@ def may_link(event: Touchpoint) -> bool:
     return event.anonymous_id is not None or event.type == "identify"
 
 
-def evidence_of(event: Touchpoint) -> Evidence | None:
+def evidence_of(
+    event: Touchpoint, pseudonym: Callable[[str], str] | None = None
+) -> Evidence | None:
     """The identity claim of a touchpoint, or None when it names no linkable
     id (every id blocked): then it stays its ``customer_id``'s own, as before
-    identity resolution."""
+    identity resolution. ``pseudonym``: how the email (normalized first) is
+    named in the claim, where the claim is kept (the identity store keeps a
+    keyed pseudonym, never the address); by default the address itself."""
     found: list[Identifier] = []
     anonymous = event.anonymous_id
     if anonymous is None or event.customer_id != anonymous:
@@ -121,6 +126,8 @@ def evidence_of(event: Touchpoint) -> Evidence | None:
     if isinstance(email, str):
         linked = identifier(EMAIL, email)
         if linked is not None:
+            if pseudonym is not None:
+                linked = Identifier(EMAIL, pseudonym(linked.value))
             found.insert(1, linked)
     return Evidence(event.event_id, event.occurred_at, tuple(found))
 

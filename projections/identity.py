@@ -159,7 +159,7 @@ class IdentityGraph:
 
     shortcuts = True
     """Take the short paths for evidence whose identifiers are all new
-    (``_fresh``); off only in the property that checks they
+    (``add_new``); off only in the property that checks they
     build what the full fold builds."""
 
     def __init__(self, persons: Iterable[Person] = ()) -> None:
@@ -199,7 +199,7 @@ class IdentityGraph:
         if isinstance(fact, Evidence):
             if self._known(fact):
                 return []
-            if self.shortcuts and not any(i in self.owner for i in fact.identifiers):
+            if self.is_new(fact):
                 return self._fresh(fact)
         named = set(fact.identifiers if isinstance(fact, Evidence) else (fact.identifier,))
         if isinstance(fact, IdentityUnlinked):
@@ -251,20 +251,36 @@ class IdentityGraph:
             for e in person.evidence
         )
 
-    def _fresh(self, evidence: Evidence) -> list[IdentityLinked]:
-        """Identifiers none of which has a person yet (a new device; a
-        sign-up's customer id and email; a device's first purchase): one new
-        person of them all, as ``_evidence`` builds it, without its
+    def is_new(self, evidence: Evidence) -> bool:
+        """None of the evidence's identifiers has a person yet: ``add_new``
+        applies (``shortcuts`` off: never, so the full fold runs)."""
+        owner = self.owner
+        return self.shortcuts and not any(i in owner for i in evidence.identifiers)
+
+    def add_new(self, evidence: Evidence) -> Person:
+        """Fold evidence whose identifiers are all new (``is_new``: a new
+        device; a sign-up's customer id and email; a device's first purchase):
+        one new person of them all, as ``_evidence`` builds it, without its
         person-by-person joins (at most one identifier per kind, none
-        unlinked: nothing to refuse). A person of one keeps no evidence."""
-        at, event_id = evidence.at, evidence.event_id
-        links = [Link(i, event_id, at, at) for i in evidence.identifiers]
-        person = (
-            _person(links, evidence=[evidence])
-            if len(links) > 1
-            else Person(evidence.primary, tuple(links))
-        )
+        unlinked: nothing to refuse), named as ``name_of`` names it (a
+        customer id first: the sign-up's is, without asking). A person of one
+        keeps no evidence. Built directly, not through
+        ``_person``: most identity-bearing events at the publish step that
+        change anything are these, and they are its cost."""
+        at, event_id, ids = evidence.at, evidence.event_id, evidence.identifiers
+        if len(ids) == 1:
+            person = Person(ids[0], (Link(ids[0], event_id, at, at),))
+        else:
+            links = sorted((Link(i, event_id, at, at) for i in ids), key=_by_identifier)
+            key = ids[0] if ids[0].kind == CUSTOMER_ID else name_of(links)
+            person = Person(key, tuple(links), evidence=(evidence,))
         self._put(person)
+        return person
+
+    def _fresh(self, evidence: Evidence) -> list[IdentityLinked]:
+        """``add_new``, and a record for each of the new person's identifiers."""
+        at, event_id = evidence.at, evidence.event_id
+        person = self.add_new(evidence)
         return [
             IdentityLinked(person.person_id, i.kind, i.value, event_id, at)
             for i in person.identifiers

@@ -44,6 +44,7 @@ from events.identity import (
     REDERIVED_SOURCE,
     Evidence,
     Identifier,
+    IdentityLinked,
     IdentityUnlinked,
     evidence_of,
     may_link,
@@ -75,7 +76,8 @@ class IdentityRouter:
         if not at:
             return append(entries)
         with self.store.transaction() as tx:
-            found = {i: _pseudonymous(evidence_of(events[i]), tx.pseudonym) for i in at}
+            pseudonym = tx.pseudonym
+            found = {i: evidence_of(events[i], pseudonym) for i in at}
             named = {x for ev in found.values() if ev is not None for x in ev.identifiers}
             graph = IdentityGraph(tx.load(named))
             out: list[Entry] = []
@@ -134,17 +136,6 @@ class IdentityRouter:
         return append(entries) if result is None else result
 
 
-def _pseudonymous(evidence: Evidence | None, pseudonym: Pseudonym) -> Evidence | None:
-    """Evidence with its email (if any) as the store keeps it: a pseudonym."""
-    if evidence is None or not any(i.kind == EMAIL for i in evidence.identifiers):
-        return evidence
-    ids = tuple(
-        Identifier(EMAIL, pseudonym(i.value)) if i.kind == EMAIL else i
-        for i in evidence.identifiers
-    )
-    return Evidence(evidence.event_id, evidence.at, ids)
-
-
 def _identifier_of(person: Person, value: str, pseudonym: Pseudonym) -> Identifier:
     for identifier in person.identifiers:
         wanted = pseudonym(value) if identifier.kind == EMAIL else value
@@ -159,8 +150,19 @@ def _records(
 ) -> list[Entry]:
     """Fold one fact; the entries for what moved (see the module docstring).
     ``source``: set on the records (an unlink's re-derived sides say so)."""
-    if isinstance(fact, Evidence) and graph.knows(fact):
-        return []  # most evidence: nothing new
+    if isinstance(fact, Evidence):
+        if graph.knows(fact):
+            return []  # most evidence: nothing new
+        if graph.is_new(fact):
+            # the rest, mostly: a new device or sign-up. Nothing moved; a
+            # record only for an identifier that is not its person's name
+            new = graph.add_new(fact)
+            name = new.person_id
+            return [
+                identity_entry(IdentityLinked(name, i.kind, i.value, fact.event_id, fact.at))
+                for i in new.identifiers
+                if i.kind != EMAIL and i.value != name
+            ]
     named = fact.identifiers if isinstance(fact, Evidence) else (fact.identifier,)
     before: dict[Identifier, str] = {}
     for identifier in named:

@@ -23,6 +23,7 @@ from events.identity import Evidence, Identifier, IdentityFact, IdentityUnlinked
 from events.model import Touchpoint
 from projections.identity import IdentityGraph, Person, fold, resolve
 from projections.identity_json import person_from_json, person_to_json
+from projections.identity_router import _records
 
 KINDS = ("customer_id", "email", "anonymous_id")
 
@@ -154,6 +155,19 @@ def test_the_short_paths_build_what_the_full_fold_builds(facts: list[IdentityFac
         assert short.apply(fact) == full.apply(fact), fact
         assert short.persons == full.persons
         assert short.owner == full.owner
+
+
+@given(any_history())
+def test_the_publish_steps_short_path_writes_the_records_of_the_full_fold(
+    facts: list[IdentityFact],
+) -> None:
+    """The router answers evidence of new identifiers from ``add_new`` alone
+    (``identity_router._records``): the same entries on the log as folding
+    it in full, fact by fact."""
+    short, full = IdentityGraph(), _FullFold()
+    for fact in facts:
+        assert _records(short, fact) == _records(full, fact), fact
+        assert short.persons == full.persons
 
 
 @given(conflict_free(), st.randoms(use_true_random=False))
