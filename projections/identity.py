@@ -258,15 +258,11 @@ class IdentityGraph:
         return self.shortcuts and not any(i in owner for i in evidence.identifiers)
 
     def add_new(self, evidence: Evidence) -> Person:
-        """Fold evidence whose identifiers are all new (``is_new``: a new
-        device; a sign-up's customer id and email; a device's first purchase):
-        one new person of them all, as ``_evidence`` builds it, without its
-        person-by-person joins (at most one identifier per kind, none
-        unlinked: nothing to refuse), named as ``name_of`` names it (a
-        customer id first: the sign-up's is, without asking). A person of one
-        keeps no evidence. Built directly, not through
-        ``_person``: most identity-bearing events at the publish step that
-        change anything are these, and they are its cost."""
+        """Fold evidence whose identifiers are all new (``is_new``: a device,
+        a sign-up): one person of them all, as ``_evidence`` builds it (at most
+        one identifier per kind, none unlinked: nothing to refuse), named as
+        ``name_of`` names it. Built directly, not through ``_person``: at the
+        publish step, most evidence that changes anything is this."""
         at, event_id, ids = evidence.at, evidence.event_id, evidence.identifiers
         if len(ids) == 1:
             person = Person(ids[0], (Link(ids[0], event_id, at, at),))
@@ -279,11 +275,9 @@ class IdentityGraph:
 
     def _fresh(self, evidence: Evidence) -> list[IdentityLinked]:
         """``add_new``, and a record for each of the new person's identifiers."""
-        at, event_id = evidence.at, evidence.event_id
-        person = self.add_new(evidence)
+        person, at = self.add_new(evidence), evidence.at
         return [
-            IdentityLinked(person.person_id, i.kind, i.value, event_id, at)
-            for i in person.identifiers
+            IdentityLinked(person.person_id, *i, evidence.event_id, at) for i in person.identifiers
         ]
 
     def _evidence(self, evidence: Evidence) -> None:
