@@ -259,17 +259,14 @@ class IdentityGraph:
 
     def add_new(self, evidence: Evidence) -> Person:
         """Fold evidence whose identifiers are all new (``is_new``: a device,
-        a sign-up): one person of them all, as ``_evidence`` builds it (at most
-        one identifier per kind, none unlinked: nothing to refuse), named as
-        ``name_of`` names it. Built directly, not through ``_person``: at the
-        publish step, most evidence that changes anything is this."""
+        a sign-up): one person of them all, as ``_evidence`` builds it, without
+        its person-by-person joins (at most one identifier per kind, none
+        unlinked: nothing to refuse). A person of one keeps no evidence."""
         at, event_id, ids = evidence.at, evidence.event_id, evidence.identifiers
         if len(ids) == 1:
             person = Person(ids[0], (Link(ids[0], event_id, at, at),))
         else:
-            links = sorted((Link(i, event_id, at, at) for i in ids), key=_by_identifier)
-            key = ids[0] if ids[0].kind == CUSTOMER_ID else name_of(links)
-            person = Person(key, tuple(links), evidence=(evidence,))
+            person = _person([Link(i, event_id, at, at) for i in ids], evidence=[evidence])
         self._put(person)
         return person
 

@@ -154,14 +154,14 @@ def _records(
         if graph.knows(fact):
             return []  # most evidence: nothing new
         if graph.is_new(fact):
-            # the rest, mostly: a new device or sign-up. Nothing moved; a
-            # record only for an identifier that is not its person's name
+            # the rest, mostly: a new device or sign-up. Nothing was anyone's
+            # before, so no record is built for what is left off the log
             new = graph.add_new(fact)
             name = new.person_id
             return [
                 identity_entry(IdentityLinked(name, i.kind, i.value, fact.event_id, fact.at))
                 for i in new.identifiers
-                if i.kind != EMAIL and i.value != name
+                if _on_log(i, name, None)
             ]
     named = fact.identifiers if isinstance(fact, Evidence) else (fact.identifier,)
     before: dict[Identifier, str] = {}
@@ -176,13 +176,11 @@ def _records(
                         before.update((x, found.person_id) for x in found.identifiers)
     out: list[Entry] = []
     for record in graph.apply(fact):
-        if record.kind == EMAIL:
-            continue  # personal, never on the log in clear; and it keys no events
         was = before.get(record.identifier)
+        if not _on_log(record.identifier, record.person_id, was):
+            continue
         if source is not None:
             record = replace(record, source=source)
-        if was is None and record.kind != EMAIL and record.value == record.person_id:
-            continue  # a new identifier that is its own person: nothing moved
         entry = identity_entry(record)
         out.append(entry)
         if was is not None and was != record.person_id:
@@ -196,3 +194,13 @@ def _records(
                 )
             )
     return out
+
+
+def _on_log(identifier: Identifier, person_id: str, was: str | None) -> bool:
+    """Whether an identifier's link to ``person_id`` is written on the log
+    (``was``: its person before, None for a new one): never an email
+    (personal, never on the log in clear; it keys no events), nor a new
+    identifier that is its own person (nothing moved)."""
+    if identifier.kind == EMAIL:
+        return False
+    return was is not None or identifier.value != person_id
