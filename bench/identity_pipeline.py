@@ -28,6 +28,13 @@ rounds), and ``publish_cpu_ratio_same_input_paired`` the unresolved run's
 CPU over the identity run's: publishing with identity is CPU-bound, so this
 ratio is close to the rate's (``docs/performance.md``, fourth pass).
 
+With ``--from-lines`` every publish reads the history as JSON Lines through
+``Publisher.publish_lines``, parsing included, the path of ``engage publish``
+and of ``bench/pipeline.py`` (the mix as an SDK sends it: an anonymous-only
+line names no customer id); by default it starts from parsed touchpoints,
+which leaves the parsing out of both sides of each ratio (the stricter
+figure: the identity stage is a larger share of what is left).
+
 Prints one JSON object. Runs against a fresh database: on the server named
 by ENGAGE_DATABASE_URL when set, otherwise on a throwaway embedded server.
 """
@@ -48,13 +55,13 @@ from bench.support import database_name, run_shapes, shape_parser
 from engage.config import Settings
 from engage.database import connect, create_database, drop_database, migrate
 from engage.runtime import Engine
-from engage.synthetic.identities import with_identities
+from engage.synthetic.identities import with_identities, with_identities_lines
 from events.ingest import parse_line
 from events.model import Touchpoint
 
 
 def _publish(
-    engine: Engine, events: list[Touchpoint], identity: bool = True
+    engine: Engine, events: list[Touchpoint] | list[str], identity: bool = True
 ) -> tuple[float, float]:
     """Events per second through the publish step, in its own batch size
     (``events.publisher.BATCH``), and the CPU seconds this process spent on
@@ -67,9 +74,13 @@ def _publish(
         publisher.router = None
     started = time.perf_counter()
     cpu = time.process_time()
-    # the path of ``engage publish`` after parsing: batches of BATCH, each
-    # appended while the next is encoded
-    report = publisher.publish_parsed(((n, e, "", 0) for n, e in enumerate(events, 1)), "bench")
+    if events and isinstance(events[0], str):
+        report = publisher.publish_lines([str(line) for line in events], "bench")
+    else:
+        # the path of ``engage publish`` after parsing: batches of BATCH, each
+        # appended while the next is encoded
+        parsed = ((n, e, "", 0) for n, e in enumerate(events, 1) if isinstance(e, Touchpoint))
+        report = publisher.publish_parsed(parsed, "bench")
     assert report.accepted == len(events), report
     return len(events) / (time.perf_counter() - started), time.process_time() - cpu
 
@@ -106,6 +117,12 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
     parsed = [parse_line(line, n) for n, line in enumerate(lines, 1)]
     plain = [e for e in parsed if isinstance(e, Touchpoint)]
     mixed = with_identities(plain)
+    inputs: tuple[tuple[str, list[Touchpoint] | list[str]], ...]
+    if args.from_lines:
+        inputs = (("plain", lines), ("identity", with_identities_lines(lines)))
+        inputs += (("off", inputs[1][1]),)
+    else:
+        inputs = (("plain", plain), ("identity", mixed), ("off", mixed))
     del lines, parsed
     # the inputs live for the whole run: out of the collector's sight, as
     # ``history`` does with its lines, so a full collection does not rescan
@@ -117,7 +134,6 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
         publish: dict[str, float] = {}
         publish_rounds: dict[str, list[float]] = {"plain": [], "identity": [], "off": []}
         publish_cpu: dict[str, list[float]] = {"plain": [], "identity": [], "off": []}
-        inputs = (("plain", plain), ("identity", mixed), ("off", mixed))
         for round_no in range(args.rounds):  # alternating, each into a fresh database
             for label, events in inputs:
                 name = names[label] if not round_no else database_name()
@@ -174,6 +190,7 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
                 publish_cpu["off"], publish_cpu["identity"]
             ),
             "rounds": args.rounds,
+            "published_from": "json lines" if args.from_lines else "parsed touchpoints",
             **_facts(dsns["identity"]),
         }
     finally:
@@ -185,6 +202,11 @@ def main() -> None:
     parser = shape_parser(__doc__)
     parser.add_argument(
         "--rounds", type=int, default=5, help="best of N, alternating (and the median paired ratio)"
+    )
+    parser.add_argument(
+        "--from-lines",
+        action="store_true",
+        help="publish from JSON Lines, parsing included (the path of engage publish)",
     )
     run_shapes(parser.parse_args(), run_shape)
 

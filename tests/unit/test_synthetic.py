@@ -491,3 +491,24 @@ def test_email_campaigns_have_plausible_open_and_click_rates(
     clicked = sum(1 for ev in events if ev["type"] == "email_clicked")
     assert 0.15 < opened / sent < 0.5
     assert 0.005 < clicked / sent < opened / sent
+
+
+def test_the_identity_mix_as_lines_parses_to_the_mix_as_touchpoints() -> None:
+    """``bench/identity_pipeline.py --from-lines`` publishes the mix as JSON
+    Lines: it must be the very history the touchpoint mix is, event for event."""
+    from engage.synthetic.identities import with_identities, with_identities_lines
+    from events.ingest import parse_line
+    from events.model import Touchpoint
+
+    lines = list(itertools.islice(generate_lines(SMALL), 3000))
+    plain = [parse_line(line, n) for n, line in enumerate(lines, 1)]
+    assert all(isinstance(e, Touchpoint) for e in plain)
+    expected = with_identities([e for e in plain if isinstance(e, Touchpoint)], anonymous=0.3)
+    mixed = with_identities_lines(lines, anonymous=0.3)
+    got = [parse_line(line, n) for n, line in enumerate(mixed, 1)]
+    assert got == expected
+    anonymous_only = [e for e in expected if e.anonymous_id == e.customer_id]
+    assert 600 < len(anonymous_only) < 1200  # the draws did mix, about 29% of 3000
+    assert any(
+        '"customer_id"' not in line for line in mixed
+    )  # sent as an SDK sends a device: no customer id at all
