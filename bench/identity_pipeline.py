@@ -47,6 +47,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -75,12 +76,12 @@ def _publish(
     started = time.perf_counter()
     cpu = time.process_time()
     if events and isinstance(events[0], str):
-        report = publisher.publish_lines([str(line) for line in events], "bench")
+        report = publisher.publish_lines(events, "bench")
     else:
         # the path of ``engage publish`` after parsing: batches of BATCH, each
         # appended while the next is encoded
-        parsed = ((n, e, "", 0) for n, e in enumerate(events, 1) if isinstance(e, Touchpoint))
-        report = publisher.publish_parsed(parsed, "bench")
+        parsed = cast(list[Touchpoint], events)
+        report = publisher.publish_parsed(((n, e, "", 0) for n, e in enumerate(parsed, 1)), "bench")
     assert report.accepted == len(events), report
     return len(events) / (time.perf_counter() - started), time.process_time() - cpu
 
@@ -119,8 +120,8 @@ def run_shape(admin: str, tmp: str, shape: str, args: argparse.Namespace) -> dic
     mixed = with_identities(plain)
     inputs: tuple[tuple[str, list[Touchpoint] | list[str]], ...]
     if args.from_lines:
-        inputs = (("plain", lines), ("identity", with_identities_lines(lines)))
-        inputs += (("off", inputs[1][1]),)
+        mixed_lines = with_identities_lines(lines)
+        inputs = (("plain", lines), ("identity", mixed_lines), ("off", mixed_lines))
     else:
         inputs = (("plain", plain), ("identity", mixed), ("off", mixed))
     del lines, parsed

@@ -12,25 +12,35 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import orjson
 
 from events.model import Touchpoint
 
+T = TypeVar("T")
 
-def _draws(
-    count: int, seed: int, anonymous: float, linking: float
-) -> Iterator[tuple[int, bool] | None]:
-    """Per event: None (left as it is), or (its device number, whether the
-    event keeps its customer id and so links the device to it)."""
+
+def _mix(
+    items: Sequence[T],
+    seed: int,
+    anonymous: float,
+    linking: float,
+    with_device: Callable[[T, int, bool], T],
+) -> list[T]:
+    """The draws both forms share: ``anonymous`` of the items get
+    ``with_device(item, device number, links)``, where ``links`` (``linking``
+    of all items) says the item keeps its customer id beside the device id."""
     rng = random.Random(seed)
-    for _ in range(count):
+    out = []
+    for item in items:
         draw = rng.random()
         if draw >= anonymous:
-            yield None
+            out.append(item)
         else:
-            yield rng.randrange(2), draw < linking
+            out.append(with_device(item, rng.randrange(2), draw < linking))
+    return out
 
 
 def with_identities(
@@ -38,18 +48,15 @@ def with_identities(
 ) -> list[Touchpoint]:
     """``anonymous`` of the events with a device id (two devices per
     customer), ``linking`` of them (of all events) with both ids."""
-    out = []
-    for event, drawn in zip(events, _draws(len(events), seed, anonymous, linking), strict=True):
-        if drawn is None:
-            out.append(event)
-            continue
-        number, links = drawn
-        device = f"{event.customer_id}.dev{number}"
-        if links:  # both ids: links the device to the customer
-            out.append(dataclasses.replace(event, anonymous_id=device))
-        else:  # anonymous only: the envelope keeps the device id as customer_id
-            out.append(dataclasses.replace(event, customer_id=device, anonymous_id=device))
-    return out
+    return _mix(events, seed, anonymous, linking, _touchpoint_with_device)
+
+
+def _touchpoint_with_device(event: Touchpoint, number: int, links: bool) -> Touchpoint:
+    device = f"{event.customer_id}.dev{number}"
+    if links:  # both ids: links the device to the customer
+        return dataclasses.replace(event, anonymous_id=device)
+    # anonymous only: the envelope keeps the device id as customer_id
+    return dataclasses.replace(event, customer_id=device, anonymous_id=device)
 
 
 def with_identities_lines(
@@ -57,15 +64,12 @@ def with_identities_lines(
 ) -> list[str]:
     """The same mix as ``with_identities`` on JSON Lines: an anonymous-only
     line names no ``customer_id`` at all, as an SDK sends it."""
-    out = []
-    for line, drawn in zip(lines, _draws(len(lines), seed, anonymous, linking), strict=True):
-        if drawn is None:
-            out.append(line)
-            continue
-        number, links = drawn
-        event = orjson.loads(line)
-        event["anonymous_id"] = f"{event['customer_id']}.dev{number}"
-        if not links:
-            del event["customer_id"]
-        out.append(orjson.dumps(event).decode())
-    return out
+    return _mix(lines, seed, anonymous, linking, _line_with_device)
+
+
+def _line_with_device(line: str, number: int, links: bool) -> str:
+    event = orjson.loads(line)
+    event["anonymous_id"] = f"{event['customer_id']}.dev{number}"
+    if not links:
+        del event["customer_id"]
+    return orjson.dumps(event).decode()
